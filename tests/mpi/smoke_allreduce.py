@@ -1,0 +1,9 @@
+"""Launched with mpiexec: every rank checks ChainerMN's naive communicator sums."""
+import numpy as np
+import chainermn
+
+comm = chainermn.create_communicator('naive')
+x = np.full(4, comm.rank + 1, dtype=np.float32)
+total = comm.allreduce(x)
+expected = sum(range(1, comm.size + 1))
+assert np.all(total == expected), (comm.rank, total, expected)
