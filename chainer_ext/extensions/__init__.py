@@ -1,0 +1,1 @@
+"""Chainer ``Extension`` classes of the reproduction (schedules, BN statistics)."""
