@@ -1,0 +1,90 @@
+"""What a run was: configuration, world, versions and hardware (``config.json``).
+
+Comparing a run with the paper (Table 1, Section 4) needs the scale it ran
+at: workers, total batch, devices and nodes. This module gathers those facts
+on every rank and writes them once, from rank 0.
+"""
+import datetime
+import json
+import os
+import platform
+import socket
+import sys
+
+import numpy
+
+import chainer
+
+
+def _cpu_model():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_name(device_id):
+    try:
+        import cupy
+        props = cupy.cuda.runtime.getDeviceProperties(device_id)
+        name = props['name']
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:
+        return None
+
+
+def versions():
+    out = {'python': platform.python_version(), 'chainer': chainer.__version__,
+           'numpy': numpy.__version__}
+    try:
+        import mpi4py
+        from mpi4py import MPI
+        out['mpi4py'] = mpi4py.__version__
+        out['mpi'] = MPI.Get_library_version().strip().splitlines()[0]
+    except Exception:
+        out['mpi4py'] = out['mpi'] = None
+    try:
+        import cupy
+        out['cupy'] = cupy.__version__
+    except Exception:
+        out['cupy'] = None
+    return out
+
+
+def gather_run_info(args, comm, device, extra=None):
+    """Collect ``config.json``'s content; collective over ``comm``."""
+    hostname = socket.gethostname()
+    hosts = comm.mpi_comm.allgather(hostname) if comm is not None else [hostname]
+    world = comm.size if comm is not None else 1
+    gpu = _gpu_name(device) if device is not None and device >= 0 else None
+    info = {
+        'args': {k: v for k, v in sorted(vars(args).items())},
+        'world_size': world,
+        'total_batch': world * args.batchsize,
+        'device': 'cuda' if gpu is not None else 'cpu',
+        'hardware': {
+            'hostname': hostname,
+            'hosts': sorted(set(hosts)),
+            'nodes': len(set(hosts)),
+            'cpu_model': _cpu_model(),
+            'cpu_count': os.cpu_count(),
+            'gpu_name': gpu,
+        },
+        'versions': versions(),
+        'command': ' '.join([os.path.basename(sys.executable)] + sys.argv),
+        'start_time': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+    info.update(extra or {})
+    return info
+
+
+def write_json_atomic(path, obj):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+        f.write('\n')
+    os.replace(tmp, path)
