@@ -1,0 +1,197 @@
+"""Schedules of Akiba et al. (2017), Appendix A.1 (alpha_SGD) and A.2 (learning rates),
+checked against the numbers written in the paper / EQUATIONS.md."""
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from chainer_ext.schedules import compressed_beta
+from chainer_ext.schedules import elu_alpha_sgd
+from chainer_ext.schedules import eta_base
+from chainer_ext.schedules import goyal_lr
+from chainer_ext.schedules import slow_start_lr
+
+BEFORE = 1e-9      # "just before" a boundary
+
+
+# ---------------------------------------------------------------- eta_base (A.2)
+
+def test_eta_base_paper_value():
+    assert eta_base(1024 * 32) == pytest.approx(12.8, rel=1e-15)
+    assert eta_base(256) == pytest.approx(0.1)
+    assert eta_base(8192) == pytest.approx(3.2)        # Goyal et al.'s 8k batch
+
+
+@pytest.mark.parametrize('bad', [0, -256, float('nan')])
+def test_eta_base_rejects(bad):
+    with pytest.raises(ValueError, match='total_batch={!r}'.format(bad)):
+        eta_base(bad)
+
+
+# ---------------------------------------------------------------- alpha_SGD (A.1)
+
+def test_alpha_sgd_at_epoch_zero_is_half_e_minus_4():
+    assert elu_alpha_sgd(0.0) == pytest.approx(0.5 * math.exp(-4), rel=1e-15)
+    assert elu_alpha_sgd(0.0) == pytest.approx(0.00916, abs=5e-6)
+
+
+def test_alpha_sgd_half_at_center_and_one_from_center_plus_half_period():
+    assert elu_alpha_sgd(10.0) == 0.5
+    assert elu_alpha_sgd(10.0 - BEFORE) == pytest.approx(0.5, abs=1e-9)
+    assert elu_alpha_sgd(12.5 - BEFORE) == pytest.approx(1.0, abs=1e-9)
+    assert elu_alpha_sgd(12.5 - BEFORE) < 1.0
+    assert elu_alpha_sgd(12.5) == 1.0
+    assert elu_alpha_sgd(30.0) == 1.0
+    assert elu_alpha_sgd(90.0) == 1.0
+
+
+def test_alpha_sgd_pieces():
+    # exponential part: 0.5 exp(2 (e - 10) / 5); linear part: 0.5 + (e - 10) / 5
+    assert elu_alpha_sgd(5.0) == pytest.approx(0.5 * math.exp(-2))
+    assert elu_alpha_sgd(7.5) == pytest.approx(0.5 * math.exp(-1))
+    assert elu_alpha_sgd(11.0) == pytest.approx(0.7)
+    assert elu_alpha_sgd(12.0) == pytest.approx(0.9)
+
+
+def test_alpha_sgd_value_and_slope_continuous_at_center():
+    h = 1e-6
+    c = 10.0
+    left_slope = (elu_alpha_sgd(c) - elu_alpha_sgd(c - h)) / h
+    right_slope = (elu_alpha_sgd(c + h) - elu_alpha_sgd(c)) / h
+    assert left_slope == pytest.approx(1 / 5, rel=1e-5)
+    assert right_slope == pytest.approx(1 / 5, rel=1e-9)
+    assert abs(elu_alpha_sgd(c - h) - elu_alpha_sgd(c + h)) < 3 * h
+
+
+def test_alpha_sgd_other_betas():
+    assert elu_alpha_sgd(2.0, beta_center=2, beta_period=1) == 0.5
+    assert elu_alpha_sgd(0.0, beta_center=2, beta_period=1) == pytest.approx(
+        0.5 * math.exp(-4))
+    assert elu_alpha_sgd(2.5, beta_center=2, beta_period=1) == 1.0
+    assert elu_alpha_sgd(0.0, beta_center=0, beta_period=1) == 0.5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=0, max_value=200), st.floats(min_value=0, max_value=200))
+def test_alpha_sgd_monotone_in_0_1(e1, e2):
+    lo, hi = sorted((e1, e2))
+    a, b = elu_alpha_sgd(lo), elu_alpha_sgd(hi)
+    assert 0 < a <= b <= 1
+
+
+@pytest.mark.parametrize('kwargs, name', [
+    (dict(epoch=-1e-9), 'epoch'), (dict(epoch=float('nan')), 'epoch'),
+    (dict(epoch=1.0, beta_period=0), 'beta_period'),
+    (dict(epoch=1.0, beta_period=-5), 'beta_period'),
+    (dict(epoch=1.0, beta_center=-1), 'beta_center'),
+])
+def test_alpha_sgd_rejects(kwargs, name):
+    with pytest.raises(ValueError, match='{}='.format(name)):
+        elu_alpha_sgd(**kwargs)
+
+
+# ---------------------------------------------------------------- slow start (A.2)
+
+@pytest.mark.parametrize('epoch, factor', [
+    (0.0, 0.5), (39.5, 0.5), (40 - BEFORE, 0.5),
+    (40.0, 0.075), (69.0, 0.075), (70 - BEFORE, 0.075),
+    (70.0, 0.01), (85 - BEFORE, 0.01),
+    (85.0, 0.001), (89.99, 0.001), (90.0, 0.001), (95.0, 0.001),
+])
+def test_slow_start_table(epoch, factor):
+    assert slow_start_lr(epoch, 12.8) == pytest.approx(factor * 12.8, rel=1e-15)
+
+
+def test_slow_start_compressed_to_18_epochs():
+    # boundaries 40/70/85 of 90 -> 8/14/17 of 18
+    for e, factor in [(0, 0.5), (8 - BEFORE, 0.5), (8, 0.075), (14 - BEFORE, 0.075),
+                      (14, 0.01), (17 - BEFORE, 0.01), (17, 0.001), (18, 0.001)]:
+        assert slow_start_lr(e, 2.0, total_epochs=18) == pytest.approx(factor * 2.0), e
+
+
+@pytest.mark.parametrize('kwargs, name', [
+    (dict(epoch=-1, eta_base=1), 'epoch'),
+    (dict(epoch=1, eta_base=0), 'eta_base'), (dict(epoch=1, eta_base=-1), 'eta_base'),
+    (dict(epoch=1, eta_base=1, total_epochs=0), 'total_epochs'),
+    (dict(epoch=1, eta_base=1, total_epochs=-90), 'total_epochs'),
+])
+def test_slow_start_rejects(kwargs, name):
+    with pytest.raises(ValueError, match='{}='.format(name)):
+        slow_start_lr(**kwargs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(min_value=0, max_value=100), st.floats(min_value=0, max_value=100),
+       st.floats(min_value=1, max_value=200))
+def test_slow_start_non_increasing(e1, e2, total):
+    lo, hi = sorted((e1, e2))
+    assert slow_start_lr(lo, 1.0, total) >= slow_start_lr(hi, 1.0, total)
+
+
+# ---------------------------------------------------------------- Goyal et al. (A.2)
+
+@pytest.mark.parametrize('epoch, factor', [
+    (5.0, 1.0), (30 - BEFORE, 1.0), (30.0, 0.1), (60 - BEFORE, 0.1),
+    (60.0, 0.01), (80 - BEFORE, 0.01), (80.0, 0.001), (90.0, 0.001),
+])
+def test_goyal_table(epoch, factor):
+    assert goyal_lr(epoch, 12.8) == pytest.approx(factor * 12.8, rel=1e-15)
+
+
+def test_goyal_linear_warmup_from_0_1_to_eta_base_over_5_epochs():
+    eb = 12.8
+    assert goyal_lr(0.0, eb) == pytest.approx(0.1)
+    assert goyal_lr(2.5, eb) == pytest.approx((0.1 + 12.8) / 2)
+    assert goyal_lr(1.0, eb) == pytest.approx(0.1 + (12.8 - 0.1) / 5)
+    assert goyal_lr(5 - BEFORE, eb) == pytest.approx(12.8, abs=1e-7)
+    assert goyal_lr(5.0, eb) == 12.8
+
+
+def test_goyal_no_warmup_for_small_batches_or_when_disabled():
+    assert goyal_lr(0.0, 0.1) == pytest.approx(0.1)
+    assert goyal_lr(0.0, 0.05) == pytest.approx(0.05)
+    assert goyal_lr(0.0, 12.8, warmup_epochs=0) == 12.8
+    assert goyal_lr(1.0, 12.8, warmup_epochs=0) == 12.8
+
+
+def test_goyal_compressed_to_18_epochs():
+    # boundaries 30/60/80 of 90 -> 6/12/16 of 18; 5-epoch warm-up -> 1 epoch
+    eb = 3.2
+    assert goyal_lr(0.5, eb, total_epochs=18) == pytest.approx(0.1 + (eb - 0.1) * 0.5)
+    assert goyal_lr(1.0, eb, total_epochs=18) == eb
+    for e, factor in [(6 - BEFORE, 1.0), (6, 0.1), (12 - BEFORE, 0.1), (12, 0.01),
+                      (16 - BEFORE, 0.01), (16, 0.001)]:
+        assert goyal_lr(e, eb, total_epochs=18) == pytest.approx(factor * eb), e
+
+
+@pytest.mark.parametrize('kwargs, name', [
+    (dict(epoch=-0.5, eta_base=1), 'epoch'),
+    (dict(epoch=1, eta_base=0), 'eta_base'),
+    (dict(epoch=1, eta_base=1, total_epochs=0), 'total_epochs'),
+    (dict(epoch=1, eta_base=1, warmup_epochs=-1), 'warmup_epochs'),
+    (dict(epoch=1, eta_base=1, warmup_epochs=31), 'warmup_epochs'),
+])
+def test_goyal_rejects(kwargs, name):
+    with pytest.raises(ValueError, match='{}='.format(name)):
+        goyal_lr(**kwargs)
+
+
+# ---------------------------------------------------------------- compression
+
+def test_compressed_beta():
+    assert compressed_beta(90) == (10, 5)
+    assert compressed_beta(18) == (2, 1)
+    c, p = compressed_beta(9)
+    assert (c, p) == pytest.approx((1.0, 0.5))
+    # the compressed transition is the 90-epoch one with time scaled by 18/90
+    for e in (0.0, 1.0, 2.0, 2.2, 2.5, 3.0):
+        assert elu_alpha_sgd(e, *compressed_beta(18)) == pytest.approx(
+            elu_alpha_sgd(e * 90 / 18))
+
+
+@pytest.mark.parametrize('bad', [0, -18, float('nan')])
+def test_compressed_beta_rejects(bad):
+    with pytest.raises(ValueError, match='total_epochs='):
+        compressed_beta(bad)
