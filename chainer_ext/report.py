@@ -1,0 +1,870 @@
+"""Compare training runs with Akiba, Suzuki & Fukuda (2017).
+
+    python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR]
+                                 [--label NAME ...] [--bench BENCH.json]
+
+Each RESULT_DIR is the ``--out`` folder of ``train_imagenet.py``; the report
+needs its ``log`` (Chainer LogReport JSON) and ``config.json``.  It writes into
+``--out`` (default: the first RESULT_DIR):
+
+* ``report.md``: the paper's Table 1 with every row plus one row per run; the
+  paper's headline numbers against each run's, with the run's scale stated
+  plainly; the learning rate and alpha_SGD the run logged against the paper's
+  definitions recomputed with :mod:`chainer_ext.schedules` (max deviation);
+  a side-by-side table when several runs are given; the cost model's
+  prediction for the paper's set-up (labelled MODELLED).
+* ``report.json``: the same numbers, machine-readable.
+* ``report_loss.png``, ``report_accuracy.png``, ``report_schedule.png``,
+  ``report_scaling.png`` (named so as not to overwrite the training script's
+  own ``loss.png`` etc.).
+
+The paper's figures come from :mod:`chainer_ext.paper_numbers` only.  A missing
+or unreadable ``log``/``config.json`` raises :class:`ReportError` naming the file
+(the command prints it and exits with status 2); missing optional keys show as
+"n/a".
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+from chainer_ext import paper_numbers as paper
+
+#: Files written into the output folder.
+REPORT_MD = 'report.md'
+REPORT_JSON = 'report.json'
+PLOTS = {
+    'loss': 'report_loss.png',
+    'accuracy': 'report_accuracy.png',
+    'schedule': 'report_schedule.png',
+    'scaling': 'report_scaling.png',
+}
+#: Benchmark files picked up from a result folder when --bench is not given.
+BENCH_NAMES = ('bench.json', 'benchmark.json')
+#: Below this the logged schedule is reported as matching the definition.
+MATCH_TOLERANCE = 1e-6
+#: Updates per log interval evaluated exactly; longer intervals are sampled.
+_MAX_POINTS_PER_INTERVAL = 4000
+
+NA = 'n/a'
+
+
+class ReportError(Exception):
+    """A result folder cannot be read (the message names the file)."""
+
+
+# ---------------------------------------------------------------------------
+# Reading result folders
+# ---------------------------------------------------------------------------
+
+def _read_json(path, what):
+    if not os.path.exists(path):
+        raise ReportError('{}: file not found (expected {})'.format(path, what))
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportError('{}: cannot read ({})'.format(path, e))
+    except ValueError as e:
+        raise ReportError('{}: not valid JSON ({}); expected {}'.format(path, e, what))
+
+
+def load_run(path, label=None):
+    """Read one result folder: ``{'path', 'label', 'log', 'config'}``.
+
+    Raises :class:`ReportError` when the folder, its ``log`` or its
+    ``config.json`` is missing or malformed.
+    """
+    if not os.path.isdir(path):
+        raise ReportError('{}: not a folder (expected the --out folder of '
+                          'train_imagenet.py)'.format(path))
+    log_path = os.path.join(path, 'log')
+    log = _read_json(log_path, "the Chainer LogReport written by train_imagenet.py: "
+                               "a JSON list with one dict per epoch")
+    if not isinstance(log, list) or not all(isinstance(e, dict) for e in log):
+        raise ReportError('{}: expected a JSON list of dicts (one per epoch), got {}'
+                          .format(log_path, type(log).__name__))
+    if not log:
+        raise ReportError('{}: the log is empty (no epoch finished yet?)'.format(log_path))
+    if not any('iteration' in e or 'epoch' in e for e in log):
+        raise ReportError('{}: no entry has "epoch" or "iteration"; is this a '
+                          'LogReport file?'.format(log_path))
+    cfg_path = os.path.join(path, 'config.json')
+    config = _read_json(cfg_path, 'the run description written by train_imagenet.py')
+    if not isinstance(config, dict):
+        raise ReportError('{}: expected a JSON object, got {}'.format(
+            cfg_path, type(config).__name__))
+    if label is None:
+        label = os.path.basename(os.path.normpath(os.path.abspath(path)))
+    return {'path': path, 'label': label, 'log': log, 'config': config}
+
+
+def _num(x):
+    """float(x), or None for missing/null/non-numeric/non-finite values."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _last(log, key):
+    for e in reversed(log):
+        v = _num(e.get(key))
+        if v is not None:
+            return v
+    return None
+
+
+def _series(log, key, x='epoch'):
+    xs, ys = [], []
+    for e in log:
+        xv, yv = _num(e.get(x)), _num(e.get(key))
+        if xv is not None and yv is not None:
+            xs.append(xv)
+            ys.append(yv)
+    return xs, ys
+
+
+def summarize(run):
+    """Derived facts of one run (None where the folder does not say)."""
+    cfg, log = run['config'], run['log']
+    args = cfg.get('args') or {}
+    hw = cfg.get('hardware') or {}
+    ver = cfg.get('versions') or {}
+    world = cfg.get('world_size')
+    b_local = args.get('batchsize')
+    total = cfg.get('total_batch')
+    if total is None and world is not None and b_local is not None:
+        total = world * b_local
+    if b_local is None and total is not None and world:
+        b_local = total // world
+    time_s = _last(log, 'elapsed_time')
+    iters = _last(log, 'iteration')
+    top1 = _last(log, 'validation/main/accuracy')
+    vals = [v for v in (_num(e.get('validation/main/accuracy')) for e in log)
+            if v is not None]
+    device = cfg.get('device')
+    gpu = hw.get('gpu_name')
+    if device == 'cuda' or gpu:
+        hardware = '{} x {}'.format(gpu or 'GPU', world if world is not None else NA)
+        unit = 'GPU'
+    else:
+        hardware = '{} x {} ranks'.format(hw.get('cpu_model') or 'CPU',
+                                          world if world is not None else NA)
+        unit = 'CPU'
+    if hw.get('nodes') is not None:
+        hardware += ' ({} node{})'.format(hw['nodes'], '' if hw['nodes'] == 1 else 's')
+    if args.get('demo'):
+        data = 'the built-in digits demo'
+    elif args.get('synthetic'):
+        data = 'synthetic random images'
+    elif args.get('train'):
+        data = 'list {}'.format(os.path.basename(str(args['train'])))
+    else:
+        data = None
+    per_worker_rate = None
+    if time_s and iters and b_local:
+        per_worker_rate = iters * b_local / time_s
+    return {
+        'label': run['label'], 'path': run['path'],
+        'world_size': world, 'nodes': hw.get('nodes'), 'unit': unit,
+        'device': device, 'hardware': hardware,
+        'software': 'Chainer {}'.format(ver['chainer']) if ver.get('chainer') else NA,
+        'communicator': cfg.get('communicator') or args.get('communicator'),
+        'allreduce_dtype': args.get('allreduce_dtype'),
+        'batch_per_worker': b_local, 'total_batch': total,
+        'eta_base': _num(cfg.get('eta_base')),
+        'arch': args.get('arch'), 'insize': args.get('insize'),
+        'optimizer': args.get('optimizer'),
+        'bn_moving_average': args.get('bn_moving_average'),
+        'epochs_planned': args.get('epoch'), 'epochs_done': _last(log, 'epoch'),
+        'max_iterations': args.get('max_iterations') or None,
+        'iterations': iters, 'time_s': time_s,
+        'time_per_iteration_s': (time_s / iters) if time_s and iters else None,
+        'per_worker_images_per_s': per_worker_rate,
+        'top1_percent': None if top1 is None else 100.0 * top1,
+        'best_top1_percent': 100.0 * max(vals) if vals else None,
+        'train_loss': _last(log, 'main/loss'),
+        'train_top1_percent': (None if _last(log, 'main/accuracy') is None
+                               else 100.0 * _last(log, 'main/accuracy')),
+        'val_loss': _last(log, 'validation/main/loss'),
+        'data': data, 'n_train': cfg.get('n_train'), 'n_val': cfg.get('n_val'),
+        'n_class': cfg.get('n_class'),
+        'seed': args.get('seed'),
+        'start_time': cfg.get('start_time'),
+        'versions': ver,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Schedules: what the run logged against the paper's definitions
+# ---------------------------------------------------------------------------
+
+def _schedules():
+    try:
+        from chainer_ext import schedules
+    except ImportError as e:                       # pragma: no cover
+        return None, 'chainer_ext.schedules cannot be imported ({})'.format(e)
+    return schedules, None
+
+
+def _schedule_functions(s, schedules):
+    """(lr_fn, alpha_fn or None, description) for a run's optimizer."""
+    total_batch, epochs = s['total_batch'], s['epochs_planned']
+    if not total_batch or not epochs:
+        return None, None, 'total batch or --epoch unknown'
+    eb = schedules.eta_base(total_batch)
+    if s['optimizer'] == 'momentum':
+        def lr_fn(e):
+            return schedules.goyal_lr(e, eb, total_epochs=epochs)
+        return lr_fn, None, ('goyal_lr(e, eta_base={:g}, total_epochs={}) with '
+                             '5-epoch warm-up; no alpha_SGD (momentum SGD)'
+                             .format(eb, epochs))
+    bc, bp = schedules.compressed_beta(epochs)
+
+    def lr_fn(e):
+        return schedules.slow_start_lr(e, eb, total_epochs=epochs)
+
+    def alpha_fn(e):
+        return schedules.elu_alpha_sgd(e, beta_center=bc, beta_period=bp)
+    return lr_fn, alpha_fn, (
+        'slow_start_lr(e, eta_base={:g}, total_epochs={}); elu_alpha_sgd(e, '
+        'beta_center={:g}, beta_period={:g})'.format(eb, epochs, bc, bp))
+
+
+def _conventions(s):
+    """Ways a per-epoch log entry can relate to the per-update schedule value.
+
+    Update t (1-based) runs with f(e(t-1)).  The epoch e is either this rank's
+    ``epoch_detail`` (t * b_local / ceil(n_train / n), ChainerMN's equal-length
+    shards) or the paper's global t * b_total / n_train; the log holds the
+    mean over the interval's updates (the project's schedule extensions
+    report every iteration, LogReport averages), the last update's value, or
+    the value set for the next update (``observe_lr`` at the epoch's end).
+    """
+    n_train, world, b = s['n_train'], s['world_size'], s['batch_per_worker']
+    bases = []
+    if n_train and world and b:
+        shard = int(math.ceil(n_train / float(world)))
+        bases.append(('shard', 'e = t * {} / {} (epoch_detail of a shard)'.format(b, shard),
+                      b / float(shard)))
+        bases.append(('global', 'e = t * {} / {} (paper: iteration * b_total / N)'.format(
+            b * world, n_train), b * world / float(n_train)))
+    out = []
+    for key, text, per_update in bases:
+        for mode, mtext in (('mean', 'mean over the interval\'s updates'),
+                            ('last', 'value of the interval\'s last update'),
+                            ('next', 'value set for the next update')):
+            out.append({'name': '{}/{}'.format(mode, key),
+                        'text': '{}, {}'.format(mtext, text),
+                        'mode': mode, 'per_update': per_update})
+    return out
+
+
+def _expected(fn, conv, prev_it, it):
+    step = conv['per_update']
+    if conv['mode'] == 'last':
+        return fn((it - 1) * step)
+    if conv['mode'] == 'next':
+        return fn(it * step)
+    count = it - prev_it
+    if count <= 0:
+        return None
+    if count <= _MAX_POINTS_PER_INTERVAL:
+        ts = range(prev_it + 1, it + 1)
+    else:                                           # sampled, evenly
+        k = _MAX_POINTS_PER_INTERVAL
+        ts = [prev_it + 1 + (count - 1) * i // (k - 1) for i in range(k)]
+    vals = [fn((t - 1) * step) for t in ts]
+    return sum(vals) / len(vals)
+
+
+def schedule_check(run, summary=None):
+    """Logged ``lr``/``alpha_sgd`` against the schedule functions.
+
+    Returns a dict with ``available`` (False with ``reason`` when it cannot
+    check), ``convention`` (the log/schedule relation that fits best, see
+    :func:`_conventions`), ``rows`` (per log entry), ``lr_max_abs``,
+    ``lr_max_rel``, ``alpha_max_abs`` (None when not applicable), ``matches``
+    and ``eta_base`` (config vs recomputed).
+    """
+    s = summary or summarize(run)
+    schedules, err = _schedules()
+    if schedules is None:
+        return {'available': False, 'reason': err}
+    lr_fn, alpha_fn, desc = _schedule_functions(s, schedules)
+    if lr_fn is None:
+        return {'available': False, 'reason': desc}
+    entries = [e for e in run['log'] if _num(e.get('iteration')) is not None]
+    has_lr = any(_num(e.get('lr')) is not None for e in entries)
+    has_alpha = any(_num(e.get('alpha_sgd')) is not None for e in entries)
+    if not has_lr and not has_alpha:
+        return {'available': False, 'reason': 'the log has no lr or alpha_sgd entries'}
+    convs = _conventions(s)
+    if not convs:
+        return {'available': False,
+                'reason': 'n_train, world_size or batchsize missing from config.json'}
+    best = None
+    for conv in convs:
+        rows, prev = [], 0
+        lr_abs = lr_rel = a_abs = 0.0
+        for e in entries:
+            it = int(_num(e['iteration']))
+            row = {'epoch': e.get('epoch'), 'iteration': it,
+                   'lr': _num(e.get('lr')), 'alpha_sgd': _num(e.get('alpha_sgd'))}
+            row['lr_expected'] = _expected(lr_fn, conv, prev, it)
+            row['alpha_expected'] = (_expected(alpha_fn, conv, prev, it)
+                                     if alpha_fn else None)
+            if row['lr'] is not None and row['lr_expected'] is not None:
+                d = abs(row['lr'] - row['lr_expected'])
+                lr_abs = max(lr_abs, d)
+                lr_rel = max(lr_rel, d / abs(row['lr_expected'])
+                             if row['lr_expected'] else d)
+            if row['alpha_sgd'] is not None and row['alpha_expected'] is not None:
+                a_abs = max(a_abs, abs(row['alpha_sgd'] - row['alpha_expected']))
+            rows.append(row)
+            prev = it
+        score = lr_rel + a_abs
+        if best is None or score < best['score']:
+            best = {'score': score, 'conv': conv, 'rows': rows, 'lr_abs': lr_abs,
+                    'lr_rel': lr_rel, 'a_abs': a_abs}
+    eb_cfg = s['eta_base']
+    eb_def = schedules.eta_base(s['total_batch'])
+    alpha_applicable = alpha_fn is not None
+    out = {
+        'available': True, 'definition': desc,
+        'convention': best['conv']['name'], 'convention_text': best['conv']['text'],
+        'rows': best['rows'],
+        'lr_max_abs': best['lr_abs'] if has_lr else None,
+        'lr_max_rel': best['lr_rel'] if has_lr else None,
+        'alpha_max_abs': best['a_abs'] if (alpha_applicable and has_alpha) else None,
+        'alpha_applicable': alpha_applicable, 'alpha_logged': has_alpha,
+        'eta_base': {'config': eb_cfg, 'definition': eb_def},
+    }
+    worst = max(v for v in (out['lr_max_rel'], out['alpha_max_abs'], 0.0) if v is not None)
+    out['matches'] = worst <= MATCH_TOLERANCE and (
+        eb_cfg is None or abs(eb_cfg - eb_def) <= MATCH_TOLERANCE * eb_def)
+    if alpha_applicable and not has_alpha:
+        out['matches'] = False
+        out['problem'] = 'optimizer rmsprop_warmup but the log has no alpha_sgd'
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Text
+# ---------------------------------------------------------------------------
+
+def _fmt(x, spec='{:g}'):
+    return NA if x is None else spec.format(x)
+
+
+def _int(x):
+    return NA if x is None else '{:,}'.format(int(x))
+
+
+def _dur(s):
+    if s is None:
+        return NA
+    if s >= 2 * 3600:
+        return '{:.1f} h'.format(s / 3600.0)
+    if s >= 2 * 60:
+        return '{:.0f} min'.format(s / 60.0)
+    return '{:.0f} s'.format(s)
+
+
+def _pct(x, digits=2):
+    return NA if x is None else '{:.{}f}%'.format(x, digits)
+
+
+def _model(s):
+    arch = s['arch'] or NA
+    arch = {'resnet50': 'ResNet-50', 'resnet18': 'ResNet-18'}.get(arch, arch)
+    return '{} at {} px'.format(arch, _fmt(s['insize'], '{}'))
+
+
+def scale_statement(s):
+    """One plain sentence saying how this run's scale compares with the paper's."""
+    h = paper.HEADLINE
+    same = (s['world_size'] == h['workers'] and s['total_batch'] == h['total_batch']
+            and s['arch'] == 'resnet50' and s['insize'] == 224
+            and s['n_train'] == paper.IMAGENET_TRAIN and s['unit'] == 'GPU')
+    who = '{} {} rank{}'.format(_fmt(s['world_size'], '{}'), s['unit'],
+                                '' if s['world_size'] == 1 else 's')
+    if s['nodes'] is not None:
+        who += ' on {} node{}'.format(s['nodes'], '' if s['nodes'] == 1 else 's')
+    data = s['data'] or 'unknown data'
+    if s['n_train'] is not None:
+        data += ' ({:,} training images, {} classes)'.format(
+            int(s['n_train']), _fmt(s['n_class'], '{}'))
+    epochs = '{} of {} epochs'.format(_fmt(s['epochs_done'], '{:g}'),
+                                      _fmt(s['epochs_planned'], '{}'))
+    text = '{}: {}, total batch {}, {} on {}, {}'.format(
+        s['label'], who, _int(s['total_batch']), _model(s), data, epochs)
+    if same:
+        return text + ': the paper\'s scale, directly comparable.'
+    return (text + ': not comparable in absolute terms with the paper\'s {:,} Tesla P100 '
+            'GPUs, total batch {:,}, ResNet-50 at 224 px on ImageNet ({:,} images, '
+            '{} classes), 90 epochs.'.format(h['workers'], h['total_batch'],
+                                             paper.IMAGENET_TRAIN, paper.IMAGENET_CLASSES))
+
+
+def table1_md(summaries):
+    lines = ['| team | hardware | software | batch | time | top-1 |',
+             '|---|---|---|---|---|---|']
+    for r in paper.TABLE1:
+        lines.append('| {} | {} | {} | {:,} | {} | {} |'.format(
+            r['team'], r['hardware'], r['software'], r['batch'], r['time'], r['top1']))
+    for s in summaries:
+        done, planned = s['epochs_done'], s['epochs_planned']
+        time = _dur(s['time_s'])
+        if s['time_s'] is not None:
+            time += ' ({:.1f} s'.format(s['time_s'])
+            if done is not None and planned is not None and done < planned:
+                time += ', {:g} of {} epochs'.format(done, planned)
+            elif done is not None:
+                time += ', {:g} epochs'.format(done)
+            time += ')'
+        lines.append('| this run: {} | {} | {} | {} | {} | {} |'.format(
+            s['label'], s['hardware'], s['software'], _int(s['total_batch']), time,
+            _pct(s['top1_percent'], 1)))
+    return '\n'.join(lines)
+
+
+def headline_md(s):
+    h = paper.HEADLINE
+    bn = ('last-minibatch statistics, averaged over workers before validation'
+          if s['bn_moving_average'] is False else
+          'moving averages (baseline)' if s['bn_moving_average'] else NA)
+    opt = {'rmsprop_warmup': 'RMSprop warm-up -> SGD, slow-start lr',
+           'momentum': 'momentum SGD, Goyal et al. schedule (baseline)'}.get(
+               s['optimizer'], s['optimizer'] or NA)
+    epochs = NA if s['epochs_planned'] is None else '{} (schedule compressed by {}/90)'.format(
+        s['epochs_planned'], s['epochs_planned']) if s['epochs_planned'] != 90 else '90'
+    rows = [
+        ('workers', '{:,} Tesla P100 GPUs ({} nodes x {})'.format(
+            h['workers'], h['nodes'], h['gpus_per_node']),
+         '{} {} ranks ({} node{})'.format(_fmt(s['world_size'], '{}'), s['unit'],
+                                          _fmt(s['nodes'], '{}'),
+                                          '' if s['nodes'] == 1 else 's')),
+        ('batch per worker', str(h['batch_per_worker']), _fmt(s['batch_per_worker'], '{}')),
+        ('total batch', '{:,}'.format(h['total_batch']), _int(s['total_batch'])),
+        ('eta_base = 0.1 b_total / 256', '{:g}'.format(h['eta_base']),
+         _fmt(s['eta_base'], '{:g}')),
+        ('model', 'ResNet-50 at 224 px', _model(s)),
+        ('data', 'ImageNet-1k: {:,} train / {:,} val images, {} classes'.format(
+            paper.IMAGENET_TRAIN, paper.IMAGENET_VAL, paper.IMAGENET_CLASSES),
+         '{}: {} train / {} val images, {} classes'.format(
+             s['data'] or NA, _int(s['n_train']), _int(s['n_val']),
+             _fmt(s['n_class'], '{}'))),
+        ('epochs', '90', epochs),
+        ('epochs completed', '90', _fmt(s['epochs_done'], '{:g}')),
+        ('training time incl. validation', '{} ± {} s (mean ± sd, {} runs)'.format(
+            h['time_s'], h['time_sd_s'], h['runs']),
+         NA if s['time_s'] is None else '{:.1f} s (one run)'.format(s['time_s'])),
+        ('top-1 single-crop validation accuracy', '{} ± {} %'.format(
+            h['top1_percent'], h['top1_sd_percent']),
+         _pct(s['top1_percent']) + ('' if s['best_top1_percent'] is None
+                                    else ' (best epoch {})'.format(
+                                        _pct(s['best_top1_percent'])))),
+        ('scaling efficiency vs 1 GPU / vs 1 node',
+         '{:.0f}% / {:.0f}%'.format(100 * h['efficiency_vs_1gpu'],
+                                    100 * h['efficiency_vs_1node']),
+         'not measured by one run (give runs at several sizes)'),
+        ('optimizer', 'RMSprop warm-up -> SGD, slow-start lr', opt),
+        ('batch normalization', 'last-minibatch statistics, averaged over workers '
+         'before validation', bn),
+        ('gradient all-reduce', 'float16, NCCL 2.0.5 (ChainerMN pure_nccl)',
+         '{}, {}'.format(s['allreduce_dtype'] or NA, s['communicator'] or NA)),
+    ]
+    lines = ['| quantity | paper (measured) | {} (measured) |'.format(s['label']),
+             '|---|---|---|']
+    lines += ['| {} | {} | {} |'.format(*r) for r in rows]
+    return '\n'.join(lines)
+
+
+def schedule_md(s, chk):
+    if not chk['available']:
+        return 'Schedule check for {}: n/a ({}).'.format(s['label'], chk['reason'])
+    eb = chk['eta_base']
+    out = ['Definition: `{}` (chainer_ext.schedules).'.format(chk['definition']),
+           'eta_base: config.json {} vs 0.1 x {} / 256 = {:g}.'.format(
+               _fmt(eb['config'], '{:g}'), _int(s['total_batch']), eb['definition']),
+           'Log convention that fits best: {} ({}).'.format(
+               chk['convention'], chk['convention_text']),
+           'Max deviation of the logged values from the definitions: lr {} absolute '
+           '({} relative); alpha_SGD {}.'.format(
+               _fmt(chk['lr_max_abs'], '{:.3g}'), _fmt(chk['lr_max_rel'], '{:.3g}'),
+               _fmt(chk['alpha_max_abs'], '{:.3g}') if chk['alpha_applicable']
+               else 'n/a (momentum SGD)'),
+           '**{}**'.format('Matches the paper\'s definitions (within {:g}).'.format(
+               MATCH_TOLERANCE) if chk['matches'] else
+               'DEVIATES from the paper\'s definitions{}.'.format(
+                   ': ' + chk['problem'] if chk.get('problem') else '')),
+           '',
+           '| epoch | iteration | lr (log) | lr (definition) | alpha_SGD (log) | '
+           'alpha_SGD (definition) |', '|---|---|---|---|---|---|']
+    for r in chk['rows']:
+        out.append('| {} | {} | {} | {} | {} | {} |'.format(
+            _fmt(r['epoch'], '{}'), r['iteration'], _fmt(r['lr'], '{:.6g}'),
+            _fmt(r['lr_expected'], '{:.6g}'), _fmt(r['alpha_sgd'], '{:.6g}'),
+            _fmt(r['alpha_expected'], '{:.6g}')))
+    return '\n'.join(out)
+
+
+def scaling_from_runs(summaries):
+    """Measured weak-scaling efficiency among runs that differ only in size."""
+    groups = {}
+    for s in summaries:
+        if s['per_worker_images_per_s'] is None or not s['world_size']:
+            continue
+        key = (s['arch'], s['insize'], s['batch_per_worker'], s['device'],
+               s['optimizer'], s['communicator'])
+        groups.setdefault(key, []).append(s)
+    out = []
+    for key, runs in groups.items():
+        sizes = {r['world_size'] for r in runs}
+        if len(sizes) < 2:
+            continue
+        base = min(runs, key=lambda r: r['world_size'])
+        for r in sorted(runs, key=lambda r: r['world_size']):
+            out.append({'label': r['label'], 'world_size': r['world_size'],
+                        'baseline': base['label'], 'baseline_size': base['world_size'],
+                        'efficiency': r['per_worker_images_per_s']
+                        / base['per_worker_images_per_s']})
+    return out
+
+
+def side_by_side_md(summaries, checks):
+    h = paper.HEADLINE
+    cols = ['paper'] + [s['label'] for s in summaries]
+    rows = [
+        ('workers', ['{:,} GPUs'.format(h['workers'])]
+         + ['{} {}'.format(_fmt(s['world_size'], '{}'), s['unit']) for s in summaries]),
+        ('total batch', ['{:,}'.format(h['total_batch'])]
+         + [_int(s['total_batch']) for s in summaries]),
+        ('model', ['ResNet-50 at 224 px'] + [_model(s) for s in summaries]),
+        ('optimizer', ['rmsprop_warmup'] + [s['optimizer'] or NA for s in summaries]),
+        ('BN moving average', ['no'] + [NA if s['bn_moving_average'] is None else
+                                        ('yes' if s['bn_moving_average'] else 'no')
+                                        for s in summaries]),
+        ('communicator', ['pure_nccl (float16)'] + ['{} ({})'.format(
+            s['communicator'] or NA, s['allreduce_dtype'] or NA) for s in summaries]),
+        ('epochs done / planned', ['90 / 90'] + ['{} / {}'.format(
+            _fmt(s['epochs_done'], '{:g}'), _fmt(s['epochs_planned'], '{}'))
+            for s in summaries]),
+        ('time (s)', ['{} ± {}'.format(h['time_s'], h['time_sd_s'])]
+         + [_fmt(s['time_s'], '{:.1f}') for s in summaries]),
+        ('time per iteration (s)', ['{:.3f} (derived)'.format(
+            h['time_s'] / (90 * math.ceil(paper.IMAGENET_TRAIN / h['total_batch'])))]
+         + [_fmt(s['time_per_iteration_s'], '{:.3f}') for s in summaries]),
+        ('final top-1', ['{} ± {} %'.format(h['top1_percent'], h['top1_sd_percent'])]
+         + [_pct(s['top1_percent']) for s in summaries]),
+        ('best top-1', [NA] + [_pct(s['best_top1_percent']) for s in summaries]),
+        ('final train loss', [NA] + [_fmt(s['train_loss'], '{:.4f}') for s in summaries]),
+        ('final validation loss', [NA] + [_fmt(s['val_loss'], '{:.4f}')
+                                          for s in summaries]),
+        ('lr max rel. deviation', ['-'] + [
+            _fmt(c.get('lr_max_rel'), '{:.2g}') if c['available'] else NA
+            for c in checks]),
+        ('alpha_SGD max abs. deviation', ['-'] + [
+            _fmt(c.get('alpha_max_abs'), '{:.2g}') if c['available'] else NA
+            for c in checks]),
+    ]
+    lines = ['| | ' + ' | '.join(cols) + ' |', '|---' * (len(cols) + 1) + '|']
+    lines += ['| {} | {} |'.format(name, ' | '.join(vals)) for name, vals in rows]
+    eff = scaling_from_runs(summaries)
+    if eff:
+        lines += ['', 'Measured weak-scaling efficiency among these runs (per-worker '
+                  'images/s incl. validation, against the smallest run of the same '
+                  'configuration):', '',
+                  '| run | ranks | baseline | efficiency |', '|---|---|---|---|']
+        lines += ['| {} | {} | {} ({} ranks) | {:.0f}% |'.format(
+            e['label'], e['world_size'], e['baseline'], e['baseline_size'],
+            100 * e['efficiency']) for e in eff]
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Cost model section
+# ---------------------------------------------------------------------------
+
+def _find_bench(paths, bench):
+    if bench:
+        return bench
+    for p in paths:
+        for name in BENCH_NAMES:
+            q = os.path.join(p, name)
+            if os.path.exists(q):
+                return q
+    return None
+
+
+def cost_model_section(summaries, bench=None):
+    """Markdown and data: the cost model for the paper's set-up (MODELLED)."""
+    from chainer_ext import cost_model as cm
+    cmp = cm.paper_comparison()
+    lines = ['All numbers in this section except those labelled "paper" or '
+             '"measured" are MODELLED by `chainer_ext.cost_model` from published '
+             'hardware figures (constants and sources: `python -m '
+             'chainer_ext.cost_model --paper`).  They are not tuned to the paper.', '',
+             '### MODELLED: the paper\'s set-up (1024 P100, InfiniBand FDR)', '',
+             cm.format_paper_comparison(cmp), '', cm.discrepancy_text(cmp)]
+    data = {'paper_comparison': {k: v for k, v in cmp.items()}}
+    if bench:
+        lines += ['', '### This machine: MODELLED from MEASURED inputs ({})'.format(bench)]
+        try:
+            m = cm.machine_from_measurements(bench)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            lines += ['', 'n/a: cannot calibrate on {} ({}).'.format(bench, e)]
+        else:
+            fit = m.notes['fit']
+            lines += ['', 'Fitted all-reduce: alpha = {:.1f} us, B = {:.3g} GB/s; '
+                      'forward+backward {:.1f} images/s per rank; optimizer {:.1f} ms.'
+                      .format(1e6 * fit['alpha'], fit['bandwidth'] / 1e9,
+                              m.images_per_s, 1e3 * m.t_optimizer), '',
+                      '| run | modelled time for its epochs | measured time | '
+                      'measured / modelled |', '|---|---|---|---|']
+            data['local'] = {'fit': fit, 'runs': []}
+            for s in summaries:
+                if not (s['world_size'] and s['batch_per_worker'] and s['epochs_done']
+                        and s['n_train']):
+                    continue
+                p = cm.predict(m, s['world_size'], s['batch_per_worker'],
+                               s['epochs_done'], s['n_train'], s['n_val'] or 0)
+                ratio = s['time_s'] / p['t_total'] if s['time_s'] else None
+                lines.append('| {} | {:.1f} s | {} | {} |'.format(
+                    s['label'], p['t_total'], _fmt(s['time_s'], '{:.1f} s'),
+                    _fmt(ratio, '{:.2f}')))
+                data['local']['runs'].append({'label': s['label'], 'modelled': p,
+                                              'measured_s': s['time_s']})
+    else:
+        lines += ['', 'No benchmark of this machine given (`--bench FILE`, or a '
+                  'bench.json in the result folder), so the model is not calibrated '
+                  'locally; measured time per iteration of each run (incl. '
+                  'validation): ' + ', '.join('{} {}'.format(
+                      s['label'], _fmt(s['time_per_iteration_s'], '{:.3f} s'))
+                      for s in summaries) + '.']
+    return '\n'.join(lines), data
+
+
+# ---------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_curves(runs, out_dir):
+    """Loss and accuracy per epoch, train (solid) and validation (dashed)."""
+    plt = _plt()
+    paths = {}
+    for kind, keys, ylabel in (
+            ('loss', ('main/loss', 'validation/main/loss'), 'loss'),
+            ('accuracy', ('main/accuracy', 'validation/main/accuracy'), 'top-1 accuracy')):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, run in enumerate(runs):
+            color = 'C{}'.format(i % 10)
+            for key, style, what in ((keys[0], '-', 'train'), (keys[1], '--', 'validation')):
+                xs, ys = _series(run['log'], key)
+                if xs:
+                    ax.plot(xs, ys, style, color=color, marker='.',
+                            label='{} {}'.format(run['label'], what))
+        if kind == 'accuracy':
+            ax.axhline(paper.HEADLINE['top1_percent'] / 100.0, color='k', lw=0.8, ls=':',
+                       label='paper: {}% (1024 GPUs, 90 epochs)'.format(
+                           paper.HEADLINE['top1_percent']))
+            ax.set_ylim(0, 1)
+        ax.set_xlabel('epoch')
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_title('{}: train (solid) and validation (dashed)'.format(ylabel))
+        fig.tight_layout()
+        path = os.path.join(out_dir, PLOTS[kind])
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths[kind] = path
+    return paths
+
+
+def plot_schedules(runs, summaries, checks, out_dir):
+    """Logged lr and alpha_SGD (markers) over the definitions (lines)."""
+    plt = _plt()
+    schedules, _ = _schedules()
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    for i, (run, s, chk) in enumerate(zip(runs, summaries, checks)):
+        color = 'C{}'.format(i % 10)
+        epochs = s['epochs_planned']
+        if schedules is not None and chk.get('available'):
+            lr_fn, alpha_fn, _ = _schedule_functions(s, schedules)
+            if epochs:
+                grid = [epochs * k / 600.0 for k in range(601)]
+                ax1.plot(grid, [lr_fn(e) for e in grid], '-', color=color, lw=1,
+                         label='{} definition'.format(s['label']))
+                if alpha_fn:
+                    ax2.plot(grid, [alpha_fn(e) for e in grid], '-', color=color, lw=1,
+                             label='{} definition'.format(s['label']))
+        for ax, key in ((ax1, 'lr'), (ax2, 'alpha_sgd')):
+            xs, ys = _series(run['log'], key)
+            if xs:
+                # an entry is the mean over the epoch just finished: draw it
+                # over that interval, marked at its middle
+                starts = [0.0] + xs[:-1]
+                ax.hlines(ys, starts, xs, color=color, lw=2.5, alpha=0.35)
+                ax.plot([(a + b) / 2.0 for a, b in zip(starts, xs)], ys, 'o',
+                        color=color, ms=4, mfc='none',
+                        label='{} logged (mean over each epoch)'.format(s['label']))
+    ax1.set_yscale('log')
+    ax1.set_ylabel('learning rate eta')
+    ax2.set_ylabel('alpha_SGD')
+    ax2.set_xlabel('epoch')
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    ax1.set_title('schedules: logged values vs the paper\'s definitions')
+    fig.tight_layout()
+    path = os.path.join(out_dir, PLOTS['schedule'])
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_scaling(out_dir):
+    """MODELLED efficiency vs workers, with the paper's two measured points."""
+    from chainer_ext import cost_model as cm
+    plt = _plt()
+    rows = cm.scaling_table(cm.paper_machine())
+    h = paper.HEADLINE
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ns = [r['n'] for r in rows]
+    ax.plot(ns, [r['efficiency_vs_1gpu'] for r in rows], '-o', label='modelled vs 1 GPU')
+    ax.plot([r['n'] for r in rows if r['efficiency_vs_1node'] is not None],
+            [r['efficiency_vs_1node'] for r in rows if r['efficiency_vs_1node'] is not None],
+            '-s', label='modelled vs 1 node')
+    ax.plot([h['workers']], [h['efficiency_vs_1gpu']], 'k*', ms=12,
+            label='paper vs 1 GPU ({:.0f}%)'.format(100 * h['efficiency_vs_1gpu']))
+    ax.plot([h['workers']], [h['efficiency_vs_1node']], 'kX', ms=10,
+            label='paper vs 1 node ({:.0f}%)'.format(100 * h['efficiency_vs_1node']))
+    ax.set_xscale('log', base=2)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel('workers (GPUs), 32 images each')
+    ax.set_ylabel('scaling efficiency')
+    ax.set_title('MODELLED scaling of the paper\'s set-up (cost_model) vs paper')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out_dir, PLOTS['scaling'])
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Putting it together
+# ---------------------------------------------------------------------------
+
+def build_report(paths, out=None, labels=None, bench=None):
+    """Read ``paths``, write report.md, report.json and the figures into ``out``.
+
+    Returns the data of report.json plus ``'files'`` (what was written).
+    Raises :class:`ReportError` for unreadable result folders.
+    """
+    if not paths:
+        raise ReportError('give at least one result folder')
+    labels = list(labels or [])
+    if labels and len(labels) != len(paths):
+        raise ReportError('{} labels for {} result folders'.format(len(labels), len(paths)))
+    runs = [load_run(p, labels[i] if labels else None) for i, p in enumerate(paths)]
+    seen = {}
+    for r in runs:                      # distinct labels for legends and columns
+        if r['label'] in seen:
+            seen[r['label']] += 1
+            r['label'] = '{} ({})'.format(r['label'], seen[r['label']])
+        else:
+            seen[r['label']] = 1
+    out = out or paths[0]
+    os.makedirs(out, exist_ok=True)
+    summaries = [summarize(r) for r in runs]
+    checks = [schedule_check(r, s) for r, s in zip(runs, summaries)]
+    bench = _find_bench(paths, bench)
+
+    files = {}
+    files.update(plot_curves(runs, out))
+    files['schedule'] = plot_schedules(runs, summaries, checks, out)
+    files['scaling'] = plot_scaling(out)
+    cost_md, cost_data = cost_model_section(summaries, bench)
+
+    md = ['# Comparison with Akiba, Suzuki & Fukuda (2017)', '',
+          'Source of the paper\'s numbers: {} (`chainer_ext.paper_numbers`).  '
+          'Runs: {}.'.format(paper.CITATION, ', '.join(
+              '`{}`'.format(r['path']) for r in runs)), '',
+          '## Scale of the run{}'.format('s' if len(runs) > 1 else ''), '']
+    md += ['- ' + scale_statement(s) for s in summaries]
+    md += ['', '## Table 1 of the paper, with this run', '',
+           'Rows 1-5 are the paper\'s Table 1 (ResNet-50, ImageNet, 90 epochs); the '
+           'last row(s) are measured here.', '', table1_md(summaries)]
+    for s in summaries:
+        md += ['', '## Headline numbers: paper vs {}'.format(s['label']), '',
+               headline_md(s)]
+    if len(runs) > 1:
+        md += ['', '## Side by side', '', side_by_side_md(summaries, checks)]
+    md += ['', '## Learning rate and alpha_SGD: logged vs the paper\'s definitions', '',
+           'Each log entry holds the values the run reported during that epoch; they '
+           'are recomputed here from `chainer_ext.schedules` for the run\'s total '
+           'batch and --epoch (boundaries and beta compressed by epochs/90).']
+    for s, chk in zip(summaries, checks):
+        md += ['', '### {}'.format(s['label']), '', schedule_md(s, chk)]
+    md += ['', '## Curves', '',
+           '![loss]({})'.format(PLOTS['loss']), '',
+           '![accuracy]({})'.format(PLOTS['accuracy']), '',
+           '![schedules]({})'.format(PLOTS['schedule']), '',
+           '## Cost model (MODELLED)', '', cost_md, '',
+           '![modelled scaling]({})'.format(PLOTS['scaling']), '']
+    md_path = os.path.join(out, REPORT_MD)
+    with open(md_path, 'w') as f:
+        f.write('\n'.join(md))
+    files['report'] = md_path
+
+    data = {'paper': {'headline': paper.HEADLINE, 'table1': paper.TABLE1},
+            'runs': summaries, 'schedule_checks': checks,
+            'scaling_from_runs': scaling_from_runs(summaries),
+            'cost_model': cost_data, 'bench': bench}
+    json_path = os.path.join(out, REPORT_JSON)
+    files['json'] = json_path
+    data['files'] = files
+    with open(json_path, 'w') as f:
+        json.dump(data, f, indent=1, default=str)
+    return data
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        prog='python -m chainer_ext.report',
+        description='Compare result folders of train_imagenet.py with Akiba et al. '
+                    '(2017): writes report.md, report.json and report_*.png.')
+    ap.add_argument('results', nargs='+', metavar='RESULT_DIR',
+                    help='--out folder(s) of train_imagenet.py (log + config.json)')
+    ap.add_argument('--out', help='where to write (default: the first RESULT_DIR)')
+    ap.add_argument('--label', action='append', default=[],
+                    help='name of each run, in order (default: folder names)')
+    ap.add_argument('--bench', help='benchmark JSON of this machine for the cost model '
+                                    '(default: bench.json in a result folder, if any)')
+    args = ap.parse_args(argv)
+    try:
+        data = build_report(args.results, args.out, args.label, args.bench)
+    except ReportError as e:
+        print('error: {}'.format(e), file=sys.stderr)
+        return 2
+    print('wrote {}'.format(', '.join(sorted(data['files'].values()))))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

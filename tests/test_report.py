@@ -1,0 +1,332 @@
+"""``python -m chainer_ext.report`` on fake result folders.
+
+The fake folders hold a ``log`` and ``config.json`` shaped like
+train_imagenet.py's, with lr and alpha_SGD computed here from the formulas of
+EQUATIONS.md (independently of chainer_ext.schedules), as the project's
+schedule extensions log them: per epoch, the mean over the epoch's updates of
+the value each update ran with (update t runs at e = (t-1) * b / shard).
+"""
+import json
+import math
+import os
+import re
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from chainer_ext import paper_numbers as paper
+from chainer_ext import report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EQUATIONS = '/work/shared/paper/EQUATIONS.md'
+
+
+# --- the paper's formulas, written out again for the test ---------------------
+
+def slow_start(e, eta_base, total):
+    s = total / 90.0
+    for b, f in ((40 * s, 0.5), (70 * s, 0.075), (85 * s, 0.01)):
+        if e < b:
+            return f * eta_base
+    return 0.001 * eta_base
+
+
+def goyal(e, eta_base, total):
+    s = total / 90.0
+    if eta_base > 0.1 and e < 5 * s:
+        return 0.1 + (eta_base - 0.1) * e / (5 * s)
+    for b, f in ((30 * s, 1.0), (60 * s, 0.1), (80 * s, 0.01)):
+        if e < b:
+            return f * eta_base
+    return 0.001 * eta_base
+
+
+def elu_alpha(e, total):
+    c, p = 10 * total / 90.0, 5 * total / 90.0
+    if e < c:
+        return 0.5 * math.exp(2 * (e - c) / p)
+    if e < c + p / 2:
+        return 0.5 + (e - c) / p
+    return 1.0
+
+
+def make_run(path, world=2, b=32, n_train=1797, n_val=450, epochs=6,
+             optimizer='rmsprop_warmup', epochs_done=None, acc_final=0.9,
+             seconds_per_iter=0.05, cpu='Fake CPU @ 2.0GHz', drop=(), perturb=None):
+    """Write a result folder; returns (log, config)."""
+    os.makedirs(path, exist_ok=True)
+    total = world * b
+    eb = 0.1 * total / 256
+    shard = -(-n_train // world)
+    log, prev = [], 0
+    for k in range(1, (epochs_done or epochs) + 1):
+        it = -(-k * shard // b)
+        ts = range(prev + 1, it + 1)
+        es = [(t - 1) * b / shard for t in ts]
+        fn = (lambda e: slow_start(e, eb, epochs)) if optimizer == 'rmsprop_warmup' \
+            else (lambda e: goyal(e, eb, epochs))
+        entry = {
+            'epoch': k, 'iteration': it,
+            'main/loss': 2.3 * math.exp(-0.4 * k), 'main/accuracy': acc_final * (1 - math.exp(-0.7 * k)),
+            'validation/main/loss': 2.4 * math.exp(-0.35 * k),
+            'validation/main/accuracy': acc_final * (1 - math.exp(-0.6 * k)),
+            'lr': sum(fn(e) for e in es) / len(es),
+            'elapsed_time': it * seconds_per_iter + 0.5 * k,
+        }
+        if optimizer == 'rmsprop_warmup':
+            entry['alpha_sgd'] = sum(elu_alpha(e, epochs) for e in es) / len(es)
+        for key in drop:
+            entry.pop(key, None)
+        log.append(entry)
+        prev = it
+    if perturb:
+        log[perturb[0]][perturb[1]] *= perturb[2]
+    config = {
+        'args': {'arch': 'resnet18', 'batchsize': b, 'epoch': epochs, 'insize': 32,
+                 'communicator': 'naive', 'optimizer': optimizer,
+                 'bn_moving_average': False, 'demo': True, 'allreduce_dtype': 'float16',
+                 'seed': 0},
+        'world_size': world, 'total_batch': total, 'eta_base': eb,
+        'n_train': n_train, 'n_val': n_val, 'n_class': 10, 'device': 'cpu',
+        'hardware': {'hostname': 'h', 'cpu_model': cpu, 'gpu_name': None, 'nodes': 1},
+        'versions': {'python': '3.11', 'chainer': '7.8.1', 'numpy': '1.26.4',
+                     'mpi4py': '3.1', 'mpi': 'Open MPI', 'cupy': None},
+        'start_time': '2026-01-01T00:00:00+00:00',
+    }
+    with open(os.path.join(path, 'log'), 'w') as f:
+        json.dump(log, f)
+    with open(os.path.join(path, 'config.json'), 'w') as f:
+        json.dump(config, f)
+    return log, config
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, '-m', 'chainer_ext.report'] + [str(a) for a in args],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def table_rows(md, header_start):
+    """Rows (lists of cells) of the markdown table whose header starts so."""
+    lines = md.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(header_start):
+            rows = []
+            for row in lines[i + 2:]:
+                if not row.startswith('|'):
+                    break
+                rows.append([c.strip() for c in row.strip().strip('|').split('|')])
+            return rows
+    raise AssertionError('no table starting with {!r}'.format(header_start))
+
+
+def assert_png(path):
+    with open(path, 'rb') as f:
+        head = f.read(24)
+    assert head[:8] == b'\x89PNG\r\n\x1a\n', path
+    assert head[12:16] == b'IHDR'
+    w, h = struct.unpack('>II', head[16:24])
+    assert w > 100 and h > 100
+    import matplotlib.image
+    assert matplotlib.image.imread(path).shape[:2] == (h, w)
+
+
+# --- tests ---------------------------------------------------------------------
+
+def test_single_run_report(tmp_path):
+    d = tmp_path / 'demo_run'
+    log, cfg = make_run(str(d))
+    proc = run_cli(d)
+    assert proc.returncode == 0, proc.stderr
+    md = (d / 'report.md').read_text()
+
+    rows = table_rows(md, '| team | hardware |')
+    assert len(rows) == len(paper.TABLE1) + 1
+    for r, want in zip(rows, paper.TABLE1):
+        assert r == [want['team'], want['hardware'], want['software'],
+                     '{:,}'.format(want['batch']), want['time'], want['top1']]
+    mine = rows[-1]
+    assert mine[0] == 'this run: demo_run'
+    assert 'Fake CPU @ 2.0GHz x 2 ranks' in mine[1] and '1 node' in mine[1]
+    assert mine[2] == 'Chainer 7.8.1'
+    assert mine[3] == '64'
+    assert '({:.1f} s, 6 epochs)'.format(log[-1]['elapsed_time']) in mine[4]
+    assert mine[5] == '{:.1f}%'.format(100 * log[-1]['validation/main/accuracy'])
+
+    # headline numbers, with the run's scale stated plainly
+    assert '897.9 ± 3.3 s' in md and '74.94 ± 0.09 %' in md and '32,768' in md
+    assert '70% / 80%' in md
+    assert ('2 CPU ranks on 1 node, total batch 64, ResNet-18 at 32 px on the built-in '
+            'digits demo') in md
+    assert 'not comparable in absolute terms' in md
+    head = {r[0]: r[1:] for r in table_rows(md, '| quantity | paper (measured) |')}
+    assert head['total batch'] == ['32,768', '64']
+    assert head['eta_base = 0.1 b_total / 256'] == ['12.8', '0.025']
+
+    # schedules recomputed with chainer_ext.schedules match the formulas above
+    data = json.loads((d / 'report.json').read_text())
+    chk = data['schedule_checks'][0]
+    assert chk['available'] and chk['matches'], chk
+    assert chk['convention'] == 'mean/shard'
+    assert chk['lr_max_rel'] < 1e-12 and chk['alpha_max_abs'] < 1e-12
+    assert "Matches the paper's definitions" in md
+    sched = table_rows(md, '| epoch | iteration | lr (log)')
+    assert len(sched) == len(log)
+    assert float(sched[0][2]) == pytest.approx(log[0]['lr'], rel=1e-5)
+
+    # cost model section, clearly labelled
+    assert '## Cost model (MODELLED)' in md
+    assert 'MODELLED' in md and '897.9 ± 3.3 s' in md
+    assert data['cost_model']['paper_comparison']['modelled']['n'] == 1024
+
+    for name in report.PLOTS.values():
+        assert_png(str(d / name))
+    # the training script's own figures are not overwritten
+    assert not (d / 'loss.png').exists()
+    assert sorted(data['files']) == sorted(list(report.PLOTS) + ['report', 'json'])
+
+
+def test_side_by_side_two_runs(tmp_path):
+    a, b, out = tmp_path / 'paper_recipe', tmp_path / 'momentum', tmp_path / 'cmp'
+    make_run(str(a))
+    log_b, _ = make_run(str(b), optimizer='momentum', acc_final=0.8)
+    proc = run_cli(a, b, '--out', out, '--label', 'recipe', '--label', 'momentum')
+    assert proc.returncode == 0, proc.stderr
+    md = (out / 'report.md').read_text()
+    assert '## Side by side' in md
+    side = table_rows(md, '| | paper | recipe | momentum |')
+    by = {r[0]: r[1:] for r in side}
+    assert by['optimizer'] == ['rmsprop_warmup', 'rmsprop_warmup', 'momentum']
+    assert by['final top-1'][2] == '{:.2f}%'.format(100 * log_b[-1]['validation/main/accuracy'])
+    assert by['alpha_SGD max abs. deviation'][2] == 'n/a'
+    rows = table_rows(md, '| team | hardware |')
+    assert [r[0] for r in rows[-2:]] == ['this run: recipe', 'this run: momentum']
+    data = json.loads((out / 'report.json').read_text())
+    assert [c['matches'] for c in data['schedule_checks']] == [True, True]
+    assert data['schedule_checks'][1]['alpha_max_abs'] is None
+    for name in report.PLOTS.values():
+        assert_png(str(out / name))
+    assert not (a / 'report.md').exists()
+
+
+def test_scaling_efficiency_from_runs_of_two_sizes(tmp_path):
+    l2, _ = make_run(str(tmp_path / 'n2'), world=2, seconds_per_iter=0.05)
+    l4, _ = make_run(str(tmp_path / 'n4'), world=4, seconds_per_iter=0.0625)
+    data = report.build_report([str(tmp_path / 'n2'), str(tmp_path / 'n4')],
+                               out=str(tmp_path / 'o'))
+    eff = {e['label']: e['efficiency'] for e in data['scaling_from_runs']}
+    assert eff['n2'] == pytest.approx(1.0)
+    # per-worker images/s = iterations * 32 / elapsed_time, n4 against n2
+    rate = [l[-1]['iteration'] * 32 / l[-1]['elapsed_time'] for l in (l2, l4)]
+    assert eff['n4'] == pytest.approx(rate[1] / rate[0])
+    assert eff['n4'] < 0.8
+    assert 'Measured weak-scaling efficiency' in (tmp_path / 'o' / 'report.md').read_text()
+
+
+def test_deviating_schedule_is_reported(tmp_path):
+    d = tmp_path / 'r'
+    make_run(str(d), perturb=(2, 'lr', 1.01))
+    data = report.build_report([str(d)])
+    chk = data['schedule_checks'][0]
+    assert not chk['matches']
+    assert chk['lr_max_rel'] == pytest.approx(0.01, rel=1e-6)
+    assert 'DEVIATES' in (d / 'report.md').read_text()
+
+
+def test_missing_optional_keys_say_na(tmp_path):
+    d = tmp_path / 'bare'
+    make_run(str(d), drop=('validation/main/loss', 'validation/main/accuracy', 'alpha_sgd'))
+    cfg = json.loads((d / 'config.json').read_text())
+    for k in ('hardware', 'versions', 'eta_base', 'n_val', 'start_time'):
+        cfg.pop(k)
+    (d / 'config.json').write_text(json.dumps(cfg))
+    data = report.build_report([str(d)])
+    md = (d / 'report.md').read_text()
+    mine = table_rows(md, '| team | hardware |')[-1]
+    assert mine[2] == 'n/a' and mine[5] == 'n/a'
+    assert data['runs'][0]['top1_percent'] is None
+    chk = data['schedule_checks'][0]
+    assert not chk['matches'] and 'alpha_sgd' in chk['problem']
+
+
+@pytest.mark.parametrize('damage, words', [
+    ('missing_log', ['log', 'file not found']),
+    ('corrupt_log', ['log', 'not valid JSON']),
+    ('log_not_list', ['log', 'expected a JSON list']),
+    ('missing_config', ['config.json', 'file not found']),
+    ('corrupt_config', ['config.json', 'not valid JSON']),
+])
+def test_clear_errors(tmp_path, damage, words):
+    d = tmp_path / 'run'
+    make_run(str(d))
+    if damage == 'missing_log':
+        os.remove(str(d / 'log'))
+    elif damage == 'corrupt_log':
+        (d / 'log').write_text('[{"epoch": 1, "iteration": ')
+    elif damage == 'log_not_list':
+        (d / 'log').write_text('{"epoch": 1}')
+    elif damage == 'missing_config':
+        os.remove(str(d / 'config.json'))
+    else:
+        (d / 'config.json').write_text('not json')
+    with pytest.raises(report.ReportError) as err:
+        report.build_report([str(d)])
+    msg = str(err.value)
+    assert str(d) in msg
+    for w in words:
+        assert w in msg
+    if damage in ('missing_log', 'corrupt_log'):     # and from the command line
+        proc = run_cli(d)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith('error: ') and os.path.join(str(d), 'log') in proc.stderr
+        assert 'Traceback' not in proc.stderr
+
+
+def test_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(report.ReportError, match='not a folder'):
+        report.build_report([str(tmp_path / 'nope')])
+
+
+def test_bench_calibrates_local_cost_model(tmp_path):
+    d = tmp_path / 'r'
+    make_run(str(d))
+    bench = {'b_local': 32, 't_forward_backward': 0.04, 't_optimizer': 0.005,
+             'allreduce': [{'ranks': 2, 'bytes': 1e6, 'seconds': 0.0011},
+                           {'ranks': 2, 'bytes': 1e7, 'seconds': 0.0101}]}
+    (d / 'bench.json').write_text(json.dumps(bench))
+    data = report.build_report([str(d)])
+    local = data['cost_model']['local']
+    assert local['fit']['bandwidth'] == pytest.approx(1e9, rel=1e-6)
+    assert local['runs'][0]['measured_s'] == pytest.approx(
+        json.loads((d / 'log').read_text())[-1]['elapsed_time'])
+    assert 'MODELLED from MEASURED inputs' in (d / 'report.md').read_text()
+
+
+def test_paper_numbers_match_equations_md():
+    if not os.path.exists(EQUATIONS):
+        pytest.skip('EQUATIONS.md not present')
+    text = open(EQUATIONS).read()
+    rows = []
+    in_table = False
+    for line in text.splitlines():
+        if line.startswith('| team'):
+            in_table = True
+            continue
+        if in_table:
+            if not line.startswith('|'):
+                break
+            if set(line) <= set('|- '):
+                continue
+            rows.append([c.strip() for c in line.strip().strip('|').split('|')])
+    assert len(rows) == len(paper.TABLE1) == 5
+    for r, p in zip(rows, paper.TABLE1):
+        assert r == [p['team'], p['hardware'], p['software'], '{:,}'.format(p['batch']),
+                     p['time'], p['top1']]
+        assert p['top1'] == '{:.1f}%'.format(p['top1_percent'])
+    h = paper.HEADLINE
+    assert '{} +/- {} s'.format(h['time_s'], h['time_sd_s']) in text
+    assert '{}% +/- {}%'.format(h['top1_percent'], h['top1_sd_percent']) in text
+    assert re.search(r'70% against a single GPU, 80% against a single node', text)
+    assert h['total_batch'] == h['workers'] * h['batch_per_worker'] == 32768
+    assert h['eta_base'] == pytest.approx(0.1 * h['total_batch'] / 256)
