@@ -1,0 +1,311 @@
+"""Batch-job templates (jobs/): rendered for several sizes, parsed, dry-run.
+
+Each rendered script is checked three ways: ``bash -n``; its scheduler
+directives and header comments, parsed; and the command it would launch,
+obtained by running it with ``DRY_RUN=1`` (it prints the command instead of
+starting it) and parsed with shlex and train_imagenet.py's own argument parser.
+"""
+import importlib.util
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JOBS = os.path.join(REPO, 'jobs')
+KINDS = ('slurm-gpu', 'pbs-gpu', 'slurm-cpu', 'pbs-cpu')
+
+
+def _load_render():
+    spec = importlib.util.spec_from_file_location('jobs_render', os.path.join(JOBS, 'render.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+render = _load_render()
+
+
+# --- parsing -------------------------------------------------------------------
+
+def parse_script(text):
+    """Directives, header facts and top-level variables of a job script."""
+    lines = text.splitlines()
+    assert lines[0] == '#!/bin/bash'
+    first_code = next(i for i, l in enumerate(lines) if l.strip() and not l.startswith('#'))
+    slurm, pbs_l, pbs = {}, {}, {}
+    for i, line in enumerate(lines):
+        if line.startswith('#SBATCH') or line.startswith('#PBS'):
+            # directives are only read before the first command
+            assert i < first_code, 'directive after the first command: ' + line
+        if line.startswith('#SBATCH '):
+            key, _, value = line[len('#SBATCH '):].partition('=')
+            assert key not in slurm, 'duplicate ' + key
+            slurm[key] = value
+        elif line.startswith('#PBS -l '):
+            for part in line[len('#PBS -l '):].split(','):
+                key, _, value = part.partition('=')
+                pbs_l[key] = value
+        elif line.startswith('#PBS '):
+            opt, _, value = line[len('#PBS '):].partition(' ')
+            pbs[opt] = value
+    header = {}
+    for line in lines[:first_code]:
+        m = re.match(r'^# ([a-z ]+): (\S+)', line)
+        if m:
+            header[m.group(1)] = m.group(2)
+    variables = {}
+    for line in lines[first_code:]:
+        m = re.match(r'^([A-Z_]+)=(\S+)', line)
+        if m and m.group(1) not in variables:
+            variables[m.group(1)] = m.group(2)
+    return {'slurm': slurm, 'pbs_l': pbs_l, 'pbs': pbs, 'header': header,
+            'vars': variables}
+
+
+def parse_select(select):
+    """``N:ncpus=16:ngpus=8:mpiprocs=8`` -> (N, {'ncpus': 16, ...})."""
+    first, *rest = select.split(':')
+    return int(first), {k: int(v) for k, v in (r.split('=') for r in rest)}
+
+
+def train_parser():
+    sys.path.insert(0, REPO)
+    try:
+        import train_imagenet
+        return train_imagenet.build_parser()
+    except Exception:                       # the script is optional for this test
+        return None
+    finally:
+        sys.path.remove(REPO)
+
+
+def parse_launch(cmd):
+    """Split the dry-run command into (launcher argv, train_imagenet.py flags)."""
+    argv = shlex.split(cmd)
+    i = next(k for k, a in enumerate(argv) if a.endswith('/train_imagenet.py'))
+    assert argv[i - 1].endswith('/bin/python'), argv[i - 1]
+    return argv[:i - 1], argv[i + 1:]
+
+
+def launcher_options(argv):
+    """mpiexec/srun argv -> {'-n': '1024', '--mca': [(k, v)...], '-x': [...]}."""
+    out = {'prog': argv[0], '--mca': [], '-x': []}
+    k = 1
+    while k < len(argv):
+        a = argv[k]
+        if a == '--mca':
+            out['--mca'].append((argv[k + 1], argv[k + 2]))
+            k += 3
+        elif a == '-x':
+            out['-x'].append(argv[k + 1])
+            k += 2
+        elif a.startswith('--') and '=' in a:
+            key, _, value = a.partition('=')
+            out[key] = value
+            k += 1
+        elif a in ('--bind-to', '--map-by', '--hostfile', '-n'):
+            out[a] = argv[k + 1]
+            k += 2
+        else:
+            out[a] = True
+            k += 1
+    return out
+
+
+def flags(train_argv):
+    parser = train_parser()
+    if parser is not None:
+        return vars(parser.parse_args(train_argv))
+    out, k = {}, 0
+    while k < len(train_argv):
+        key = train_argv[k].lstrip('-').replace('-', '_')
+        if k + 1 < len(train_argv) and not train_argv[k + 1].startswith('--'):
+            out[key] = train_argv[k + 1]
+            k += 2
+        else:
+            out[key] = True
+            k += 1
+    return out
+
+
+def dry_run(path, kind, nodes, tmp_path, env_extra=None, ranks_per_node=8):
+    env = dict(os.environ, DRY_RUN='1', TMPDIR=str(tmp_path))
+    env.pop('SLURM_JOB_NUM_NODES', None)
+    if kind.startswith('slurm'):
+        env['SLURM_JOB_NUM_NODES'] = str(nodes)
+    else:
+        nodefile = tmp_path / 'nodefile'
+        nodefile.write_text(''.join('node{:03d}\n'.format(i)
+                                    for i in range(nodes) for _ in range(ranks_per_node)))
+        env['PBS_NODEFILE'] = str(nodefile)
+        env['PBS_JOBID'] = '42.pbs'
+    env.update(env_extra or {})
+    return subprocess.run(['bash', str(path)], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+# --- tests ---------------------------------------------------------------------
+
+@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('nodes', [1, 4, 128])
+def test_rendered_script(tmp_path, kind, nodes):
+    gpu = kind.endswith('gpu')
+    gpn = 8 if gpu else 1
+    text = render.render(kind, nodes=nodes, script_name='job.sh')
+    path = tmp_path / 'job.sh'
+    path.write_text(text)
+    syntax = subprocess.run(['bash', '-n', str(path)], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    assert '{{' not in text
+
+    p = parse_script(text)
+    h, v = p['header'], p['vars']
+    ranks = nodes * gpn
+    # header facts agree with each other and with the size asked for
+    assert int(h['nodes']) == nodes
+    assert int(h['gpus per node' if gpu else 'ranks per node']) == gpn
+    assert int(h['ranks']) == ranks == int(h['nodes']) * gpn
+    assert int(h['batch per rank']) == 32
+    assert int(h['total batch']) == ranks * 32
+    if nodes == 128 and gpu:
+        assert int(h['total batch']) == 32768
+    # variables the script computes from
+    assert int(v['NODES']) == nodes and int(v['BATCHSIZE']) == 32
+    assert int(v['GPUS_PER_NODE' if gpu else 'RANKS_PER_NODE']) == gpn
+
+    if kind.startswith('slurm'):
+        s = p['slurm']
+        assert int(s['--nodes']) == nodes
+        assert int(s['--ntasks-per-node']) == gpn
+        assert int(s['--cpus-per-task']) == int(v['CPUS_PER_TASK'])
+        assert re.match(r'^\d+:\d\d:\d\d$', s['--time'])
+        if gpu:
+            assert s['--gres'] == 'gpu:8'
+        else:
+            assert '--gres' not in s
+    else:
+        n, res = parse_select(p['pbs_l']['select'])
+        assert n == nodes and res['mpiprocs'] == gpn
+        assert res['ncpus'] // res['mpiprocs'] == int(v['CPUS_PER_TASK'])
+        if gpu:
+            assert res['ngpus'] == 8 and res['ncpus'] == 16
+        else:
+            assert 'ngpus' not in res
+        assert re.match(r'^\d+:\d\d:\d\d$', p['pbs_l']['walltime'])
+
+    # what it would launch
+    proc = dry_run(path, kind, nodes, tmp_path, ranks_per_node=gpn)
+    assert proc.returncode == 0, proc.stderr
+    assert 'total_batch={}'.format(ranks * 32) in proc.stderr
+    launch = [l for l in proc.stdout.splitlines() if l.strip()]
+    assert len(launch) == 1
+    head, train = parse_launch(launch[0])
+    opts = launcher_options(head)
+    assert opts['prog'] == 'mpiexec'
+    assert int(opts['-n']) == ranks
+    assert opts['--map-by'] == 'ppr:{}:node'.format(gpn)
+    f = flags(train)
+    assert int(f['batchsize']) == 32 and int(f['epoch']) == 90
+    assert int(opts['-n']) * int(f['batchsize']) == int(h['total batch'])
+    assert f['resume'] == 'auto'
+    assert f['optimizer'] == 'rmsprop_warmup'
+    assert not f.get('bn_moving_average')
+    assert f['out'].endswith('x{}'.format(gpn))
+    assert 'PATH' in opts['-x'] and 'OMP_NUM_THREADS' in opts['-x']
+    if gpu:
+        assert f['communicator'] == 'pure_nccl'
+        assert f['arch'] == 'resnet50' and int(f['insize']) == 224
+        assert ('pml', 'ucx') in opts['--mca']
+        for name in ('NCCL_IB_HCA', 'NCCL_SOCKET_IFNAME', 'NCCL_IB_DISABLE',
+                     'UCX_NET_DEVICES'):
+            assert name in opts['-x']
+    else:
+        assert f['communicator'] == 'naive'
+        assert ('btl', 'tcp,vader,self') in opts['--mca']
+    if kind.startswith('pbs'):
+        hostfile = opts['--hostfile']
+        lines = open(hostfile).read().splitlines()
+        assert lines == ['node{:03d} slots={}'.format(i, gpn) for i in range(nodes)]
+
+
+def test_slurm_srun_launcher(tmp_path):
+    path = tmp_path / 'job.sh'
+    path.write_text(render.render('slurm-gpu', nodes=4))
+    proc = dry_run(path, 'slurm-gpu', 4, tmp_path, {'LAUNCHER': 'srun'})
+    assert proc.returncode == 0, proc.stderr
+    head, train = parse_launch(proc.stdout.strip())
+    opts = launcher_options(head)
+    assert opts['prog'] == 'srun' and opts['--mpi'] == 'pmix'
+    assert int(opts['--ntasks']) == 32 and int(opts['--ntasks-per-node']) == 8
+    assert flags(train)['communicator'] == 'pure_nccl'
+
+
+def test_openib_transport_of_the_paper(tmp_path):
+    path = tmp_path / 'job.sh'
+    path.write_text(render.render('pbs-gpu', nodes=2))
+    proc = dry_run(path, 'pbs-gpu', 2, tmp_path, {'MPI_TRANSPORT': 'openib',
+                                                  'IB_HCA': 'mlx4_0'})
+    assert proc.returncode == 0, proc.stderr
+    opts = launcher_options(parse_launch(proc.stdout.strip())[0])
+    assert ('btl', 'openib,vader,self') in opts['--mca']
+    assert ('btl_openib_if_include', 'mlx4_0:1') in opts['--mca']
+    assert 'UCX_NET_DEVICES' not in opts['-x']
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_wrong_allocation_size_is_refused(tmp_path, kind):
+    path = tmp_path / 'job.sh'
+    path.write_text(render.render(kind, nodes=4))
+    gpn = 8 if kind.endswith('gpu') else 1
+    proc = dry_run(path, kind, 5, tmp_path, ranks_per_node=gpn)
+    assert proc.returncode != 0
+    assert 'NODES=4' in proc.stderr and 'render' in proc.stderr
+    assert proc.stdout == ''
+
+
+def test_checked_in_scripts_are_current_and_paper_sized():
+    assert subprocess.run([sys.executable, os.path.join(JOBS, 'render.py'), '--check'],
+                          capture_output=True).returncode == 0
+    for kind, name in render.CHECKED_IN.items():
+        path = os.path.join(JOBS, name)
+        assert os.access(path, os.X_OK), path
+        p = parse_script(open(path).read())
+        if kind.endswith('gpu'):
+            assert p['header']['nodes'] == '128' and p['header']['total batch'] == '32768'
+        else:
+            assert p['header']['nodes'] == '4'
+
+
+def test_renderer_cli_and_options(tmp_path):
+    out = tmp_path / 'j.sh'
+    proc = subprocess.run(
+        [sys.executable, os.path.join(JOBS, 'render.py'), 'slurm-gpu', '--nodes', '16',
+         '--gpus-per-node', '4', '--walltime', '02:00:00',
+         '--directive', '#SBATCH --partition=gpu', '-o', str(out)],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    p = parse_script(out.read_text())
+    assert p['slurm']['--nodes'] == '16' and p['slurm']['--gres'] == 'gpu:4'
+    assert p['slurm']['--partition'] == 'gpu' and p['slurm']['--time'] == '02:00:00'
+    assert p['header']['total batch'] == str(16 * 4 * 32)
+    assert os.access(str(out), os.X_OK)
+    bad = subprocess.run([sys.executable, os.path.join(JOBS, 'render.py'), 'pbs-gpu',
+                          '--directive', '#SBATCH --partition=gpu'],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and 'does not suit' in bad.stderr
+    with pytest.raises(ValueError):
+        render.render('slurm-gpu', nodes=0)
+    with pytest.raises(ValueError):
+        render.render('slurm-gpu', walltime='2h')
+
+
+def test_modelled_walltime():
+    wt, note = render.modelled_walltime(1024, 32)
+    h, m, s = map(int, wt.split(':'))
+    assert 0 < h * 3600 + m * 60 + s <= 2 * 3600 and 'cost model' in note
+    wt1, note1 = render.modelled_walltime(8, 32)          # one node: ~22 h x 2 > cap
+    assert wt1 == '24:00:00' and 'resubmit' in note1
