@@ -399,6 +399,41 @@ def _get(meas, key, default=None):
     return default
 
 
+def normalize_measurements(meas):
+    """Accept ``bench/bench_scaling.py --json`` output as well as the flat schema.
+
+    bench_scaling.py writes ``{"arch", "batchsize", "insize", "ranks": {"1": {...},
+    "2": {...}}}`` with per-rank-count medians ``forward_backward``,
+    ``allreduce_float16``, ``allreduce_float32``, ``optimizer`` and the bytes
+    ``grad_bytes_float16``/``grad_bytes_float32``.  Compute and optimizer times
+    are taken from the smallest rank count (on one small machine, more ranks
+    share its cores); the all-reduce points are the float16 and float32 times of
+    every rank count >= 2 (two sizes of the same gradients).
+    """
+    if not isinstance(meas.get('ranks'), dict):
+        return meas
+    per = {int(k): v for k, v in meas['ranks'].items()}
+    base = per[min(per)]
+    points = []
+    for n, r in sorted(per.items()):
+        if n < 2:
+            continue
+        for dt in ('float16', 'float32'):
+            t, nbytes = r.get('allreduce_' + dt), r.get('grad_bytes_' + dt)
+            if t is not None and nbytes:
+                points.append({'ranks': n, 'bytes': nbytes, 'seconds': t})
+    out = {'b_local': meas.get('batchsize', base.get('batchsize')),
+           't_forward_backward': base['forward_backward'],
+           't_optimizer': base.get('optimizer', 0.0),
+           'allreduce': points,
+           'gradient_bytes': base.get('grad_bytes_float16'),
+           'ranks_per_node': max(per),
+           'arch': meas.get('arch', base.get('arch')),
+           'insize': meas.get('insize', base.get('insize')),
+           'host': (meas.get('machine') or {}).get('platform', 'local')}
+    return out
+
+
 def machine_from_measurements(meas, gradient_bytes=None, name=None):
     """A :class:`Machine` calibrated on this machine's benchmark results.
 
@@ -415,12 +450,14 @@ def machine_from_measurements(meas, gradient_bytes=None, name=None):
          "host": "..."}                  # optional, shown in captions
 
     (``forward_backward_s``, ``optimizer_s``, ``batchsize`` are accepted as
-    aliases.)  alpha and B come from :func:`fit_alpha_bandwidth`; with all
+    aliases, and so is the output of ``bench/bench_scaling.py --json``, see
+    :func:`normalize_measurements`.)  alpha and B come from :func:`fit_alpha_bandwidth`; with all
     ranks on one host the same link stands for intra- and inter-node.
     """
     if isinstance(meas, str):
         with open(meas) as f:
             meas = json.load(f)
+    meas = normalize_measurements(meas)
     b = _get(meas, 'b_local')
     t_fb = _get(meas, 't_forward_backward')
     if b is None or t_fb is None:
@@ -448,7 +485,7 @@ def machine_from_measurements(meas, gradient_bytes=None, name=None):
         t_forward_per_image=(float(t_fwd) / float(b)) if t_fwd else None,
         calibration='calibrated on measurements of this machine '
                     '(forward+backward, optimizer, all-reduce fit)',
-        notes={'fit': fit},
+        notes={'fit': fit, 'arch': meas.get('arch'), 'insize': meas.get('insize')},
     )
 
 
@@ -714,6 +751,7 @@ def local_report(meas, ns=(1, 2), b_local=None, epochs=1, n_train=None, n_val=No
     if isinstance(meas, str):
         with open(meas) as f:
             meas = json.load(f)
+    meas = normalize_measurements(meas)
     b = int(b_local or _get(meas, 'b_local'))
     fit = m.notes['fit']
     out = ['# Cost model calibrated on this machine',

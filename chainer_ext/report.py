@@ -41,7 +41,7 @@ PLOTS = {
     'scaling': 'report_scaling.png',
 }
 #: Benchmark files picked up from a result folder when --bench is not given.
-BENCH_NAMES = ('bench.json', 'benchmark.json')
+BENCH_NAMES = ('bench.json', 'benchmark.json', 'bench_scaling.json')
 #: Below this the logged schedule is reported as matching the definition.
 MATCH_TOLERANCE = 1e-6
 #: Updates per log interval evaluated exactly; longer intervals are sampled.
@@ -621,11 +621,13 @@ def cost_model_section(summaries, bench=None):
         else:
             fit = m.notes['fit']
             lines += ['', 'Fitted all-reduce: alpha = {:.1f} us, B = {:.3g} GB/s; '
-                      'forward+backward {:.1f} images/s per rank; optimizer {:.1f} ms.'
-                      .format(1e6 * fit['alpha'], fit['bandwidth'] / 1e9,
-                              m.images_per_s, 1e3 * m.t_optimizer), '',
+                      'forward+backward {:.1f} images/s per rank ({} at {} px); '
+                      'optimizer {:.1f} ms.'.format(
+                          1e6 * fit['alpha'], fit['bandwidth'] / 1e9, m.images_per_s,
+                          m.notes.get('arch') or NA, m.notes.get('insize') or NA,
+                          1e3 * m.t_optimizer), '',
                       '| run | modelled time for its epochs | measured time | '
-                      'measured / modelled |', '|---|---|---|---|']
+                      'measured / modelled | workload |', '|---|---|---|---|---|']
             data['local'] = {'fit': fit, 'runs': []}
             for s in summaries:
                 if not (s['world_size'] and s['batch_per_worker'] and s['epochs_done']
@@ -634,9 +636,16 @@ def cost_model_section(summaries, bench=None):
                 p = cm.predict(m, s['world_size'], s['batch_per_worker'],
                                s['epochs_done'], s['n_train'], s['n_val'] or 0)
                 ratio = s['time_s'] / p['t_total'] if s['time_s'] else None
-                lines.append('| {} | {:.1f} s | {} | {} |'.format(
+                ba, bi = m.notes.get('arch'), m.notes.get('insize')
+                same = ((ba is None or ba == s['arch']) and
+                        (bi is None or bi == s['insize']))
+                work = ('same as the benchmark' if same else
+                        'NOT the benchmark\'s ({} at {} px vs {} at {} px): the ratio '
+                        'is not a test of the model'.format(
+                            s['arch'], s['insize'], ba, bi))
+                lines.append('| {} | {:.1f} s | {} | {} | {} |'.format(
                     s['label'], p['t_total'], _fmt(s['time_s'], '{:.1f} s'),
-                    _fmt(ratio, '{:.2f}')))
+                    _fmt(ratio, '{:.2f}'), work))
                 data['local']['runs'].append({'label': s['label'], 'modelled': p,
                                               'measured_s': s['time_s']})
     else:

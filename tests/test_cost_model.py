@@ -199,3 +199,24 @@ def test_cli_json_and_measured(tmp_path):
     assert 'MEASURED inputs' in proc.stdout and 'FITTED' in proc.stdout
     assert 'paper' not in proc.stdout.split('FITTED')[0].lower().replace('paper_', '')
 
+
+
+def test_bench_scaling_format_is_accepted():
+    """The JSON of bench/bench_scaling.py (per rank count medians)."""
+    p = 25557032
+    t16 = cm.ring_allreduce_time(2, 2 * p, 50e-6, 1e9)
+    t32 = cm.ring_allreduce_time(2, 4 * p, 50e-6, 1e9)
+    bench = {'arch': 'resnet50', 'batchsize': 32, 'insize': 224, 'iterations': 3,
+             'machine': {'cpu_count': 2, 'platform': 'Linux'},
+             'ranks': {'1': {'forward_backward': 4.0, 'allreduce_float16': 0.0,
+                             'allreduce_float32': 0.0, 'optimizer': 0.2,
+                             'grad_bytes_float16': 2 * p, 'grad_bytes_float32': 4 * p},
+                       '2': {'forward_backward': 7.0, 'allreduce_float16': t16,
+                             'allreduce_float32': t32, 'optimizer': 0.3,
+                             'grad_bytes_float16': 2 * p, 'grad_bytes_float32': 4 * p}}}
+    m = cm.machine_from_measurements(bench)
+    assert m.images_per_s == pytest.approx(8.0)          # 1-rank compute: 32 / 4 s
+    assert m.t_optimizer == 0.2
+    assert m.inter.bandwidth == pytest.approx(1e9) and m.inter.alpha == pytest.approx(50e-6)
+    assert m.gradient_bytes == 2 * p and m.gpus_per_node == 2
+    assert m.notes['arch'] == 'resnet50' and m.notes['insize'] == 224

@@ -330,3 +330,46 @@ def test_paper_numbers_match_equations_md():
     assert re.search(r'70% against a single GPU, 80% against a single node', text)
     assert h['total_batch'] == h['workers'] * h['batch_per_worker'] == 32768
     assert h['eta_base'] == pytest.approx(0.1 * h['total_batch'] / 256)
+
+
+def test_log_of_the_project_schedule_extensions_matches(tmp_path):
+    """A real (single-process) Chainer run with the project's optimizer and
+    schedule extensions: its LogReport entries fit the report's definitions."""
+    import numpy as np
+    import chainer
+    import chainer.links as L
+    from chainer import training
+    from chainer.training import extensions
+    from chainer_ext import schedules
+    from chainer_ext.extensions import AlphaSGDSchedule, LearningRateSchedule
+    from chainer_ext.optimizers import RMSpropWarmup
+
+    n, b, epochs = 100, 8, 3                 # 12.5 iterations per epoch
+    rng = np.random.RandomState(0)
+    data = chainer.datasets.TupleDataset(rng.randn(n, 4).astype(np.float32),
+                                         rng.randint(0, 3, n).astype(np.int32))
+    model = L.Classifier(L.Linear(4, 3))
+    eb = schedules.eta_base(b)
+    opt = RMSpropWarmup(lr=schedules.slow_start_lr(0.0, eb, total_epochs=epochs),
+                        alpha_sgd=0.0)
+    opt.setup(model)
+    it = chainer.iterators.SerialIterator(data, b, shuffle=True)
+    out = tmp_path / 'real'
+    trainer = training.Trainer(training.StandardUpdater(it, opt), (epochs, 'epoch'),
+                               out=str(out))
+    trainer.extend(LearningRateSchedule(
+        lambda e: schedules.slow_start_lr(e, eb, total_epochs=epochs)))
+    trainer.extend(AlphaSGDSchedule(*schedules.compressed_beta(epochs)))
+    trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
+    trainer.run()
+    config = {'args': {'arch': 'resnet18', 'batchsize': b, 'epoch': epochs, 'insize': 32,
+                       'optimizer': 'rmsprop_warmup', 'bn_moving_average': False},
+              'world_size': 1, 'total_batch': b, 'eta_base': eb, 'n_train': n,
+              'n_val': 0, 'n_class': 3, 'device': 'cpu'}
+    (out / 'config.json').write_text(json.dumps(config))
+    result = report.build_report([str(out)])
+    chk = result['schedule_checks'][0]
+    assert chk['matches'], chk
+    assert chk['convention'].startswith('mean/')
+    assert chk['lr_max_rel'] < 1e-9 and chk['alpha_max_abs'] < 1e-9
+    assert [r['iteration'] for r in chk['rows']] == [13, 25, 38]
