@@ -2,3 +2,4 @@
 from chainer_ext.extensions.schedules import AlphaSGDSchedule  # NOQA
 from chainer_ext.extensions.schedules import EpochSchedule  # NOQA
 from chainer_ext.extensions.schedules import LearningRateSchedule  # NOQA
+from chainer_ext.extensions.bn_stats_allreduce import BatchNormStatsAllreduce  # NOQA

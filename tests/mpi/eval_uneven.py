@@ -1,0 +1,131 @@
+"""Launched with mpiexec -n 2 / -n 3: data-parallel wiring and the multi-node evaluator.
+
+Checks on every rank:
+  * broadcast_params makes different initial weights identical (params_identical);
+  * scatter_val_dataset splits 11 examples into disjoint shards covering all of
+    them (lengths differ by <= 1); scatter_train_dataset gives equal lengths;
+  * the multi-node evaluator's loss and top-1 on that uneven split equal one
+    process's on the whole set, under Chainer's keys, on every rank, twice in a
+    row (iterators reset), for both MultiNodeEvaluator and the patching
+    create_multi_node_evaluator; also with an empty shard (2 examples, 3 ranks).
+"""
+import sys
+import traceback
+
+import numpy as np
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+from chainer.training import extensions
+
+from chainer_ext.communicators import create_communicator
+from chainer_ext import data_parallel as dp
+
+comm = create_communicator('naive', allreduce_grad_dtype='float16')
+p, r = comm.size, comm.rank
+
+
+def _abort(*exc_info):
+    """An exception on one rank must not leave the others waiting."""
+    traceback.print_exception(*exc_info)
+    sys.stderr.flush()
+    comm.mpi_comm.Abort(1)
+
+
+sys.excepthook = _abort
+
+
+def check(cond, *msg):
+    if not cond:
+        print('rank {} FAILED:'.format(r), *msg, flush=True)
+        comm.mpi_comm.Abort(1)
+
+
+# -- initial weights ----------------------------------------------------------------
+np.random.seed(r)                           # different initialisation per rank
+model = L.Classifier(L.Linear(4, 3))
+check(p == 1 or not dp.params_identical(model, comm), 'weights equal before')
+dp.broadcast_params(model, comm)
+check(dp.params_identical(model, comm), 'weights differ after broadcast_params')
+lazy = L.Classifier(L.Linear(None, 3))
+try:
+    dp.broadcast_params(lazy, comm)
+    check(False, 'uninitialised parameters not refused')
+except ValueError as e:
+    check('predictor/W' in str(e), str(e))
+
+# -- data sets ----------------------------------------------------------------------
+N = 11
+rng = np.random.RandomState(0)
+x_all = rng.standard_normal((N, 4)).astype(np.float32)
+x_all[:, 0] = np.arange(N)                  # the example's index, to identify it
+t_all = rng.randint(0, 3, N).astype(np.int32)
+full = chainer.datasets.TupleDataset(x_all, t_all)
+
+val = dp.scatter_val_dataset(full if r == 0 else None, comm)
+idx = sorted(int(val[i][0][0]) for i in range(len(val)))
+all_idx = comm.mpi_comm.allgather(idx)
+lengths = [len(i) for i in all_idx]
+check(sorted(sum(all_idx, [])) == list(range(N)), 'validation shards', all_idx)
+check(max(lengths) - min(lengths) <= 1, 'validation lengths', lengths)
+if p > 1:
+    check(len(set(lengths)) > 1, 'want an uneven split for this test', lengths)
+train = dp.scatter_train_dataset(full if r == 0 else None, comm, seed=3)
+check(len(set(comm.mpi_comm.allgather(len(train)))) == 1, 'train lengths')
+check(len(train) == -(-N // p), 'train shard length', len(train))
+
+# -- reference: one process on the whole set -------------------------------------------
+with chainer.using_config('train', False), chainer.no_backprop_mode():
+    y = model.predictor(x_all)
+    want_loss = float(F.softmax_cross_entropy(y, t_all).array)
+    want_acc = float((y.array.argmax(axis=1) == t_all).mean())
+check(0 < want_acc < 1, 'degenerate accuracy', want_acc)
+
+
+def run_evaluator(evaluator):
+    evaluator.name = 'validation'           # what trainer.extend would set
+    return evaluator()
+
+
+def check_result(res, what):
+    check(set(res) == {'validation/main/loss', 'validation/main/accuracy'},
+          what, sorted(res))
+    check(abs(res['validation/main/accuracy'] - want_acc) < 1e-6, what,
+          res['validation/main/accuracy'], want_acc)
+    check(abs(res['validation/main/loss'] - want_loss) < 1e-5, what,
+          res['validation/main/loss'], want_loss)
+    everyone = comm.mpi_comm.allgather(sorted(res.items()))
+    check(all(e == everyone[0] for e in everyone), what, 'differs by rank')
+
+
+def val_iter(dataset):
+    return chainer.iterators.SerialIterator(dataset, 4, repeat=False,
+                                            shuffle=False)
+
+
+ev = dp.MultiNodeEvaluator(val_iter(val), model, comm)
+check_result(run_evaluator(ev), 'MultiNodeEvaluator')
+check_result(run_evaluator(ev), 'MultiNodeEvaluator, second call')
+patched = dp.create_multi_node_evaluator(
+    extensions.Evaluator(val_iter(val), model), comm)
+check_result(run_evaluator(patched), 'create_multi_node_evaluator')
+try:
+    dp.MultiNodeEvaluator(chainer.iterators.SerialIterator(val, 4), model, comm)
+    check(False, 'repeating iterator accepted')
+except ValueError as e:
+    check('repeat' in str(e), str(e))
+
+# An empty shard (2 examples over 3 ranks): the rank still takes part.
+small = chainer.datasets.TupleDataset(x_all[:2], t_all[:2])
+shard = dp.scatter_val_dataset(small if r == 0 else None, comm)
+res = run_evaluator(dp.MultiNodeEvaluator(val_iter(shard), model, comm))
+with chainer.using_config('train', False), chainer.no_backprop_mode():
+    acc2 = float((model.predictor(x_all[:2]).array.argmax(axis=1)
+                  == t_all[:2]).mean())
+check(abs(res['validation/main/accuracy'] - acc2) < 1e-6, 'empty shard', res)
+
+comm.finalize()
+if r == 0:
+    print('eval_uneven: all checks passed on {} ranks (top-1 {:.4f})'.format(
+        p, want_acc))

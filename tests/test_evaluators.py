@@ -1,0 +1,72 @@
+"""Multi-node evaluator weighted by examples, and the data-parallel wiring."""
+import numpy as np
+import pytest
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+from chainer.training import extensions
+import chainermn
+
+from chainer_ext import data_parallel as dp
+
+
+def _data(n=11):
+    rng = np.random.RandomState(0)
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    t = rng.randint(0, 3, n).astype(np.int32)
+    return x, t
+
+
+def _iterator(dataset, repeat=False):
+    return chainer.iterators.SerialIterator(dataset, 4, repeat=repeat,
+                                            shuffle=False)
+
+
+def test_per_example_mean_with_a_short_last_batch():
+    comm = chainermn.create_communicator('naive')
+    np.random.seed(0)
+    model = L.Classifier(L.Linear(4, 3))
+    x, t = _data()
+    ds = chainer.datasets.TupleDataset(x, t)
+    ev = dp.MultiNodeEvaluator(_iterator(ds), model, comm)
+    ev.name = 'validation'
+    res = ev()
+    with chainer.using_config('train', False):
+        y = model.predictor(x)
+    acc = float((y.array.argmax(axis=1) == t).mean())
+    loss = float(F.softmax_cross_entropy(y, t).array)
+    assert sorted(res) == ['validation/main/accuracy', 'validation/main/loss']
+    assert res['validation/main/accuracy'] == pytest.approx(acc, abs=1e-6)
+    assert res['validation/main/loss'] == pytest.approx(loss, abs=1e-5)
+    # Chainer's own Evaluator weights the batches (4, 4, 3) equally instead.
+    plain = extensions.Evaluator(_iterator(ds), model)
+    plain.name = 'validation'
+    batch_mean = float(plain()['validation/main/accuracy'])
+    assert batch_mean != pytest.approx(acc, abs=1e-6)
+
+
+def test_refuses_repeating_iterators_and_non_evaluators():
+    comm = chainermn.create_communicator('naive')
+    model = L.Classifier(L.Linear(4, 3))
+    ds = chainer.datasets.TupleDataset(*_data())
+    with pytest.raises(ValueError, match='repeat'):
+        dp.MultiNodeEvaluator(_iterator(ds, repeat=True), model, comm)
+    with pytest.raises(TypeError, match='Evaluator'):
+        dp.create_multi_node_evaluator(object(), comm)
+
+
+def test_broadcast_params_single_rank():
+    comm = chainermn.create_communicator('naive')
+    model = L.Classifier(L.Linear(4, 3))
+    digest = dp.params_digest(model)
+    dp.broadcast_params(model, comm)
+    assert dp.params_digest(model) == digest
+    assert dp.params_identical(model, comm)
+    with pytest.raises(ValueError, match='predictor/W'):
+        dp.broadcast_params(L.Classifier(L.Linear(None, 3)), comm)
+
+
+@pytest.mark.parametrize('n', [2, 3])
+def test_uneven_validation_split_multiprocess(mpirun, n):
+    mpirun(n, 'eval_uneven.py', timeout=180)
