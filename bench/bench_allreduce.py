@@ -19,7 +19,9 @@ All four run in the same MPI job, interleaved (the order rotates each
 repetition), over two links: shared memory, and TCP over a loopback shaped to
 2 Gbit/s in a network namespace of the benchmark's own (``ip netns``, ``tc
 tbf``; needs root; Open MPI forced onto its TCP BTL with ``--mca pml ob1
---mca btl tcp,self``).  Each timing is the slowest rank's time of one call,
+--mca btl tcp,self``: this Open MPI 5 also has the ``ucx`` and ``cm`` PMLs,
+which ignore the BTL list, so ``pml ob1`` is required).  The loopback's byte
+counter and the bandwidth-bound timings confirm that the data crossed TCP.  Each timing is the slowest rank's time of one call,
 between barriers; the report gives medians, bytes sent per rank (counted by
 the ring communicators; the bandwidth-optimal ``2 (p-1)/p`` figure for
 ChainerMN's ``MPI_Allreduce``), the bytes the shaped loopback actually carried

@@ -115,6 +115,9 @@ def test_single_rank_mean_is_the_float16_rounding():
     assert np.array_equal(link.w.grad, g.astype(np.float16).astype(np.float32))
     assert comm.last_mean_grad_finite
     assert comm.bytes_sent == 0  # nothing to send with one rank
+    link.w.grad = None
+    comm.multi_node_mean_grad(link)  # no gradient at all: nothing to do
+    assert link.w.grad is None
     comm.finalize()
 
 

@@ -71,6 +71,8 @@ class _HostMemory(object):
 
     def array(self, count, dtype):
         dtype = numpy.dtype(dtype)
+        if count == 0:
+            return numpy.empty(0, dtype=dtype)
         self.assign(count * dtype.itemsize)
         return self.memory[:count * dtype.itemsize].view(dtype)
 
@@ -120,7 +122,7 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
     """
 
     def __init__(self, mpi_comm, allreduce_grad_dtype=None,
-                 segment_bytes=1 << 21):
+                 segment_bytes=1 << 19):
         super(PackedRingCommunicator, self).__init__(mpi_comm)
         if int(segment_bytes) < 64:
             raise ValueError('segment_bytes must be >= 64, got {}'.format(
