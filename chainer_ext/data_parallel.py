@@ -10,7 +10,7 @@ script needs, in the order it uses them::
     val = scatter_val_dataset(val, comm)
     model(sample_batch)                   # initialise lazily-shaped links
     broadcast_params(model, comm)         # rank 0's initial weights everywhere
-    optimizer = create_multi_node_optimizer(actual_optimizer, comm)
+    optimizer = chainermn.create_multi_node_optimizer(actual_optimizer, comm)
     optimizer.setup(model)
     evaluator = create_multi_node_evaluator(
         extensions.Evaluator(val_iter, model), comm)
@@ -28,20 +28,6 @@ import chainermn
 
 from chainer_ext.evaluators import MultiNodeEvaluator  # NOQA
 from chainer_ext.evaluators import create_multi_node_evaluator  # NOQA
-
-
-def create_multi_node_optimizer(actual_optimizer, communicator,
-                                double_buffering=False, zero_fill=True):
-    """``chainermn.create_multi_node_optimizer``, unchanged.
-
-    Its first ``update()`` only broadcasts rank 0's parameters (ChainerMN's
-    ``bcast_data``) and skips the step; every later one averages the
-    gradients with ``communicator.multi_node_mean_grad`` and then steps.
-    ``double_buffering`` needs ChainerMN's ``pure_nccl`` communicator.
-    """
-    return chainermn.create_multi_node_optimizer(
-        actual_optimizer, communicator, double_buffering=double_buffering,
-        zero_fill=zero_fill)
 
 
 def broadcast_params(model, comm):
@@ -107,3 +93,44 @@ def scatter_val_dataset(dataset, comm):
     """
     return chainermn.scatter_dataset(dataset, comm, shuffle=False,
                                      force_equal_length=False)
+
+
+def shard_indices(n, comm, train, seed=None):
+    """This rank's global indices of a data set of length ``n`` (collective).
+
+    The same split as :func:`scatter_train_dataset` (``train=True``) or
+    :func:`scatter_val_dataset` applied to the data set itself, but only the
+    index array travels: every rank can then build the full data set from
+    the broadcast list and keep a view (:class:`IndexedView`) of its shard,
+    with the base data set's ``get_example_rng`` intact for per-example
+    seeding (:mod:`chainer_ext.reproducible_order`).
+    """
+    n = int(n)
+    if n <= 0:
+        raise ValueError('cannot shard an empty data set (length {})'.format(n))
+    if train and n < comm.size:
+        raise ValueError('a training set of {} examples cannot feed {} ranks'.format(
+            n, comm.size))
+    full = numpy.arange(n, dtype=numpy.int64) if comm.rank == 0 else None
+    if train:
+        sub = scatter_train_dataset(full, comm, seed=seed)
+    else:
+        sub = scatter_val_dataset(full, comm)
+    return numpy.asarray([sub[i] for i in range(len(sub))], dtype=numpy.int64)
+
+
+class IndexedView(chainer.dataset.DatasetMixin):
+    """The examples ``indices`` of ``base``, with ``get_example_rng`` kept."""
+
+    def __init__(self, base, indices):
+        self.base = base
+        self.indices = numpy.asarray(indices, dtype=numpy.int64)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def get_example(self, i):
+        return self.base[int(self.indices[i])]
+
+    def get_example_rng(self, i, rng):
+        return self.base.get_example_rng(int(self.indices[i]), rng)

@@ -221,7 +221,8 @@ class MultiNodeSnapshot(extension.Extension):
         target = os.path.join(partial, rank_file(self._rank))
         tmp = target + '.tmp'
         try:
-            chainer.serializers.save_npz(tmp, trainer)
+            # Uncompressed: weights do not deflate, and zlib would cost seconds.
+            chainer.serializers.save_npz(tmp, trainer, compression=False)
             with open(tmp, 'rb+') as f:
                 os.fsync(f.fileno())
             os.replace(tmp, target)

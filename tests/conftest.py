@@ -34,3 +34,37 @@ def mpirun():
                 n, script, proc.returncode, proc.stdout[-20000:]))
         return proc
     return _run
+
+
+def write_tiny_imagenet(root, n_train=48, n_val=16, n_class=4, size=40, seed=0):
+    """A small learnable data set in the ImageNet list format.
+
+    Class k is a noisy image whose dominant colour channel and stripe
+    orientation depend on k. Returns (train_list, val_list, root).
+    """
+    import numpy
+    from PIL import Image
+    rng = numpy.random.RandomState(seed)
+    os.makedirs(os.path.join(root, 'img'), exist_ok=True)
+    lists = {}
+    for split, n in (('train', n_train), ('val', n_val)):
+        lines = []
+        for i in range(n):
+            label = i % n_class
+            img = rng.randint(0, 60, (size, size, 3)).astype(numpy.uint8)
+            img[..., label % 3] += 150
+            if label >= 3:
+                img[::4] = 255
+            rel = 'img/{}-{:04d}.JPEG'.format(split, i)
+            Image.fromarray(img).save(os.path.join(root, rel), quality=92)
+            lines.append('{} {}\n'.format(rel, label))
+        path = os.path.join(root, split + '.txt')
+        with open(path, 'w') as f:
+            f.writelines(lines)
+        lists[split] = path
+    return lists['train'], lists['val'], root
+
+
+@pytest.fixture
+def tiny_imagenet(tmp_path):
+    return write_tiny_imagenet(str(tmp_path / 'data'))

@@ -6,7 +6,7 @@ import chainer
 from chainer import serializers
 
 from chainer_ext.reproducible_order import EpochSeededDataset, EpochTaggedOrderSampler
-from chainer_ext.sharding import IndexedView
+from chainer_ext.data_parallel import IndexedView
 
 
 class RngProbe(chainer.dataset.DatasetMixin):

@@ -17,12 +17,12 @@ import numpy as np
 import chainer
 import chainer.functions as F
 import chainer.links as L
+import chainermn
 from chainer import training
 from chainer.training import extensions
 
 from chainer_ext.batchnorm import use_last_batch_statistics
 from chainer_ext.communicators import create_communicator
-from chainer_ext.data_parallel import create_multi_node_optimizer
 from chainer_ext.evaluators import MultiNodeEvaluator
 from chainer_ext.extensions import BatchNormStatsAllreduce
 
@@ -134,7 +134,7 @@ data = rng.standard_normal((12, 3, 5, 5)).astype(np.float32) + r
 labels = rng.randint(0, 6, 12).astype(np.int32)
 train = chainer.datasets.TupleDataset(data, labels)
 val = chainer.datasets.TupleDataset(data[:5], labels[:5])
-optimizer = create_multi_node_optimizer(chainer.optimizers.MomentumSGD(0.01), comm)
+optimizer = chainermn.create_multi_node_optimizer(chainer.optimizers.MomentumSGD(0.01), comm)
 optimizer.setup(clf)
 updater = training.StandardUpdater(
     chainer.iterators.SerialIterator(train, 4), optimizer)

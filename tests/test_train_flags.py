@@ -1,0 +1,81 @@
+"""Bad flags fail at start with one clear line, before any rank does work."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, 'train_imagenet.py')
+
+
+def _run(tmp_path, *args):
+    proc = subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    return proc
+
+
+@pytest.fixture
+def lists(tmp_path):
+    train = tmp_path / 'train.txt'
+    val = tmp_path / 'val.txt'
+    train.write_text('a.jpg 0\n')
+    val.write_text('a.jpg 0\n')
+    return str(train), str(val)
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--batchsize', '0'], '--batchsize must be a positive integer, got 0'),
+    (['--batchsize', '-3'], '--batchsize must be a positive integer, got -3'),
+    (['--insize', '16'], '--insize 16 is too small for resnet50'),
+    (['--epoch', '0'], '--epoch must be positive, got 0'),
+    (['--min-area', '1.5'], '--min-area must be in (0, 1], got 1.5'),
+    (['--resume', 'nowhere/epoch-3'], '--resume nowhere/epoch-3: no such snapshot folder'),
+])
+def test_bad_flag_one_line(tmp_path, lists, extra, message):
+    proc = _run(tmp_path, '--train', lists[0], '--val', lists[1], '--out',
+                tmp_path / 'out', *extra)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith('train_imagenet.py: error: ' + message)
+
+
+def test_missing_and_empty_lists(tmp_path):
+    empty = tmp_path / 'empty.txt'
+    empty.write_text('')
+    proc = _run(tmp_path, '--train', tmp_path / 'missing.txt', '--val', empty,
+                '--out', tmp_path / 'out')
+    assert proc.returncode == 2
+    err = proc.stderr
+    assert 'missing.txt: no such file' in err and 'empty.txt: file is empty' in err
+    assert len(err.strip().splitlines()) == 2
+
+
+def test_list_flags_required(tmp_path):
+    proc = _run(tmp_path, '--out', tmp_path / 'out')
+    assert proc.returncode == 2
+    assert '--train is required (or use --demo / --synthetic)' in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root can write anywhere')
+def test_unwritable_out(tmp_path, lists):
+    locked = tmp_path / 'locked'
+    locked.mkdir(mode=0o500)
+    proc = _run(tmp_path, '--train', lists[0], '--val', lists[1], '--out', locked / 'sub')
+    assert proc.returncode == 2 and 'output folder not writable' in proc.stderr
+
+
+def test_out_is_a_file(tmp_path, lists):
+    f = tmp_path / 'file'
+    f.write_text('x')
+    proc = _run(tmp_path, '--train', lists[0], '--val', lists[1], '--out', f)
+    assert proc.returncode == 2 and 'output folder not writable' in proc.stderr
+
+
+def test_only_rank_zero_prints(tmp_path, lists):
+    env = dict(os.environ, OMPI_COMM_WORLD_RANK='5')
+    proc = subprocess.run([sys.executable, SCRIPT, '--batchsize', '0', '--train', lists[0],
+                           '--val', lists[1]], capture_output=True, text=True,
+                          timeout=120, cwd=str(tmp_path), env=env)
+    assert proc.returncode == 2 and proc.stderr == ''

@@ -1,0 +1,541 @@
+#!/usr/bin/env python
+"""Train ResNet-50 on ImageNet with the recipe of Akiba, Suzuki and Fukuda (2017).
+
+    mpiexec -n 1024 python train_imagenet.py --train train.txt --val val.txt --root /data/ILSVRC2012
+
+With its defaults this is the paper's recipe (Sections 2-3, Appendix A): 32
+images per worker, 90 epochs, ResNet-50 at 224 px, the RMSprop→SGD hybrid
+optimizer with the ELU-shaped transition and the slow-start learning rate,
+batch normalization without moving averages (last-minibatch statistics,
+averaged over workers before every validation), gradients all-reduced in
+float16, validation after every epoch inside the timed run. The same program
+runs at small scale with flags (``--epoch 18`` compresses every schedule by
+18/90) and on built-in demo data with ``--demo``:
+
+    mpiexec -n 2 python train_imagenet.py --demo
+
+Baselines for comparison: ``--optimizer momentum`` (momentum SGD with Goyal et
+al.'s 5-epoch warm-up and step schedule) and ``--bn-moving-average``.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+DEMO_DEFAULTS = dict(arch='resnet18', insize=32, epoch=14, batchsize=32,
+                     val_batchsize=64, loaderjob=0, min_area=0.25,
+                     out=os.path.join('result', 'demo'))
+PAPER_DEFAULTS = dict(arch='resnet50', insize=224, epoch=90, batchsize=32,
+                      val_batchsize=50, loaderjob=None, min_area=0.08,
+                      out='result')
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog='train_imagenet.py',
+        description='ResNet-50 on ImageNet with extremely large minibatches '
+                    '(Akiba et al. 2017) on Chainer/ChainerMN.')
+    p.add_argument('--train', help='training list file ("relative/path label" per line)')
+    p.add_argument('--val', help='validation list file')
+    p.add_argument('--root', default='.', help='folder the list paths are relative to')
+    p.add_argument('--arch', choices=('resnet50', 'resnet18'),
+                   help='network (default resnet50; resnet18 with --demo)')
+    p.add_argument('--batchsize', type=int,
+                   help='images per worker per iteration (paper: 32)')
+    p.add_argument('--val-batchsize', type=int, help='validation images per worker per batch')
+    p.add_argument('--epoch', type=int,
+                   help='epochs to train (paper: 90); fewer compresses every '
+                        'schedule boundary and beta by epoch/90')
+    p.add_argument('--insize', type=int, help='input crop side in pixels (paper: 224)')
+    p.add_argument('--communicator', default=None,
+                   choices=('pure_nccl', 'naive', 'flat', 'hierarchical',
+                            'two_dimensional', 'single_node', 'non_cuda_aware'),
+                   help='ChainerMN communicator (default: pure_nccl on GPUs, '
+                        "naive on CPUs, both with float16 all-reduce)")
+    p.add_argument('--allreduce-dtype', default='float16', choices=('float16', 'float32'),
+                   help='dtype of the gradient all-reduce (paper: float16)')
+    p.add_argument('--loaderjob', type=int,
+                   help='data-loading worker processes per rank (0: load in-process)')
+    p.add_argument('--out', help='output folder (default result, result/demo with --demo)')
+    p.add_argument('--resume', default='',
+                   help='snapshot folder OUT/snapshots/epoch-N to continue from, '
+                        'or "auto" for the newest complete one in --out')
+    p.add_argument('--seed', type=int, default=0, help='seed of data order and augmentation')
+    p.add_argument('--optimizer', default='rmsprop_warmup',
+                   choices=('rmsprop_warmup', 'momentum'),
+                   help='rmsprop_warmup (paper) or momentum (Goyal et al. baseline)')
+    p.add_argument('--lr-rmsprop', type=float, default=3e-4,
+                   help='eta_RMSprop of Appendix A.1 (paper: 0.0003)')
+    p.add_argument('--weight-decay', type=float, default=1e-4,
+                   help='weight decay on conv/linear weights (Goyal et al.: 1e-4)')
+    p.add_argument('--bn-moving-average', action='store_true',
+                   help="baseline: keep Chainer's moving averages in batch normalization")
+    p.add_argument('--min-area', type=float,
+                   help='smallest crop area fraction of the scale augmentation (paper: 0.08)')
+    p.add_argument('--demo', action='store_true',
+                   help='build a small digits data set in the ImageNet list format '
+                        'and train resnet18 on it with a compressed schedule')
+    p.add_argument('--demo-cache', default=None,
+                   help='where --demo keeps its data (default ~/.cache/akiba2017/demo-digits)')
+    p.add_argument('--synthetic', action='store_true',
+                   help='random data of the right shape, no I/O (throughput runs)')
+    p.add_argument('--synthetic-size', type=int, default=1281167,
+                   help='images per epoch with --synthetic (default: ImageNet-1k train)')
+    p.add_argument('--n-class', type=int, default=1000, help='classes with --synthetic')
+    p.add_argument('--max-iterations', type=int, default=0,
+                   help='stop after this many iterations (0: run all epochs)')
+    p.add_argument('--no-validation', action='store_true',
+                   help='skip per-epoch validation (throughput runs only)')
+    p.add_argument('--check-dataset', action='store_true',
+                   help='check the train and val lists (files exist, decode, labels '
+                        'in range), print every bad line, exit 1 if any is bad')
+    p.add_argument('--keep-snapshots', type=int, default=3,
+                   help='complete snapshots to keep (0: all)')
+    p.add_argument('--snapshot-iterations', type=int, default=0,
+                   help='also snapshot every N iterations (0: only at epoch ends)')
+    p.add_argument('--max-nonfinite', type=int, default=20,
+                   help='stop after this many consecutive updates with non-finite gradients')
+    p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'),
+                   help='auto: one GPU per rank (intra-node rank) when CuPy is present')
+    return p
+
+
+def env_rank():
+    """This process's MPI rank from the launcher's environment (before MPI init)."""
+    for var in ('OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'PMI_RANK', 'SLURM_PROCID',
+                'MV2_COMM_WORLD_RANK'):
+        if var in os.environ:
+            try:
+                return int(os.environ[var])
+            except ValueError:
+                pass
+    return 0
+
+
+def fill_defaults(args):
+    defaults = DEMO_DEFAULTS if args.demo else PAPER_DEFAULTS
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.demo_cache is None:
+        base = os.environ.get('XDG_CACHE_HOME') or os.path.join(
+            os.path.expanduser('~'), '.cache')
+        args.demo_cache = os.path.join(base, 'akiba2017', 'demo-digits')
+    return args
+
+
+def _nonempty_file(flag, path):
+    if not os.path.exists(path):
+        return '{} {}: no such file'.format(flag, path)
+    if not os.path.isfile(path):
+        return '{} {}: not a file'.format(flag, path)
+    if os.path.getsize(path) == 0:
+        return '{} {}: file is empty'.format(flag, path)
+    try:
+        with open(path, 'rb'):
+            pass
+    except OSError as e:
+        return '{} {}: cannot read ({})'.format(flag, path, e.strerror)
+    return None
+
+
+def _writable_dir(flag, path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, '.write-test-{}'.format(os.getpid()))
+        with open(probe, 'w') as f:
+            f.write('ok')
+        os.remove(probe)
+    except OSError as e:
+        return '{} {}: output folder not writable ({})'.format(flag, path, e.strerror or e)
+    return None
+
+
+def validate_args(args):
+    """Problems with the flags that need no MPI and no data: one line each."""
+    from models import archs
+    errors = []
+    if args.batchsize <= 0:
+        errors.append('--batchsize must be a positive integer, got {}'.format(args.batchsize))
+    if args.val_batchsize <= 0:
+        errors.append('--val-batchsize must be a positive integer, got {}'.format(
+            args.val_batchsize))
+    if not args.epoch > 0:
+        errors.append('--epoch must be positive, got {}'.format(args.epoch))
+    min_insize = getattr(archs[args.arch], 'min_insize', 32)
+    if args.insize < min_insize:
+        errors.append('--insize {} is too small for {} (at least {})'.format(
+            args.insize, args.arch, min_insize))
+    if args.loaderjob is not None and args.loaderjob < 0:
+        errors.append('--loaderjob must be >= 0, got {}'.format(args.loaderjob))
+    if not 0 < args.min_area <= 1:
+        errors.append('--min-area must be in (0, 1], got {}'.format(args.min_area))
+    if args.lr_rmsprop < 0:
+        errors.append('--lr-rmsprop must be >= 0, got {}'.format(args.lr_rmsprop))
+    if args.weight_decay < 0:
+        errors.append('--weight-decay must be >= 0, got {}'.format(args.weight_decay))
+    if args.keep_snapshots < 0:
+        errors.append('--keep-snapshots must be >= 0, got {}'.format(args.keep_snapshots))
+    if args.snapshot_iterations < 0:
+        errors.append('--snapshot-iterations must be >= 0, got {}'.format(
+            args.snapshot_iterations))
+    if args.max_iterations < 0:
+        errors.append('--max-iterations must be >= 0, got {}'.format(args.max_iterations))
+    if args.max_nonfinite < 1:
+        errors.append('--max-nonfinite must be >= 1, got {}'.format(args.max_nonfinite))
+    if args.synthetic and args.synthetic_size <= 0:
+        errors.append('--synthetic-size must be positive, got {}'.format(args.synthetic_size))
+    if args.synthetic and args.n_class < 2:
+        errors.append('--n-class must be >= 2, got {}'.format(args.n_class))
+    modes = [m for m in ('demo', 'synthetic') if getattr(args, m)]
+    if len(modes) > 1:
+        errors.append('--demo and --synthetic cannot be combined')
+    if modes and (args.train or args.val):
+        errors.append('--{} builds its own data; drop --train/--val'.format(modes[0]))
+    if not modes:
+        for flag, path in (('--train', args.train), ('--val', args.val)):
+            if not path:
+                errors.append('{} is required (or use --demo / --synthetic)'.format(flag))
+            else:
+                problem = _nonempty_file(flag, path)
+                if problem:
+                    errors.append(problem)
+        if not os.path.isdir(args.root):
+            errors.append('--root {}: no such folder'.format(args.root))
+    if args.check_dataset and args.synthetic:
+        errors.append('--check-dataset needs list files, not --synthetic')
+    if not args.check_dataset:
+        problem = _writable_dir('--out', args.out)
+        if problem:
+            errors.append(problem)
+    if args.resume and args.resume != 'auto':
+        from chainer_ext import snapshots
+        try:
+            snapshots.resolve_resume(args.resume, args.out)
+        except snapshots.SnapshotError as e:
+            errors.append(str(e))
+    return errors
+
+
+def start_forkserver():
+    """Set the forkserver start method before the communicator exists.
+
+    Forking a process that holds InfiniBand resources crashes it (Open MPI
+    FAQ; ChainerMN's tips): worker processes must come from a forkserver that
+    was started before MPI touched the network. Starting one dummy process
+    makes the forkserver itself start now.
+    """
+    try:
+        multiprocessing.set_start_method('forkserver')
+    except RuntimeError:
+        pass  # already set (e.g. by a test harness)
+    p = multiprocessing.Process(target=_noop)
+    p.start()
+    p.join()
+
+
+def _noop():
+    pass
+
+
+def choose_device(args, comm):
+    """GPU id of this rank (its intra-node rank) or -1 for the CPU."""
+    import chainer
+    if args.device == 'cpu':
+        return -1
+    available = chainer.backends.cuda.available
+    if args.device == 'gpu' and not available:
+        raise RuntimeError('--device gpu: CuPy with a CUDA device is not available')
+    return comm.intra_rank if available else -1
+
+
+def prepare_data(args, comm):
+    """This rank's train and validation data sets, and facts about the data.
+
+    Rank 0 reads the list files (or builds the demo data) and broadcasts the
+    pairs; the index arrays are scattered with ``chainermn.scatter_dataset``
+    (see :func:`chainer_ext.data_parallel.shard_indices`).
+    """
+    from chainer_ext import datasets
+    from chainer_ext.reproducible_order import EpochSeededDataset
+    from chainer_ext.data_parallel import IndexedView, shard_indices
+    from chainer_ext.synthetic import SyntheticImageDataset
+
+    if args.synthetic:
+        n_class = args.n_class
+        train_full = SyntheticImageDataset(args.synthetic_size, args.insize, n_class,
+                                           seed=args.seed)
+        val_full = SyntheticImageDataset(2 * args.val_batchsize * comm.size, args.insize,
+                                         n_class, seed=args.seed + 1)
+    else:
+        if args.demo:
+            lists = None
+            if comm.rank == 0:
+                lists = datasets.build_demo_dataset(args.demo_cache)
+            args.train, args.val, args.root = comm.bcast_obj(lists)
+        pairs = None
+        if comm.rank == 0:
+            pairs = (datasets.read_image_list(args.train, args.root),
+                     datasets.read_image_list(args.val, args.root))
+        train_pairs, val_pairs = comm.bcast_obj(pairs)
+        n_class = 1 + max(label for _, label in train_pairs)
+        bad = [(i, label) for i, (_, label) in enumerate(val_pairs) if label >= n_class]
+        if bad:
+            raise ValueError('{}: line {} has label {} but the training list only has '
+                             'classes 0..{}'.format(args.val, bad[0][0] + 1, bad[0][1],
+                                                    n_class - 1))
+        train_full = datasets.ImageNetDataset(train_pairs, args.root, args.insize,
+                                              train=True, min_area=args.min_area)
+        val_full = datasets.ImageNetDataset(val_pairs, args.root, args.insize, train=False)
+
+    train_idx = shard_indices(len(train_full), comm, train=True, seed=args.seed)
+    val_idx = shard_indices(len(val_full), comm, train=False)
+    train = EpochSeededDataset(IndexedView(train_full, train_idx),
+                               seed=_rank_seed(args.seed, comm.rank))
+    val = EpochSeededDataset(IndexedView(val_full, val_idx), seed=args.seed)
+    return train, val, dict(n_class=n_class, n_train=len(train_full), n_val=len(val_full))
+
+
+def check_dataset(args, comm):
+    """``--check-dataset``: every rank checks its share of lines; rank 0 prints."""
+    from chainer_ext import datasets
+    if args.demo:
+        lists = datasets.build_demo_dataset(args.demo_cache) if comm.rank == 0 else None
+        args.train, args.val, args.root = comm.bcast_obj(lists)
+    problems = []
+    n_class = None
+    for path in (args.train, args.val):
+        problems += datasets.check_dataset(path, args.root, n_class=n_class,
+                                           rank=comm.rank, size=comm.size)
+        if n_class is None:
+            try:
+                n_class = 1 + max(l for _, l in datasets.read_image_list(path, args.root))
+            except Exception:
+                n_class = None
+    gathered = comm.gather_obj(problems)
+    if comm.rank == 0:
+        allp = sorted(set(p for part in gathered for p in part))
+        for line in allp:
+            print(line)
+        print('check-dataset: {} problem(s) in {} and {}'.format(
+            len(allp), args.train, args.val))
+        status = 1 if allp else 0
+    else:
+        status = None
+    return comm.bcast_obj(status)
+
+
+def make_optimizer(args, comm, model, total_batch):
+    """The paper's hybrid optimizer (or the momentum baseline) and its schedules."""
+    import chainer
+    from chainer_ext import schedules
+    from chainer_ext.extensions import AlphaSGDSchedule, LearningRateSchedule
+    from chainer_ext.nonfinite import SkipNonFiniteUpdate
+    from chainer_ext.optimizers import RMSpropWarmup, add_weight_decay
+
+    eta_base = schedules.eta_base(total_batch)
+    epochs = args.epoch
+    if args.optimizer == 'rmsprop_warmup':
+        lr0 = schedules.slow_start_lr(0.0, eta_base, total_epochs=epochs)
+        actual = RMSpropWarmup(lr=lr0, lr_rmsprop=args.lr_rmsprop, alpha_sgd=0.0)
+        beta_center, beta_period = schedules.compressed_beta(epochs)
+        exts = [
+            LearningRateSchedule(
+                lambda e: schedules.slow_start_lr(e, eta_base, total_epochs=epochs)),
+            AlphaSGDSchedule(beta_center=beta_center, beta_period=beta_period),
+        ]
+    else:
+        lr0 = schedules.goyal_lr(0.0, eta_base, total_epochs=epochs)
+        actual = chainer.optimizers.MomentumSGD(lr=lr0, momentum=0.9)
+        exts = [LearningRateSchedule(
+            lambda e: schedules.goyal_lr(e, eta_base, total_epochs=epochs))]
+    import chainermn
+    optimizer = chainermn.create_multi_node_optimizer(actual, comm)
+    optimizer.setup(model)
+    if args.weight_decay > 0:
+        add_weight_decay(model, rate=args.weight_decay)
+    guard = SkipNonFiniteUpdate(comm, max_consecutive=args.max_nonfinite)
+    optimizer.add_hook(guard)
+    return optimizer, exts, eta_base
+
+
+def run(args):
+    """Everything after the flags were found sound (collective over all ranks)."""
+    import chainer
+    import chainer.links as L
+    from chainer import training
+    from chainer.training import extensions
+
+    from chainer_ext import datasets, snapshots
+    from chainer_ext.batchnorm import use_last_batch_statistics
+    from chainer_ext.communicators import create_communicator
+    from chainer_ext.data_parallel import broadcast_params
+    from chainer_ext.evaluators import MultiNodeEvaluator
+    from chainer_ext.extensions import BatchNormStatsAllreduce
+    from chainer_ext.reproducible_order import EpochTaggedOrderSampler
+    from chainer_ext.run_info import gather_run_info, write_json_atomic
+    from models import archs
+
+    use_workers = not args.check_dataset and (args.loaderjob is None or args.loaderjob > 0)
+    if use_workers:
+        start_forkserver()  # before the communicator exists
+
+    gpu_wanted = args.device == 'gpu' or (
+        args.device == 'auto' and chainer.backends.cuda.available)
+    name = args.communicator or ('pure_nccl' if gpu_wanted else 'naive')
+    comm = create_communicator(name, allreduce_grad_dtype=args.allreduce_dtype)
+    if args.check_dataset:
+        return check_dataset(args, comm)
+
+    device = choose_device(args, comm)
+    if device >= 0:
+        chainer.backends.cuda.get_device_from_id(device).use()
+    if args.loaderjob is None:
+        args.loaderjob = max(1, (os.cpu_count() or 2) // max(1, comm.intra_size) - 1)
+
+    # ChainerMN's bcast_obj wants a non-None object on the root only.
+    resume = {'path': snapshots.resolve_resume(args.resume, args.out)} if comm.rank == 0 else None
+    resume = comm.bcast_obj(resume)['path']
+    if resume:
+        snapshots.check_compatible(resume, comm.size, args.batchsize)
+
+    train, val, facts = prepare_data(args, comm)
+    total_batch = comm.size * args.batchsize
+
+    chainer.global_config.cudnn_deterministic = False
+    model = L.Classifier(archs[args.arch](n_class=facts['n_class']))
+    if not args.bn_moving_average:
+        use_last_batch_statistics(model)
+    if device >= 0:
+        model.to_gpu(device)
+    optimizer, schedule_exts, eta_base = make_optimizer(args, comm, model, total_batch)
+    # Identical initial weights on every rank. ChainerMN's multi-node optimizer
+    # would broadcast at its first update() *instead of* updating; doing it
+    # here and recording the parameter set makes iteration 1 a real update,
+    # both in a fresh run and right after --resume (so that a resumed run
+    # follows the uninterrupted trajectory).
+    broadcast_params(model, comm)
+    optimizer.is_changed(model)
+
+    order = EpochTaggedOrderSampler(len(train), seed=_rank_seed(args.seed, comm.rank))
+    if args.loaderjob > 0:
+        # Raises a worker's error (a truncated JPEG, say) here instead of
+        # hanging as Chainer's MultiprocessIterator does.
+        train_iter = datasets.StrictMultiprocessIterator(
+            train, args.batchsize, n_processes=args.loaderjob, order_sampler=order,
+            shuffle=None)
+        val_iter = datasets.StrictMultiprocessIterator(
+            val, args.val_batchsize, repeat=False, shuffle=False,
+            n_processes=args.loaderjob)
+    else:
+        train_iter = chainer.iterators.SerialIterator(
+            train, args.batchsize, order_sampler=order, shuffle=None)
+        val_iter = chainer.iterators.SerialIterator(
+            val, args.val_batchsize, repeat=False, shuffle=False)
+
+    updater = training.StandardUpdater(train_iter, optimizer, device=device)
+    stop = (args.max_iterations, 'iteration') if args.max_iterations else (args.epoch, 'epoch')
+    trainer = training.Trainer(updater, stop, out=args.out)
+
+    for ext in schedule_exts:
+        trainer.extend(ext)
+    if not args.no_validation:
+        if not args.bn_moving_average:
+            trainer.extend(BatchNormStatsAllreduce(model, comm), trigger=(1, 'epoch'))
+        trainer.extend(MultiNodeEvaluator(val_iter, model, comm, device=device),
+                       trigger=(1, 'epoch'))
+    manifest_info = {'batchsize': args.batchsize, 'arch': args.arch,
+                     'optimizer': args.optimizer, 'epochs': args.epoch}
+    trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
+                                               info=manifest_info),
+                   trigger=(1, 'epoch'))
+    if args.snapshot_iterations:
+        trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
+                                                   info=manifest_info, by='iteration'),
+                       trigger=(args.snapshot_iterations, 'iteration'),
+                       name='MultiNodeSnapshotIterations')
+
+    if comm.rank == 0:
+        keys = ['epoch', 'iteration', 'main/loss', 'main/accuracy',
+                'validation/main/loss', 'validation/main/accuracy', 'lr']
+        if args.optimizer == 'rmsprop_warmup':
+            keys.append('alpha_sgd')
+        keys.append('elapsed_time')
+        log_trigger = (1, 'epoch')
+        trainer.extend(extensions.LogReport(trigger=log_trigger))
+        trainer.extend(extensions.PrintReport(keys), trigger=log_trigger)
+        trainer.extend(extensions.ProgressBar(update_interval=10))
+        if extensions.PlotReport.available():
+            trainer.extend(extensions.PlotReport(
+                ['main/loss', 'validation/main/loss'], 'epoch', file_name='loss.png'))
+            trainer.extend(extensions.PlotReport(
+                ['main/accuracy', 'validation/main/accuracy'], 'epoch',
+                file_name='accuracy.png'))
+            trainer.extend(extensions.PlotReport(['lr'], 'iteration', file_name='lr.png',
+                                                 trigger=log_trigger))
+            if args.optimizer == 'rmsprop_warmup':
+                trainer.extend(extensions.PlotReport(['alpha_sgd'], 'iteration',
+                                                     file_name='alpha_sgd.png',
+                                                     trigger=log_trigger))
+
+    info = gather_run_info(args, comm, device, extra=dict(
+        facts, eta_base=eta_base, total_batch=total_batch,
+        resumed_from=resume, communicator=name))
+    if comm.rank == 0:
+        write_json_atomic(os.path.join(args.out, 'config.json'), info)
+        print('{} ranks x {} images = total batch {}; eta_base {:g}; {} train / {} val '
+              'images, {} classes; {} on {}'.format(
+                  comm.size, args.batchsize, total_batch, eta_base, facts['n_train'],
+                  facts['n_val'], facts['n_class'], args.arch,
+                  'GPU' if device >= 0 else 'CPU'), flush=True)
+
+    if resume:
+        snapshots.load_snapshot(resume, trainer, comm)
+        if comm.rank == 0:
+            print('resumed from {} (iteration {})'.format(
+                resume, trainer.updater.iteration), flush=True)
+
+    # The global except hook prints the cause once, with the rank; Chainer's
+    # own loop message would print it a second time.
+    trainer.run(show_loop_exception_msg=False)
+
+    # Final statistics: the average over workers, as before every validation.
+    if not args.bn_moving_average:
+        BatchNormStatsAllreduce(model, comm)()
+    if comm.rank == 0:
+        path = os.path.join(args.out, 'model.npz')
+        chainer.serializers.save_npz(path + '.tmp.npz', model.predictor)
+        os.replace(path + '.tmp.npz', path)
+    if use_workers:
+        train_iter.finalize()
+        val_iter.finalize()
+    return 0
+
+
+def _rank_seed(seed, rank):
+    """Distinct, reproducible seed of one rank's data order and augmentation."""
+    return int(seed) * 100003 + int(rank)
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = fill_defaults(parser.parse_args(argv))
+
+    problems = validate_args(args)
+    if problems:
+        if env_rank() == 0:
+            for line in problems:
+                sys.stderr.write('train_imagenet.py: error: {}\n'.format(line))
+        return 2
+
+    # Any uncaught exception on any rank aborts the whole MPI job at once
+    # (MPI_Abort) instead of leaving the other ranks waiting in a collective.
+    import chainermn.global_except_hook
+    chainermn.global_except_hook.add_hook()
+    return run(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
