@@ -17,29 +17,33 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from chainer.training import StandardUpdater  # noqa: E402
 
-mode, fault_rank, fault_iteration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-assert sys.argv[4] == '--'
-flags = sys.argv[5:]
-rank = int(os.environ.get('OMPI_COMM_WORLD_RANK', '0'))
-_update_core = StandardUpdater.update_core
 
 
-def update_core(self):
-    if rank == fault_rank and self.iteration == fault_iteration:
-        print('FAULT-AT {:.3f}'.format(time.time()), flush=True)
-        if mode == 'raise':
-            raise RuntimeError('injected fault on rank {} at iteration {}'.format(
-                rank, fault_iteration))
-        if mode == 'kill':
-            os.kill(os.getpid(), signal.SIGKILL)
-        if mode == 'fsize':
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
-    return _update_core(self)
+def main():
+    mode, fault_rank, fault_iteration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    assert sys.argv[4] == '--'
+    flags = sys.argv[5:]
+    rank = int(os.environ.get('OMPI_COMM_WORLD_RANK', '0'))
+    update_core_orig = StandardUpdater.update_core
+
+    def update_core(self):
+        if rank == fault_rank and self.iteration == fault_iteration:
+            print('FAULT-AT {:.3f}'.format(time.time()), flush=True)
+            if mode == 'raise':
+                raise RuntimeError('injected fault on rank {} at iteration {}'.format(
+                    rank, fault_iteration))
+            if mode == 'kill':
+                os.kill(os.getpid(), signal.SIGKILL)
+            if mode == 'fsize':
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        return update_core_orig(self)
+
+    StandardUpdater.update_core = update_core
+    import train_imagenet
+    return train_imagenet.main(flags)
 
 
-StandardUpdater.update_core = update_core
-
-import train_imagenet  # noqa: E402
-
-sys.exit(train_imagenet.main(flags))
+# The guard matters: forkserver children of the data loader import this module.
+if __name__ == '__main__':
+    sys.exit(main())
