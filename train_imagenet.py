@@ -414,7 +414,6 @@ def run(args):
     train, val, facts = prepare_data(args, comm)
     total_batch = comm.size * args.batchsize
 
-    chainer.global_config.cudnn_deterministic = False
     model = L.Classifier(archs[args.arch](n_class=facts['n_class']))
     if not args.bn_moving_average:
         use_last_batch_statistics(model)
