@@ -18,11 +18,9 @@ Baselines for comparison: ``--optimizer momentum`` (momentum SGD with Goyal et
 al.'s 5-epoch warm-up and step schedule) and ``--bn-moving-average``.
 """
 import argparse
-import json
 import multiprocessing
 import os
 import sys
-import time
 
 # --demo: ResNet-18 on 32 px digits, 14 epochs (every schedule compressed by
 # 14/90), 32 images per rank, loading in-process (the images are tiny); insize

@@ -10,7 +10,6 @@ Checks on every rank:
     when registered after it.
 """
 import sys
-import traceback
 
 import numpy as np
 
@@ -23,27 +22,14 @@ from chainer.training import extensions
 
 from chainer_ext.batchnorm import use_last_batch_statistics
 from chainer_ext.communicators import create_communicator
+from rank_checks import abort_on_exception
 from chainer_ext.evaluators import MultiNodeEvaluator
 from chainer_ext.extensions import BatchNormStatsAllreduce
 
 comm = create_communicator('naive', allreduce_grad_dtype='float16')
 p, r = comm.size, comm.rank
 
-
-def _abort(*exc_info):
-    """An exception on one rank must not leave the others waiting."""
-    traceback.print_exception(*exc_info)
-    sys.stderr.flush()
-    comm.mpi_comm.Abort(1)
-
-
-sys.excepthook = _abort
-
-
-def check(cond, *msg):
-    if not cond:
-        print('rank {} FAILED:'.format(r), *msg, flush=True)
-        comm.mpi_comm.Abort(1)
+check = abort_on_exception(comm)
 
 
 class Net(chainer.Chain):

@@ -13,8 +13,6 @@ Checks (each asserts on every rank):
   training   50 MomentumSGD updates keep parameters identical on all ranks
 """
 import hashlib
-import sys
-import traceback
 
 import numpy as np
 
@@ -25,6 +23,7 @@ import chainermn
 
 from chainer_ext.communicators import PackedRingCommunicator
 from chainer_ext.communicators import create_communicator
+from rank_checks import abort_on_exception
 
 chainer.disable_experimental_feature_warning = True
 U = 2.0 ** -11          # float16 unit roundoff
@@ -35,22 +34,7 @@ p, r = comm.size, comm.rank
 assert isinstance(comm, PackedRingCommunicator), type(comm)
 assert comm.get_config('allreduce_grad_dtype') == np.float16
 
-
-def _abort(*exc_info):
-    """An exception on one rank must not leave the others waiting."""
-    traceback.print_exception(*exc_info)
-    sys.stderr.flush()
-    comm.mpi_comm.Abort(1)
-
-
-sys.excepthook = _abort
-
-
-def check(cond, *msg):
-    if not cond:
-        print('rank {} FAILED:'.format(r), *msg, flush=True)
-        sys.stdout.flush()
-        comm.mpi_comm.Abort(1)
+check = abort_on_exception(comm)
 
 
 def digest(arrays):

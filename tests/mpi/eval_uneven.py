@@ -9,8 +9,6 @@ Checks on every rank:
     row (iterators reset), for both MultiNodeEvaluator and the patching
     create_multi_node_evaluator; also with an empty shard (2 examples, 3 ranks).
 """
-import sys
-import traceback
 
 import numpy as np
 
@@ -20,26 +18,13 @@ import chainer.links as L
 from chainer.training import extensions
 
 from chainer_ext.communicators import create_communicator
+from rank_checks import abort_on_exception
 from chainer_ext import data_parallel as dp
 
 comm = create_communicator('naive', allreduce_grad_dtype='float16')
 p, r = comm.size, comm.rank
 
-
-def _abort(*exc_info):
-    """An exception on one rank must not leave the others waiting."""
-    traceback.print_exception(*exc_info)
-    sys.stderr.flush()
-    comm.mpi_comm.Abort(1)
-
-
-sys.excepthook = _abort
-
-
-def check(cond, *msg):
-    if not cond:
-        print('rank {} FAILED:'.format(r), *msg, flush=True)
-        comm.mpi_comm.Abort(1)
+check = abort_on_exception(comm)
 
 
 # -- initial weights ----------------------------------------------------------------
