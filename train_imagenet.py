@@ -283,27 +283,80 @@ def prepare_data(args, comm):
             if comm.rank == 0:
                 lists = datasets.build_demo_dataset(args.demo_cache)
             args.train, args.val, args.root = comm.bcast_obj(lists)
-        pairs = None
+        lists = None
         if comm.rank == 0:
-            pairs = (datasets.read_image_list(args.train, args.root),
-                     datasets.read_image_list(args.val, args.root))
-        train_pairs, val_pairs = comm.bcast_obj(pairs)
-        n_class = 1 + max(label for _, label in train_pairs)
-        bad = [(i, label) for i, (_, label) in enumerate(val_pairs) if label >= n_class]
-        if bad:
-            raise ValueError('{}: line {} has label {} but the training list only has '
-                             'classes 0..{}'.format(args.val, bad[0][0] + 1, bad[0][1],
-                                                    n_class - 1))
+            try:
+                lists = {'pairs': (datasets.read_image_list(args.train, args.root),
+                                   datasets.read_image_list(args.val, args.root))}
+                lists['problems'] = _list_problems(*lists['pairs'])
+            except datasets.DatasetError as e:
+                lists = {'pairs': None, 'problems': [str(e)]}
+        lists = comm.bcast_obj(lists)
+        if lists['problems']:
+            raise InputError(lists['problems'])
+        train_pairs, val_pairs = lists['pairs']
+        n_class = train_pairs.n_class
         train_full = datasets.ImageNetDataset(train_pairs, args.root, args.insize,
                                               train=True, min_area=args.min_area)
         val_full = datasets.ImageNetDataset(val_pairs, args.root, args.insize, train=False)
 
     train_idx = shard_indices(len(train_full), comm, train=True, seed=args.seed)
     val_idx = shard_indices(len(val_full), comm, train=False)
+    if not args.synthetic:
+        _check_images_exist(comm, (train_pairs, train_idx), (val_pairs, val_idx))
     train = EpochSeededDataset(IndexedView(train_full, train_idx),
                                seed=_rank_seed(args.seed, comm.rank))
     val = EpochSeededDataset(IndexedView(val_full, val_idx), seed=args.seed)
     return train, val, dict(n_class=n_class, n_train=len(train_full), n_val=len(val_full))
+
+
+class InputError(Exception):
+    """The data given to the job is unusable; ``problems`` are one line each."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super(InputError, self).__init__('\n'.join(self.problems))
+
+
+def _list_problems(train_pairs, val_pairs):
+    """Whole-list problems found at start (rank 0): duplicates, foreign labels."""
+    problems = []
+    for pairs in (train_pairs, val_pairs):
+        first = {}
+        for i, (rel, _) in enumerate(pairs):
+            if rel in first:
+                problems.append('{}: duplicate of line {} ({})'.format(
+                    pairs.where(i), pairs.lines[first[rel]], rel))
+            else:
+                first[rel] = i
+    n_class = train_pairs.n_class
+    for i, (_, label) in enumerate(val_pairs):
+        if label >= n_class:
+            problems.append('{}: label {} but the training list has only classes '
+                            '0..{}'.format(val_pairs.where(i), label, n_class - 1))
+    return problems
+
+
+def _check_images_exist(comm, *shards):
+    """Every rank stats the images of its own shards; all ranks learn the verdict.
+
+    Cheap at any scale (1/size of the files per rank) and catches a wrong
+    ``--root`` or a half-copied data set before any model is built; decoding
+    every image is ``--check-dataset``'s job.
+    """
+    problems = []
+    for pairs, indices in shards:
+        for i in indices:
+            path = pairs.full_path(int(i))
+            try:
+                if os.path.getsize(path) == 0:
+                    problems.append('{}: image is empty: {}'.format(pairs.where(int(i)), path))
+            except OSError:
+                problems.append('{}: image missing: {}'.format(pairs.where(int(i)), path))
+    gathered = comm.mpi_comm.allgather(problems)
+    found = sorted(set(p for part in gathered for p in part))
+    if found:
+        raise InputError(found)
 
 
 def check_dataset(args, comm):
@@ -541,7 +594,19 @@ def main(argv=None):
     # (MPI_Abort) instead of leaving the other ranks waiting in a collective.
     import chainermn.global_except_hook
     chainermn.global_except_hook.add_hook()
-    return run(args)
+    try:
+        return run(args)
+    except InputError as e:  # raised on every rank alike: no abort needed
+        if env_rank() == 0:
+            shown = e.problems[:50]
+            for line in shown:
+                sys.stderr.write('train_imagenet.py: error: {}\n'.format(line))
+            if len(e.problems) > len(shown):
+                sys.stderr.write('train_imagenet.py: error: ... {} more\n'.format(
+                    len(e.problems) - len(shown)))
+            sys.stderr.write('train_imagenet.py: {} problem(s) in the input; '
+                             '--check-dataset lists them all\n'.format(len(e.problems)))
+        return 1
 
 
 if __name__ == '__main__':
