@@ -63,3 +63,9 @@ def test_stops_after_consecutive_skips():
 def test_rejects_bad_limit():
     with pytest.raises(ValueError, match='0'):
         SkipNonFiniteUpdate(None, max_consecutive=0)
+
+
+@pytest.mark.parametrize('n', [2, 3])
+def test_float16_overflow_skipped_on_every_rank(mpirun, n):
+    proc = mpirun(n, 'nonfinite_guard.py', timeout=180)
+    assert 'nonfinite guard OK on {} ranks'.format(n) in proc.stdout
