@@ -1,0 +1,67 @@
+"""Smoke test of the benchmark harness: ``bench/run_all.py --quick`` end to end.
+
+Tiny settings (ResNet-18 at 32 px, one repetition), so it checks that the benchmark code
+runs and writes its report, not the goals.  The shaped-TCP all-reduce link is never
+exercised here (``--quick`` uses shared memory only).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TESTS_DIR)
+BENCH_DIR = os.path.join(REPO_ROOT, 'bench')
+
+
+def _import_bench(name):
+    if BENCH_DIR not in sys.path:
+        sys.path.insert(0, BENCH_DIR)
+    return __import__(name)
+
+
+def test_iteration_times_from_logreport():
+    bench_iteration = _import_bench('bench_iteration')
+    log = [{'iteration': 1, 'elapsed_time': 5.0}, {'iteration': 2, 'elapsed_time': 7.5},
+           {'iteration': 3, 'elapsed_time': 9.0, 'main/loss': 6.9},
+           {'epoch': 1}]                       # an entry without timing is ignored
+    assert bench_iteration.iteration_times(log) == {2: 2.5, 3: 1.5}
+    with pytest.raises(ValueError):
+        bench_iteration.run(iterations=2, warmup=2)
+
+
+def test_run_all_quick(tmp_path):
+    results = tmp_path / 'results'
+    md = tmp_path / 'BENCHMARKS.md'
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH_DIR, 'run_all.py'), '--quick',
+         '--results-dir', str(results), '--markdown', str(md)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+        cwd=REPO_ROOT, env=env)
+    assert proc.returncode == 0, proc.stdout[-20000:]
+
+    names = ('optimizer', 'allreduce', 'input_pipeline', 'iteration', 'scaling')
+    for name in names:
+        with open(str(results / (name + '.json'))) as f:
+            res = json.load(f)
+        assert 'error' not in res, res.get('error')
+        assert res['mode'] == 'quick'
+    with open(str(results / 'iteration.json')) as f:
+        it = json.load(f)
+    for setup in ('ours', 'baseline'):
+        t = it['throughput'][setup]
+        assert t['images_per_s'] > 0 and t['kept_samples'] >= 1
+        assert all(mb > 50 for mb in t['peak_rss_mb_per_rank'])
+    assert it['optimizer_state']['ok'], it['optimizer_state']['problems']
+    assert it['optimizer_state']['state_over_param_bytes'] == 2.0
+
+    text = md.read_text()
+    assert 'QUICK MODE' in text
+    for heading in ('## Machine', '## Summary', '## Goal 1', '## Goal 2', '## Goal 3',
+                    '## Goal 4', '## Goal 5', '## Scaling', '## Cost model (MODELLED)'):
+        assert heading in text, heading
+    assert 'Open MPI' in text and 'MODELLED, not measured' in text
+    assert '**FAILED**' not in text
