@@ -4,22 +4,37 @@ Float16 all-reduce (Section 3 of the paper) can overflow, and a diverging run
 produces inf/NaN losses. Applying such a gradient destroys the weights and the
 optimizer state (Δ and m of Appendix A.1) on every rank at once. This hook runs
 as a ``'pre'`` optimizer hook, i.e. after ChainerMN's multi-node optimizer has
-all-reduced the gradients and before any parameter is touched. When any
-gradient element is non-finite on any rank (decided by a one-integer MPI
-all-reduce, so every rank takes the same decision even if a communicator did
-not leave bit-identical gradients), it uses Chainer's own skip mechanism, the
-one its dynamic loss scaling uses: ``GradientMethod.update`` calls
-``check_nan_in_grads()`` (which resets the flag), then the ``'pre'`` hooks,
-then updates the parameters only if ``is_safe_to_update()``; the hook sets the
-flag that method reads. The gradients and the optimizer state stay untouched,
-and ``optimizer.t`` still advances, so schedules stay in step. It counts skips
-and raises
-:class:`NonFiniteGradientError` after ``max_consecutive`` skips in a row, so a
-diverged job stops with a clear message instead of spending its allocation.
+all-reduced the gradients and before any parameter is touched.
+
+Verdict: when the communicator already counted non-finite values while
+unpacking the all-reduced buffer (the project's float16 ring communicator sets
+``last_mean_grad_finite``), that is used at no cost; otherwise the hook sums
+every gradient into one scalar on the device (one host synchronisation). The
+ranks then agree with a one-integer MPI all-reduce, so all take the same
+decision even if a communicator left slightly different gradients.
+
+Skipping uses Chainer's own mechanism, the one its dynamic loss scaling uses:
+``GradientMethod.update`` calls ``check_nan_in_grads()`` (which resets the
+flag), then the ``'pre'`` hooks, then updates the parameters only if
+``is_safe_to_update()``; the hook sets the flag that method reads. Weights and
+optimizer state stay untouched.
+
+Batch normalization without moving averages (Section 2) keeps the last
+minibatch's statistics with ``decay = 0``, and Chainer computes
+``avg *= 0; avg += mean``, so a NaN statistic would survive every later batch
+(``0 * NaN = NaN``) and the all-reduce before validation would spread it to
+all ranks. On a skip the hook therefore resets non-finite statistics (mean 0,
+variance 1); the next forward pass overwrites them exactly.
+
+The number of skipped updates is reported as ``nonfinite_skipped`` (cumulative
+in this process); after ``max_consecutive`` skips in a row the hook raises
+:class:`NonFiniteGradientError`, so a diverged job stops with a clear message
+instead of spending its allocation.
 """
 import numpy
 
 import chainer
+import chainer.links as L
 
 
 class NonFiniteGradientError(RuntimeError):
@@ -49,16 +64,19 @@ class SkipNonFiniteUpdate(object):
         self.total_skipped = 0
 
     def _local_finite(self, optimizer):
+        known = getattr(self.comm, 'last_mean_grad_finite', None)
+        if known is not None:
+            return bool(known)
+        total = None
         for param in optimizer.target.params(include_uninit=False):
-            grad = param.grad
-            if grad is None:
+            if param.grad is None:
                 continue
-            xp = chainer.backend.get_array_module(grad)
-            # sum() is inf/NaN iff some element is (or the sum overflows,
-            # which float32 gradients of a sane model never do); one pass.
-            if not bool(xp.isfinite(grad.sum(dtype=numpy.float64))):
-                return False
-        return True
+            # A sum is inf/NaN iff some element is (float64: no overflow).
+            s = param.grad.sum(dtype=numpy.float64)
+            total = s if total is None else total + s
+        if total is None:
+            return True
+        return bool(numpy.isfinite(float(total)))  # the one device sync
 
     def __call__(self, optimizer):
         finite = self._local_finite(optimizer)
@@ -67,12 +85,14 @@ class SkipNonFiniteUpdate(object):
             finite = bool(self.comm.mpi_comm.allreduce(int(finite), op=MPI.MIN))
         if finite:
             self.consecutive = 0
-            return
-        self.consecutive += 1
-        self.total_skipped += 1
-        # Read by Optimizer.is_safe_to_update() (chainer/optimizer.py, 7.8.1);
-        # check_nan_in_grads() resets it before the hooks of every update.
-        optimizer._loss_scaling_isnan = True
+        else:
+            self.consecutive += 1
+            self.total_skipped += 1
+            # Read by Optimizer.is_safe_to_update() (chainer/optimizer.py, 7.8.1);
+            # check_nan_in_grads() resets it before the hooks of every update.
+            optimizer._loss_scaling_isnan = True
+            reset_nonfinite_bn_statistics(optimizer.target)
+        chainer.reporter.report({'nonfinite_skipped': self.total_skipped})
         if self.consecutive >= self.max_consecutive:
             raise NonFiniteGradientError(
                 'gradients were non-finite (inf/NaN, e.g. float16 overflow in '
@@ -81,6 +101,20 @@ class SkipNonFiniteUpdate(object):
                 'from an earlier snapshot.'.format(
                     self.consecutive, optimizer.t))
 
-    def serialize(self, serializer):
-        self.consecutive = int(serializer('consecutive', self.consecutive))
-        self.total_skipped = int(serializer('total_skipped', self.total_skipped))
+
+def reset_nonfinite_bn_statistics(model):
+    """Set non-finite ``avg_mean``/``avg_var`` of BN links to 0/1; return how many."""
+    count = 0
+    for link in model.links():
+        if not isinstance(link, L.BatchNormalization):
+            continue
+        for name, value in (('avg_mean', 0), ('avg_var', 1)):
+            array = getattr(link, name, None)
+            if array is None:
+                continue
+            xp = chainer.backend.get_array_module(array)
+            bad = ~xp.isfinite(array)
+            if bool(bad.any()):
+                array[bad] = value
+                count += 1
+    return count

@@ -69,3 +69,36 @@ def test_rejects_bad_limit():
 def test_float16_overflow_skipped_on_every_rank(mpirun, n):
     proc = mpirun(n, 'nonfinite_guard.py', timeout=180)
     assert 'nonfinite guard OK on {} ranks'.format(n) in proc.stdout
+
+
+def test_skip_resets_poisoned_batchnorm_statistics():
+    from chainer_ext.batchnorm import use_last_batch_statistics
+    bn = L.BatchNormalization(3)
+    model = chainer.Sequential(L.Linear(2, 3), bn)
+    use_last_batch_statistics(model)
+    opt = chainer.optimizers.SGD(lr=0.1)
+    opt.setup(model)
+    opt.add_hook(SkipNonFiniteUpdate(None))
+    bad = numpy.array([[numpy.nan, 1], [2, 3]], dtype=numpy.float32)
+    model.cleargrads()
+    chainer.functions.sum(model(bad)).backward()
+    assert not numpy.isfinite(bn.avg_mean).all()
+    opt.update()  # skipped: the statistics must not stay NaN
+    assert numpy.isfinite(bn.avg_mean).all() and numpy.isfinite(bn.avg_var).all()
+    good = numpy.array([[0, 1], [2, 3]], dtype=numpy.float32)
+    h = model[0](good).array
+    model(good)
+    numpy.testing.assert_allclose(bn.avg_mean, h.mean(axis=0), rtol=1e-6)
+    numpy.testing.assert_allclose(bn.avg_var, h.var(axis=0, ddof=1), rtol=1e-5)
+
+
+def test_uses_the_communicators_own_verdict():
+    class Comm(object):
+        size = 1
+        last_mean_grad_finite = False
+    model, opt, guard = _setup()
+    guard.comm = Comm()
+    _set_grads(model, 1.0)  # finite here, but the communicator saw overflow
+    w = model.W.array.copy()
+    opt.update()
+    assert guard.total_skipped == 1 and numpy.array_equal(model.W.array, w)
