@@ -15,10 +15,11 @@ implementations:
   as the identity -- Goyal et al. found this eases large-minibatch training.
   All other ``gamma`` are 1, all ``beta`` 0.
 * **He initialisation** (He et al. 2015, "Delving deep into rectifiers"):
-  convolution weights ~ N(0, 2 / fan_in) (``chainer.initializers.HeNormal``,
-  the fan-in form of He et al.'s derivation and Chainer's ResNet default;
-  Caffe2's ``MSRAFill`` used by Goyal et al. scales by fan-out instead, which
-  only differs for the channel-changing 1x1 convolutions).  Convolutions have
+  convolution weights ~ N(0, 2 / fan_out) with fan_out = k x k x out_channels
+  (``chainer.initializers.HeNormal(fan_option='fan_out')``), as in the two
+  code bases the paper inherits its settings from: Caffe2's ``MSRAFill`` used
+  by Goyal et al. and fb.resnet.torch (``n = kW * kH * nOutputPlane``). It
+  differs from the fan-in form only for channel-changing convolutions.  Convolutions have
   no bias (batch normalization follows each).  The final fully connected
   layer is drawn from N(0, 0.01^2) with zero bias (Goyal et al.).
 * **Projection shortcuts** (1x1 convolution + BN) only where the shape
@@ -50,7 +51,7 @@ BN_EPS = 1e-5
 def _conv(in_channels, out_channels, ksize, stride=1):
     return L.Convolution2D(in_channels, out_channels, ksize, stride,
                            pad=ksize // 2, nobias=True,
-                           initialW=initializers.HeNormal(scale=1.0))
+                           initialW=initializers.HeNormal(scale=1.0, fan_option='fan_out'))
 
 
 def _bn(channels, zero_gamma=False):

@@ -138,11 +138,11 @@ def test_convolutions_have_no_bias_and_he_variance(resnet50):
     for name, conv in convs:
         assert conv.b is None, name
         W = conv.W.array
-        fan_in = W.shape[1] * W.shape[2] * W.shape[3]
+        fan_out = W.shape[0] * W.shape[2] * W.shape[3]  # Caffe2 MSRAFill, fb.resnet.torch
         if W.size >= 16384:
-            ratio = W.var() / (2. / fan_in)
+            ratio = W.var() / (2. / fan_out)
             assert 0.9 < ratio < 1.1, (name, ratio)
-            assert abs(W.mean()) < 4 * numpy.sqrt(2. / fan_in / W.size)
+            assert abs(W.mean()) < 4 * numpy.sqrt(2. / fan_out / W.size)
 
 
 def test_fc_initialisation(resnet50):
