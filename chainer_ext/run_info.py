@@ -47,11 +47,17 @@ def versions():
         out['mpi'] = MPI.Get_library_version().strip().splitlines()[0]
     except Exception:
         out['mpi4py'] = out['mpi'] = None
+    out['cupy'] = out['cudnn'] = out['nccl'] = None
     try:
         import cupy
         out['cupy'] = cupy.__version__
+        from chainer.backends import cuda
+        if cuda.cudnn_enabled:
+            out['cudnn'] = str(cuda.cuda.cudnn.getVersion())
+        from cupy.cuda import nccl
+        out['nccl'] = str(nccl.get_version())
     except Exception:
-        out['cupy'] = None
+        pass
     return out
 
 
