@@ -31,6 +31,14 @@ def lists(tmp_path):
     (['--epoch', '0'], '--epoch must be positive, got 0'),
     (['--min-area', '1.5'], '--min-area must be in (0, 1], got 1.5'),
     (['--resume', 'nowhere/epoch-3'], '--resume nowhere/epoch-3: no such snapshot folder'),
+    # no GPU on this machine: GPU-only communicators are refused up front
+    (['--communicator', 'pure_nccl'], '--communicator pure_nccl needs GPUs'),
+    (['--communicator', 'hierarchical', '--allreduce-dtype', 'float32'],
+     '--communicator hierarchical needs GPUs'),
+    (['--communicator', 'flat', '--allreduce-dtype', 'float32'],
+     "--communicator flat with --allreduce-dtype float32: ChainerMN's flat communicator "
+     'needs GPUs'),
+    (['--device', 'gpu'], '--device gpu: no CUDA device visible'),
 ])
 def test_bad_flag_one_line(tmp_path, lists, extra, message):
     proc = _run(tmp_path, '--train', lists[0], '--val', lists[1], '--out',
@@ -39,6 +47,15 @@ def test_bad_flag_one_line(tmp_path, lists, extra, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith('train_imagenet.py: error: ' + message)
+
+
+def test_float32_allreduce_is_chainermns_own_naive(tmp_path, lists):
+    import train_imagenet
+    args = train_imagenet.fill_defaults(train_imagenet.build_parser().parse_args(
+        ['--train', lists[0], '--val', lists[1], '--allreduce-dtype', 'float32']))
+    train_imagenet.resolve_device_and_communicator(args)
+    assert args.communicator == 'naive' and not args.gpu
+    assert train_imagenet.validate_args(args) == []
 
 
 def test_missing_and_empty_lists(tmp_path):
