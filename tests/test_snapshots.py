@@ -1,6 +1,7 @@
 """Atomic snapshots: complete ones are found, partial ones never, failures keep the old."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -39,6 +40,7 @@ def test_epoch_snapshots_are_complete_pruned_and_resumable(tmp_path):
     manifest = snapshots.read_manifest(os.path.join(out, 'snapshots', 'epoch-3'))
     assert manifest['world_size'] == 1 and manifest['iteration'] == 12
     assert manifest['batchsize'] == 5 and manifest['epoch'] == 3
+    assert manifest['format'] == 2 and manifest['full_rank'] == 0
     assert snapshots.resolve_resume('auto', out).endswith('epoch-3')
 
     fresh, fresh_model = _trainer(out)
@@ -136,3 +138,144 @@ def test_real_file_size_limit_keeps_previous_snapshot(tmp_path):
     root = tmp_path / 'snapshots'
     assert sorted(os.listdir(root)) == ['epoch-1']
     assert snapshots.is_complete(str(root / 'epoch-1'))
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    out = str(tmp_path)
+    trainer, _ = _trainer(out, epochs=1)
+    info = {'batchsize': 5, 'arch': 'resnet50', 'optimizer': 'rmsprop_warmup', 'epochs': 90}
+    trainer.extend(MultiNodeSnapshot(None, out, info=info), trigger=(1, 'epoch'))
+    trainer.run()
+    path = os.path.join(out, 'snapshots', 'epoch-1')
+    assert snapshots.check_compatible(path, 1, 5, info=dict(info))['arch'] == 'resnet50'
+    with pytest.raises(SnapshotError) as e:
+        snapshots.check_compatible(path, 1, 5, info=dict(info, arch='resnet18', epochs=30))
+    msg = str(e.value)
+    assert path in msg
+    assert "arch is 'resnet50' in the snapshot, 'resnet18' in this job" in msg
+    assert 'epochs is 90 in the snapshot, 30 in this job' in msg
+    assert 'optimizer' not in msg
+    with pytest.raises(SnapshotError, match="optimizer is 'rmsprop_warmup' in the snapshot, "
+                                            "'momentum_sgd' in this job"):
+        snapshots.check_compatible(path, 1, 5, info=dict(info, optimizer='momentum_sgd'))
+    # keys the manifest does not have (older snapshots) are not checked
+    snapshots.check_compatible(path, 1, 5, info=dict(info, lr_rmsprop=0.01))
+    with pytest.raises(SnapshotError, match='--batchsize 5, this job has 32'):
+        snapshots.check_compatible(path, 1, 32, info=dict(info, batchsize=32))
+
+    # a manifest without those keys is accepted, whatever the job's settings
+    trainer, _ = _trainer(str(tmp_path / 'old'), epochs=1)
+    trainer.extend(MultiNodeSnapshot(None, str(tmp_path / 'old')), trigger=(1, 'epoch'))
+    trainer.run()
+    old = str(tmp_path / 'old' / 'snapshots' / 'epoch-1')
+    snapshots.check_compatible(old, 1, 5, info=dict(info, arch='anything'))
+    # values compare as they read back from JSON (a tuple is a list)
+    trainer, _ = _trainer(str(tmp_path / 't'), epochs=1)
+    trainer.extend(MultiNodeSnapshot(None, str(tmp_path / 't'), info={'size': (2, 3)}),
+                   trigger=(1, 'epoch'))
+    trainer.run()
+    snapshots.check_compatible(str(tmp_path / 't' / 'snapshots' / 'epoch-1'), 1, 5,
+                               info={'size': (2, 3)})
+
+
+def test_supersede_newer_sets_abandoned_snapshots_aside(tmp_path):
+    out = str(tmp_path)
+    trainer, _ = _trainer(out, epochs=4)
+    trainer.extend(MultiNodeSnapshot(None, out, keep=0), trigger=(1, 'epoch'))
+    trainer.run()
+    root = os.path.join(out, 'snapshots')
+    os.makedirs(os.path.join(root, 'epoch-9'))  # incomplete: not a snapshot, left alone
+    os.makedirs(os.path.join(root, '.superseded-epoch-4'))  # from an earlier resume
+    path = os.path.join(root, 'epoch-2')
+    assert snapshots.supersede_newer(out, path) == ['epoch-3', 'epoch-4']
+    assert sorted(os.listdir(root)) == ['.superseded-epoch-3', '.superseded-epoch-4',
+                                       '.superseded-epoch-4.1', 'epoch-1', 'epoch-2',
+                                       'epoch-9']
+    assert snapshots.is_complete(os.path.join(root, '.superseded-epoch-3'))  # nothing deleted
+    assert snapshots.is_complete(os.path.join(root, '.superseded-epoch-4.1'))
+    assert snapshots.resolve_resume('auto', out) == path
+    assert snapshots.supersede_newer(out, path) == []
+
+    # the resumed run writes epoch-3 and epoch-4 again; pruning keeps those
+    resumed, _ = _trainer(out, epochs=4)
+    resumed.extend(MultiNodeSnapshot(None, out, keep=2), trigger=(1, 'epoch'))
+    snapshots.load_snapshot(path, resumed, None)
+    resumed.run()
+    assert [os.path.basename(p) for _, p in snapshots.list_snapshots(out)] == [
+        'epoch-3', 'epoch-4']
+    assert os.path.isdir(os.path.join(root, '.superseded-epoch-3'))
+
+
+def test_prune_renames_before_deleting(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    trainer, _ = _trainer(out, epochs=3)
+    trainer.extend(MultiNodeSnapshot(None, out, keep=2), trigger=(1, 'epoch'))
+    root = os.path.join(out, 'snapshots')
+    deleted = []
+    real_rmtree = shutil.rmtree
+
+    def crash_before_delete(path, *args, **kwargs):
+        # the process "dies" before deleting anything of a pruned snapshot
+        if os.path.basename(path).startswith('.deleting-'):
+            deleted.append(os.path.basename(path))
+            return
+        return real_rmtree(path, *args, **kwargs)
+    monkeypatch.setattr(snapshots.shutil, 'rmtree', crash_before_delete)
+    trainer.run()
+    assert deleted == ['.deleting-epoch-1']
+    # the pruned snapshot is hidden at once: no folder under its name
+    assert sorted(os.listdir(root)) == ['.deleting-epoch-1', 'epoch-2', 'epoch-3']
+    assert snapshots.resolve_resume('auto', out).endswith('epoch-3')
+
+    monkeypatch.setattr(snapshots.shutil, 'rmtree', real_rmtree)
+    more, _ = _trainer(out, epochs=4)
+    more.extend(MultiNodeSnapshot(None, out, keep=2), trigger=(1, 'epoch'))
+    snapshots.load_snapshot(os.path.join(root, 'epoch-3'), more, None)
+    more.run()  # the next prune also removes what the crash left
+    assert sorted(os.listdir(root)) == ['epoch-3', 'epoch-4']
+
+
+def test_slim_rank_file_leaves_out_exactly_the_shared_arrays(tmp_path):
+    """What ranks other than 0 write, checked in one process."""
+    trainer, model = _trainer(str(tmp_path), epochs=1)
+    trainer.run()
+    keys = snapshots.shared_keys(trainer)
+    assert keys == ['updater/model:main/predictor/W', 'updater/optimizer:main/predictor/W/v',
+                    'updater/model:main/predictor/b', 'updater/optimizer:main/predictor/b/v']
+    full, slim = str(tmp_path / 'full.npz'), str(tmp_path / 'slim.npz')
+    snapshots._write_full(full, trainer)
+    snapshots._write_slim(slim, trainer)
+    with numpy.load(full, allow_pickle=True) as f, numpy.load(slim, allow_pickle=True) as s:
+        assert set(f.files) - set(s.files) == set(keys)
+        assert set(s.files) - set(f.files) == {snapshots.DROPPED}
+        assert snapshots._dropped_keys(s) == set(keys)
+        assert snapshots._dropped_keys(f) == set()
+        for k in s.files:
+            if k != snapshots.DROPPED:
+                assert numpy.array_equal(s[k], f[k]), k
+
+    fresh, fresh_model = _trainer(str(tmp_path), epochs=1)
+    w0 = fresh_model.predictor.W.array.copy()
+    snapshots._load_file(slim, fresh)
+    assert fresh.updater.iteration == trainer.updater.iteration
+    assert fresh.updater.get_optimizer('main').t == trainer.updater.get_optimizer('main').t
+    assert fresh_model.predictor.W.update_rule.t == model.predictor.W.update_rule.t
+    assert numpy.array_equal(fresh_model.predictor.W.array, w0)  # left as it was
+    assert fresh_model.predictor.W.update_rule.state is None      # comes by broadcast
+
+    # only the listed keys may be missing
+    with numpy.load(slim, allow_pickle=True) as s:
+        kept = {k: s[k] for k in s.files if k != 'updater/iteration'}
+    numpy.savez(str(tmp_path / 'bad.npz'), **kept)
+    with pytest.raises(KeyError, match='updater/iteration'):
+        snapshots._load_file(str(tmp_path / 'bad.npz'), _trainer(str(tmp_path))[0])
+
+
+@pytest.mark.parametrize('optimizer', ['adam', 'rmsprop_warmup'])
+def test_slim_snapshots_under_mpi(mpirun, tmp_path, optimizer):
+    """mpiexec -n 2: rank 1's file is small, and resuming is bit-identical."""
+    proc = mpirun(2, 'snapshot_slim.py', str(tmp_path), optimizer, timeout=300)
+    sizes = [line for line in proc.stdout.splitlines() if line.startswith('SIZES ')]
+    assert len(sizes) == 1, proc.stdout
+    print(sizes[0])
+    assert proc.stdout.count(' OK') == 2, proc.stdout
