@@ -88,6 +88,10 @@ def build_parser():
                    help='stop after this many iterations (0: run all epochs)')
     p.add_argument('--log-interval', type=int, default=0,
                    help='LogReport every N iterations (0: every epoch)')
+    p.add_argument('--no-plots', action='store_true',
+                   help='skip the per-epoch PNG plots (about 0.16 s per epoch on rank 0, '
+                        'which every rank waits for; draw them afterwards with '
+                        'python -m chainer_ext.report)')
     p.add_argument('--no-validation', action='store_true',
                    help='skip per-epoch validation (throughput runs only)')
     p.add_argument('--check-dataset', action='store_true',
@@ -206,25 +210,95 @@ def validate_args(args):
         for flag, path in (('--train', args.train), ('--val', args.val)):
             if not path:
                 errors.append('{} is required (or use --demo / --synthetic)'.format(flag))
-            else:
-                problem = _nonempty_file(flag, path)
-                if problem:
-                    errors.append(problem)
-        if not os.path.isdir(args.root):
-            errors.append('--root {}: no such folder'.format(args.root))
     if args.check_dataset and args.synthetic:
         errors.append('--check-dataset needs list files, not --synthetic')
+    errors += communicator_problems(args)
+    return errors
+
+
+GPU_ONLY_COMMUNICATORS = ('pure_nccl', 'hierarchical', 'two_dimensional', 'single_node',
+                          'non_cuda_aware')
+
+
+def gpu_count():
+    """CUDA devices visible to this process (0 without CuPy or without GPUs)."""
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+def resolve_device_and_communicator(args):
+    """Set ``args.gpu`` and ``args.communicator`` from --device and the machine."""
+    args.gpu = args.device == 'gpu' or (args.device == 'auto' and gpu_count() > 0)
+    if args.communicator is None:
+        args.communicator = 'pure_nccl' if args.gpu else 'naive'
+
+
+def communicator_problems(args):
+    """Communicator x all-reduce dtype x device combinations that cannot work.
+
+    float16 gradient exchange (Section 3) exists in ChainerMN's ``pure_nccl``
+    on GPUs and in the project's ring communicator behind ``naive``/``flat`` on
+    CPUs (:mod:`chainer_ext.communicators`). ``--allreduce-dtype float32``
+    means ChainerMN's own communicator of that name, unchanged.
+    """
+    problems = []
+    if args.device == 'gpu' and gpu_count() == 0:
+        problems.append('--device gpu: no CUDA device visible (is CuPy installed? '
+                        'pip install ".[gpu]")')
+        return problems
+    name, fp16 = args.communicator, args.allreduce_dtype == 'float16'
+    if args.gpu:
+        if fp16 and name != 'pure_nccl':
+            problems.append('--communicator {} with --allreduce-dtype float16: on GPUs '
+                            'float16 all-reduce needs pure_nccl (or use '
+                            '--allreduce-dtype float32)'.format(name))
+    else:
+        if name in GPU_ONLY_COMMUNICATORS:
+            problems.append('--communicator {} needs GPUs (none in use here); on CPUs use '
+                            'naive or flat'.format(name))
+        elif name == 'flat' and not fp16:
+            problems.append("--communicator flat with --allreduce-dtype float32: ChainerMN's "
+                            'flat communicator needs GPUs; on CPUs use naive')
+    return problems
+
+
+def path_problems(args):
+    """Problems with files and folders, as this rank sees them (shared or not)."""
+    errors = []
+    if not (args.demo or args.synthetic):
+        for flag, path in (('--train', args.train), ('--val', args.val)):
+            problem = _nonempty_file(flag, path)
+            if problem:
+                errors.append(problem)
+        if not os.path.isdir(args.root):
+            errors.append('--root {}: no such folder'.format(args.root))
     if not args.check_dataset:
         problem = _writable_dir('--out', args.out)
         if problem:
             errors.append(problem)
-    if args.resume and args.resume != 'auto':
-        from chainer_ext import snapshots
-        try:
-            snapshots.resolve_resume(args.resume, args.out)
-        except snapshots.SnapshotError as e:
-            errors.append(str(e))
+    if args.resume and args.resume != 'auto' and not os.path.isdir(args.resume):
+        errors.append('--resume {}: no such snapshot folder'.format(args.resume))
     return errors
+
+
+def agree_on_problems(comm, problems):
+    """Union of every rank's problems, each noting the ranks that saw it if not all."""
+    gathered = comm.mpi_comm.allgather(list(problems))
+    seen = {}
+    for rank, part in enumerate(gathered):
+        for p in part:
+            seen.setdefault(p, []).append(rank)
+    out = []
+    for p in sorted(seen):
+        ranks = seen[p]
+        if len(ranks) < comm.size:
+            shown = ', '.join(str(r) for r in ranks[:8]) + (' ...' if len(ranks) > 8 else '')
+            p = '{} (on rank {})'.format(p, shown)
+        out.append(p)
+    return out
 
 
 def start_forkserver():
@@ -250,21 +324,24 @@ def _noop():
 
 def choose_device(args, comm):
     """GPU id of this rank (its intra-node rank) or -1 for the CPU."""
-    import chainer
-    if args.device == 'cpu':
+    if not args.gpu:
         return -1
-    available = chainer.backends.cuda.available
-    if args.device == 'gpu' and not available:
-        raise RuntimeError('--device gpu: CuPy with a CUDA device is not available')
-    return comm.intra_rank if available else -1
+    n = gpu_count()
+    if comm.intra_rank >= n:
+        raise InputError(['rank {} is intra-node rank {} but its node has only {} GPU(s): '
+                          'start one rank per GPU'.format(comm.rank, comm.intra_rank, n)],
+                         status=2)
+    return comm.intra_rank
 
 
 def prepare_data(args, comm):
     """This rank's train and validation data sets, and facts about the data.
 
     Rank 0 reads the list files (or builds the demo data) and broadcasts the
-    pairs; the index arrays are scattered with ``chainermn.scatter_dataset``
-    (see :func:`chainer_ext.data_parallel.shard_indices`).
+    entries; the index arrays are scattered with ``chainermn.scatter_dataset``
+    (:func:`chainer_ext.data_parallel.shard_indices`), and each rank keeps a
+    data set of its own shard only. Examples are seeded per epoch and index
+    (:class:`chainer_ext.reproducible_order.EpochSeededDataset`).
     """
     from chainer_ext import datasets
     from chainer_ext.reproducible_order import EpochSeededDataset
@@ -273,48 +350,62 @@ def prepare_data(args, comm):
 
     if args.synthetic:
         n_class = args.n_class
-        train_full = SyntheticImageDataset(args.synthetic_size, args.insize, n_class,
-                                           seed=args.seed)
-        val_full = SyntheticImageDataset(2 * args.val_batchsize * comm.size, args.insize,
-                                         n_class, seed=args.seed + 1)
+        train_all = SyntheticImageDataset(args.synthetic_size, args.insize, n_class,
+                                          seed=args.seed)
+        val_all = SyntheticImageDataset(2 * args.val_batchsize * comm.size, args.insize,
+                                        n_class, seed=args.seed + 1)
+        n_train, n_val = len(train_all), len(val_all)
+        train = IndexedView(train_all, shard_indices(n_train, comm, train=True, seed=args.seed))
+        val = IndexedView(val_all, shard_indices(n_val, comm, train=False))
     else:
         if args.demo:
-            lists = None
-            if comm.rank == 0:
-                lists = datasets.build_demo_dataset(args.demo_cache)
-            args.train, args.val, args.root = comm.bcast_obj(lists)
+            demo = datasets.build_demo_dataset(args.demo_cache) if comm.rank == 0 else None
+            args.train, args.val, args.root = comm.bcast_obj(demo)
         lists = None
         if comm.rank == 0:
             try:
-                lists = {'pairs': (datasets.read_image_list(args.train, args.root),
-                                   datasets.read_image_list(args.val, args.root))}
-                lists['problems'] = _list_problems(*lists['pairs'])
+                pairs = (datasets.read_image_list(args.train, args.root),
+                         datasets.read_image_list(args.val, args.root))
+                lists = {'pairs': pairs, 'problems': _list_problems(*pairs)}
             except datasets.DatasetError as e:
                 lists = {'pairs': None, 'problems': [str(e)]}
         lists = comm.bcast_obj(lists)
         if lists['problems']:
             raise InputError(lists['problems'])
         train_pairs, val_pairs = lists['pairs']
-        n_class = train_pairs.n_class
-        train_full = datasets.ImageNetDataset(train_pairs, args.root, args.insize,
-                                              train=True, min_area=args.min_area)
-        val_full = datasets.ImageNetDataset(val_pairs, args.root, args.insize, train=False)
-
-    train_idx = shard_indices(len(train_full), comm, train=True, seed=args.seed)
-    val_idx = shard_indices(len(val_full), comm, train=False)
-    if not args.synthetic:
+        n_class, n_train, n_val = train_pairs.n_class, len(train_pairs), len(val_pairs)
+        train_idx = shard_indices(n_train, comm, train=True, seed=args.seed)
+        val_idx = shard_indices(n_val, comm, train=False)
         _check_images_exist(comm, (train_pairs, train_idx), (val_pairs, val_idx))
-    train = EpochSeededDataset(IndexedView(train_full, train_idx),
-                               seed=_rank_seed(args.seed, comm.rank))
-    val = EpochSeededDataset(IndexedView(val_full, val_idx), seed=args.seed)
-    return train, val, dict(n_class=n_class, n_train=len(train_full), n_val=len(val_full))
+        # Only this rank's entries (with their line numbers, for error
+        # messages): its loader workers then receive 1/size of the list.
+        train = datasets.ImageNetDataset(_sub_list(train_pairs, train_idx), args.root,
+                                         args.insize, train=True, min_area=args.min_area)
+        val = datasets.ImageNetDataset(_sub_list(val_pairs, val_idx), args.root,
+                                       args.insize, train=False)
+    train = EpochSeededDataset(train, seed=_rank_seed(args.seed, comm.rank))
+    val = EpochSeededDataset(val, seed=args.seed)
+    return train, val, dict(n_class=n_class, n_train=n_train, n_val=n_val)
+
+
+def _sub_list(pairs, indices):
+    """The entries ``indices`` of an ImageList, keeping source and line numbers."""
+    from chainer_ext.datasets import ImageList
+    idx = [int(i) for i in indices]
+    return ImageList([pairs[i] for i in idx], source=pairs.source, root=pairs.root,
+                     lines=[pairs.lines[i] for i in idx])
 
 
 class InputError(Exception):
-    """The data given to the job is unusable; ``problems`` are one line each."""
+    """Flags (status 2) or data (status 1) unusable; ``problems`` are one line each.
 
-    def __init__(self, problems):
+    Raised on every rank alike (after an agreement), so the job ends without
+    an MPI_Abort and rank 0 prints each problem once.
+    """
+
+    def __init__(self, problems, status=1):
         self.problems = list(problems)
+        self.status = status
         super(InputError, self).__init__('\n'.join(self.problems))
 
 
@@ -377,7 +468,7 @@ def check_dataset(args, comm):
                 n_class = None
     gathered = comm.gather_obj(problems)
     if comm.rank == 0:
-        allp = sorted(set(p for part in gathered for p in part))
+        allp = datasets.merge_problems(gathered)
         for line in allp:
             print(line)
         print('check-dataset: {} problem(s) in {} and {}'.format(
@@ -390,7 +481,6 @@ def check_dataset(args, comm):
 
 def make_optimizer(args, comm, model, total_batch):
     """The paper's hybrid optimizer (or the momentum baseline) and its schedules."""
-    import chainer
     from chainer_ext import schedules
     from chainer_ext.extensions import AlphaSGDSchedule, LearningRateSchedule
     from chainer_ext.nonfinite import SkipNonFiniteUpdate
@@ -408,8 +498,12 @@ def make_optimizer(args, comm, model, total_batch):
             AlphaSGDSchedule(beta_center=beta_center, beta_period=beta_period),
         ]
     else:
+        # Momentum SGD *with* Goyal et al.'s momentum correction: the A.1 rule at
+        # alpha_SGD = 1 and no RMSprop term is Δ ← μΔ − g, θ ← θ + ηΔ, whose
+        # momentum does not contain η (Chainer's MomentumSGD keeps η inside v,
+        # so every warm-up step and schedule drop would go uncorrected).
         lr0 = schedules.goyal_lr(0.0, eta_base, total_epochs=epochs)
-        actual = chainer.optimizers.MomentumSGD(lr=lr0, momentum=0.9)
+        actual = RMSpropWarmup(lr=lr0, lr_rmsprop=0.0, alpha_sgd=1.0)
         exts = [LearningRateSchedule(
             lambda e: schedules.goyal_lr(e, eta_base, total_epochs=epochs))]
     import chainermn
@@ -443,24 +537,45 @@ def run(args):
     if use_workers:
         start_forkserver()  # before the communicator exists
 
-    gpu_wanted = args.device == 'gpu' or (
-        args.device == 'auto' and chainer.backends.cuda.available)
-    name = args.communicator or ('pure_nccl' if gpu_wanted else 'naive')
-    comm = create_communicator(name, allreduce_grad_dtype=args.allreduce_dtype)
+    dtype = 'float16' if args.allreduce_dtype == 'float16' else None  # None: ChainerMN's own
+    comm = create_communicator(args.communicator, allreduce_grad_dtype=dtype)
+    problems = agree_on_problems(comm, path_problems(args))
+    if problems:
+        raise InputError(problems, status=2)
     if args.check_dataset:
         return check_dataset(args, comm)
 
     device = choose_device(args, comm)
     if device >= 0:
         chainer.backends.cuda.get_device_from_id(device).use()
+        if not chainer.backends.cuda.cudnn_enabled and comm.rank == 0:
+            sys.stderr.write('train_imagenet.py: warning: cuDNN is not available to Chainer '
+                             '(CuPy {}); convolutions and batch normalization will be several '
+                             'times slower than in the paper\n'.format(
+                                 chainer.backends.cuda.cupy.__version__))
     if args.loaderjob is None:
-        args.loaderjob = max(1, (os.cpu_count() or 2) // max(1, comm.intra_size) - 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
+            os.cpu_count() or 2)
+        args.loaderjob = max(1, cores // max(1, comm.intra_size) - 1)
 
-    # ChainerMN's bcast_obj wants a non-None object on the root only.
-    resume = {'path': snapshots.resolve_resume(args.resume, args.out)} if comm.rank == 0 else None
-    resume = comm.bcast_obj(resume)['path']
-    if resume:
-        snapshots.check_compatible(resume, comm.size, args.batchsize)
+    # Rank 0 alone inspects the snapshots (not 1024 ranks statting 1024 files).
+    resume = None
+    if comm.rank == 0:
+        try:
+            resume = {'path': snapshots.resolve_resume(args.resume, args.out), 'error': None}
+            if resume['path']:
+                snapshots.check_compatible(resume['path'], comm.size, args.batchsize,
+                                           info=manifest_info(args))
+                moved = snapshots.supersede_newer(args.out, resume['path'])
+                if moved:
+                    print('resuming from {}: newer snapshots {} set aside as .superseded-*'
+                          .format(resume['path'], ', '.join(moved)), flush=True)
+        except snapshots.SnapshotError as e:
+            resume = {'path': None, 'error': str(e)}
+    resume = comm.bcast_obj(resume)  # ChainerMN wants a non-None object on the root only
+    if resume['error']:
+        raise InputError([resume['error']], status=2)
+    resume = resume['path']
 
     train, val, facts = prepare_data(args, comm)
     total_batch = comm.size * args.batchsize
@@ -506,14 +621,13 @@ def run(args):
             trainer.extend(BatchNormStatsAllreduce(model, comm), trigger=(1, 'epoch'))
         trainer.extend(MultiNodeEvaluator(val_iter, model, comm, device=device),
                        trigger=(1, 'epoch'))
-    manifest_info = {'batchsize': args.batchsize, 'arch': args.arch,
-                     'optimizer': args.optimizer, 'epochs': args.epoch}
+    info = manifest_info(args)
     trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
-                                               info=manifest_info),
+                                               info=info),
                    trigger=(1, 'epoch'))
     if args.snapshot_iterations:
         trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
-                                                   info=manifest_info, by='iteration'),
+                                                   info=info, by='iteration'),
                        trigger=(args.snapshot_iterations, 'iteration'),
                        name='MultiNodeSnapshotIterations')
 
@@ -527,7 +641,7 @@ def run(args):
         trainer.extend(extensions.LogReport(trigger=log_trigger))
         trainer.extend(extensions.PrintReport(keys), trigger=log_trigger)
         trainer.extend(extensions.ProgressBar(update_interval=10))
-        if extensions.PlotReport.available():
+        if not args.no_plots and extensions.PlotReport.available():
             trainer.extend(extensions.PlotReport(
                 ['main/loss', 'validation/main/loss'], 'epoch', file_name='loss.png'))
             trainer.extend(extensions.PlotReport(
@@ -542,7 +656,7 @@ def run(args):
 
     info = gather_run_info(args, comm, device, extra=dict(
         facts, eta_base=eta_base, total_batch=total_batch,
-        resumed_from=resume, communicator=name))
+        resumed_from=resume, communicator=args.communicator))
     if comm.rank == 0:
         write_json_atomic(os.path.join(args.out, 'config.json'), info)
         print('{} ranks x {} images = total batch {}; eta_base {:g}; {} train / {} val '
@@ -574,6 +688,12 @@ def run(args):
     return 0
 
 
+def manifest_info(args):
+    """What a snapshot must agree with to be resumed by this job."""
+    return {'batchsize': args.batchsize, 'arch': args.arch, 'optimizer': args.optimizer,
+            'epochs': args.epoch}
+
+
 def _rank_seed(seed, rank):
     """Distinct, reproducible seed of one rank's data order and augmentation."""
     return int(seed) * 100003 + int(rank)
@@ -582,9 +702,10 @@ def _rank_seed(seed, rank):
 def main(argv=None):
     parser = build_parser()
     args = fill_defaults(parser.parse_args(argv))
+    resolve_device_and_communicator(args)
 
     problems = validate_args(args)
-    if problems:
+    if problems:  # flag values: the same on every rank, so rank 0 speaks
         if env_rank() == 0:
             for line in problems:
                 sys.stderr.write('train_imagenet.py: error: {}\n'.format(line))
@@ -604,9 +725,10 @@ def main(argv=None):
             if len(e.problems) > len(shown):
                 sys.stderr.write('train_imagenet.py: error: ... {} more\n'.format(
                     len(e.problems) - len(shown)))
-            sys.stderr.write('train_imagenet.py: {} problem(s) in the input; '
-                             '--check-dataset lists them all\n'.format(len(e.problems)))
-        return 1
+            if e.status == 1:
+                sys.stderr.write('train_imagenet.py: {} problem(s) in the input; '
+                                 '--check-dataset lists them all\n'.format(len(e.problems)))
+        return e.status
 
 
 if __name__ == '__main__':

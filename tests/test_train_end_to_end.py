@@ -150,3 +150,32 @@ def test_report_from_a_real_run(first_run, tmp_path):
     with open(os.path.join(out, 'log')) as f:
         top1 = json.load(f)[-1]['validation/main/accuracy']
     assert '{:.2f}'.format(100 * top1) in text
+
+
+def test_resume_refuses_a_changed_recipe(first_run, tmp_path):
+    data, out, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    snap = os.path.join(out, 'snapshots', 'epoch-1')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, str(tmp_path / 'changed'), '--resume', snap) + ['--epoch', '3'],
+        timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert 'epochs' in proc.stdout and snap in proc.stdout
+    assert proc.stdout.count('train_imagenet.py: error:') == 1
+
+
+def test_resume_older_snapshot_in_place_sets_newer_aside(first_run, tmp_path):
+    data, out, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    out4 = str(tmp_path / 'inplace')
+    shutil.copytree(out, out4)
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, out4, '--resume', os.path.join(out4, 'snapshots', 'epoch-1')),
+        timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert 'newer snapshots epoch-2 set aside' in proc.stdout
+    names = sorted(os.listdir(os.path.join(out4, 'snapshots')))
+    assert names == ['.superseded-epoch-2', 'epoch-1', 'epoch-2']
+    a, d = weights(out), weights(out4)
+    for k in a:
+        numpy.testing.assert_allclose(d[k], a[k], rtol=0, atol=1e-6, err_msg=k)
