@@ -7,6 +7,9 @@ before each phase so that phases do not overlap across ranks:
 * ``forward_backward``: loss and gradients of one local batch;
 * ``allreduce_float16``: the project's float16 gradient all-reduce;
 * ``allreduce_float32``: ChainerMN's float32 communicator of the same name;
+* ``allreduce_float32_ring``: the project's ring in float32 (the same
+  algorithm as the float16 one at twice the bytes: the pair the cost model
+  fits latency and bandwidth to);
 * ``optimizer``: one RMSpropWarmup update (weight decay included).
 
 Rank 0 prints one JSON object (medians in seconds, plus bytes and sizes).
@@ -37,6 +40,7 @@ def main():
 
     comm16 = create_communicator(args.communicator, allreduce_grad_dtype='float16')
     comm32 = chainermn.create_communicator(args.communicator)
+    ring32 = create_communicator(args.communicator, allreduce_grad_dtype='float32')
     model = L.Classifier(archs[args.arch](n_class=1000))
     comm32.bcast_data(model)
     opt = RMSpropWarmup(lr=0.1)
@@ -59,8 +63,8 @@ def main():
         loss = model(x, t)
         loss.backward()
 
-    times = {k: [] for k in ('forward_backward', 'allreduce_float16',
-                             'allreduce_float32', 'optimizer', 'iteration')}
+    times = {k: [] for k in ('forward_backward', 'allreduce_float16', 'allreduce_float32',
+                             'allreduce_float32_ring', 'optimizer', 'iteration')}
     for it in range(args.iterations + 1):
         fb = timed(fwd_bwd)
         grads = [p.grad.copy() for p in model.params()]
@@ -68,12 +72,16 @@ def main():
         for p, g in zip(model.params(), grads):
             p.grad[...] = g
         a32 = timed(lambda: comm32.multi_node_mean_grad(model))
+        for p, g in zip(model.params(), grads):
+            p.grad[...] = g
+        r32 = timed(lambda: ring32.multi_node_mean_grad(model))
         upd = timed(lambda: opt.update())
         if it == 0:
             continue  # warm-up: allocation, numba compilation, first-touch
         times['forward_backward'].append(fb)
         times['allreduce_float16'].append(a16)
         times['allreduce_float32'].append(a32)
+        times['allreduce_float32_ring'].append(r32)
         times['optimizer'].append(upd)
         times['iteration'].append(fb + a16 + upd)
 

@@ -479,13 +479,17 @@ def section_scaling(res):
             'barrier before each phase. Two ranks share this machine\'s cores, so the '
             '2-rank compute time is not that of two machines.'.format(
                 res['arch'], res['insize'], res['batchsize'], res['iterations']), '',
-            '| ranks | forward+backward s | all-reduce fp16 s | all-reduce fp32 s | '
-            'optimizer s | iteration s | images/s | efficiency vs 1 rank |',
-            '|---|---|---|---|---|---|---|---|']
+            'all-reduce: fp16 = the project\'s float16 ring; fp32 ring = the same ring in '
+            'float32; fp32 ChainerMN = ChainerMN\'s float32 communicator of the same name.', '',
+            '| ranks | forward+backward s | all-reduce fp16 s | all-reduce fp32 ring s | '
+            'all-reduce fp32 ChainerMN s | optimizer s | iteration s | images/s | '
+            'efficiency vs 1 rank |',
+            '|---|---|---|---|---|---|---|---|---|']
     for n, r in res['ranks'].items():
         eff = [v for k, v in r.items() if k.startswith('scaling_efficiency_vs_')]
-        out.append('| {} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.2f} | {} |'
+        out.append('| {} | {:.4f} | {:.4f} | {} | {:.4f} | {:.4f} | {:.4f} | {:.2f} | {} |'
                    .format(n, r['forward_backward'], r['allreduce_float16'],
+                           _f(r.get('allreduce_float32_ring'), '{:.4f}'),
                            r['allreduce_float32'], r['optimizer'], r['iteration'],
                            r.get('images_per_second', r.get('images_per_s')),
                            _f(eff[0] if eff else None, '{:.1%}')))
@@ -583,6 +587,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--quick', action='store_true',
                    help='tiny settings (smoke test); writes to bench/results/quick/')
+    p.add_argument('--reuse', action='store_true',
+                   help='for benchmarks not run now, report the figures of an earlier run '
+                        'from RESULTS_DIR/NAME.json (said so in the report)')
     p.add_argument('--only', nargs='+', choices=BENCHMARKS, metavar='NAME',
                    help='run only these ({})'.format(', '.join(BENCHMARKS)))
     p.add_argument('--skip', nargs='+', choices=BENCHMARKS, default=[], metavar='NAME',
@@ -627,6 +634,15 @@ def main(argv=None):
             json.dump(res, f, indent=1, default=list)
         _log('   done in {:.0f} s'.format(res['bench_seconds']))
 
+    reused = []
+    if args.reuse:
+        for name in BENCHMARKS:
+            path = os.path.join(results_dir, name + '.json')
+            if name not in results and os.path.exists(path):
+                with open(path) as f:
+                    results[name] = json.load(f)
+                reused.append(name)
+
     cost_texts = {'paper': cost_model(['--paper'])}
     scaling_json = os.path.join(results_dir, 'scaling.json')
     if 'scaling' in results and 'error' not in results['scaling']:
@@ -638,6 +654,15 @@ def main(argv=None):
         json.dump(machine, f, indent=1)
     goals = write_markdown(md_path, mode, machine, results, started,
                            datetime.datetime.now(datetime.timezone.utc), cost_texts, results_dir)
+    if reused:
+        with open(md_path) as f:
+            text = f.read().split('\n')
+        note = ('Figures of {} are reused from an earlier run of this script '
+                '(their JSON in the results folder); {} ran now.'.format(
+                    ', '.join(reused), ', '.join(names)))
+        text.insert(3, '\n' + note)
+        with open(md_path, 'w') as f:
+            f.write('\n'.join(text))
     _log('wrote {} and {}/*.json'.format(md_path, results_dir))
     for g, what, value, target, ok in goals:
         _log('  goal {} {:<55s} {:>24s}  target {:<20s} {}'.format(

@@ -408,7 +408,11 @@ def normalize_measurements(meas):
     ``grad_bytes_float16``/``grad_bytes_float32``.  Compute and optimizer times
     are taken from the smallest rank count (on one small machine, more ranks
     share its cores); the all-reduce points are the float16 and float32 times of
-    every rank count >= 2 (two sizes of the same gradients).
+    every rank count >= 2 (two sizes of the same gradients), taking the
+    project's ring in float32 (``allreduce_float32_ring``) when it was measured,
+    so that both points come from one algorithm, rather than ChainerMN's
+    float32 communicator (a different algorithm, whose time need not grow
+    with the bytes relative to the ring's).
     """
     if not isinstance(meas.get('ranks'), dict):
         return meas
@@ -418,8 +422,9 @@ def normalize_measurements(meas):
     for n, r in sorted(per.items()):
         if n < 2:
             continue
-        for dt in ('float16', 'float32'):
-            t, nbytes = r.get('allreduce_' + dt), r.get('grad_bytes_' + dt)
+        ring32 = 'allreduce_float32_ring' if 'allreduce_float32_ring' in r else 'allreduce_float32'
+        for key, dt in (('allreduce_float16', 'float16'), (ring32, 'float32')):
+            t, nbytes = r.get(key), r.get('grad_bytes_' + dt)
             if t is not None and nbytes:
                 points.append({'ranks': n, 'bytes': nbytes, 'seconds': t})
     out = {'b_local': meas.get('batchsize', base.get('batchsize')),

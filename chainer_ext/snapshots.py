@@ -62,6 +62,12 @@ this job's, is refused at start with a message saying so. Resuming from a
 snapshot older than the newest one in the same ``--out`` abandons the newer
 ones: :func:`supersede_newer` sets them aside so that neither pruning nor
 ``--resume auto`` picks them later.
+
+Why not ChainerMN's ``create_multi_node_checkpointer``: it writes one full
+trainer per rank (314 GB per epoch for ResNet-50 at 1024 ranks), decides
+what is complete by listing files rather than by a manifest published with
+one rename, does not keep a full disk from clobbering the last good state,
+and cannot refuse a snapshot of another recipe.
 """
 import errno
 import json
