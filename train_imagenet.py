@@ -359,8 +359,7 @@ def prepare_data(args, comm):
         val = IndexedView(val_all, shard_indices(n_val, comm, train=False))
     else:
         if args.demo:
-            demo = datasets.build_demo_dataset(args.demo_cache) if comm.rank == 0 else None
-            args.train, args.val, args.root = comm.bcast_obj(demo)
+            use_demo_lists(args, comm)
         lists = None
         if comm.rank == 0:
             try:
@@ -450,22 +449,26 @@ def _check_images_exist(comm, *shards):
         raise InputError(found)
 
 
+def use_demo_lists(args, comm):
+    """``--demo``: rank 0 builds (or reuses) the digits data set; all ranks use its lists."""
+    from chainer_ext import datasets
+    demo = datasets.build_demo_dataset(args.demo_cache) if comm.rank == 0 else None
+    args.train, args.val, args.root = comm.bcast_obj(demo)
+
+
 def check_dataset(args, comm):
     """``--check-dataset``: every rank checks its share of lines; rank 0 prints."""
     from chainer_ext import datasets
     if args.demo:
-        lists = datasets.build_demo_dataset(args.demo_cache) if comm.rank == 0 else None
-        args.train, args.val, args.root = comm.bcast_obj(lists)
+        use_demo_lists(args, comm)
+    try:  # validation labels must be classes of the training list
+        n_class = datasets.read_image_list(args.train, args.root).n_class
+    except datasets.DatasetError:
+        n_class = None  # check_dataset reports the training list's own problems
     problems = []
-    n_class = None
-    for path in (args.train, args.val):
-        problems += datasets.check_dataset(path, args.root, n_class=n_class,
+    for path, classes in ((args.train, None), (args.val, n_class)):
+        problems += datasets.check_dataset(path, args.root, n_class=classes,
                                            rank=comm.rank, size=comm.size)
-        if n_class is None:
-            try:
-                n_class = 1 + max(l for _, l in datasets.read_image_list(path, args.root))
-            except Exception:
-                n_class = None
     gathered = comm.gather_obj(problems)
     if comm.rank == 0:
         allp = datasets.merge_problems(gathered)
@@ -626,13 +629,13 @@ def run(args):
             trainer.extend(BatchNormStatsAllreduce(model, comm), trigger=(1, 'epoch'))
         trainer.extend(MultiNodeEvaluator(val_iter, model, comm, device=device),
                        trigger=(1, 'epoch'))
-    info = manifest_info(args)
+    snapshot_info = manifest_info(args)
     trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
-                                               info=info),
+                                               info=snapshot_info),
                    trigger=(1, 'epoch'))
     if args.snapshot_iterations:
         trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
-                                                   info=info, by='iteration'),
+                                                   info=snapshot_info, by='iteration'),
                        trigger=(args.snapshot_iterations, 'iteration'),
                        name='MultiNodeSnapshotIterations')
 
@@ -659,11 +662,11 @@ def run(args):
                                                      file_name='alpha_sgd.png',
                                                      trigger=(1, 'epoch')))
 
-    info = gather_run_info(args, comm, device, extra=dict(
+    config = gather_run_info(args, comm, device, extra=dict(
         facts, eta_base=eta_base, total_batch=total_batch,
         resumed_from=resume, communicator=args.communicator))
     if comm.rank == 0:
-        write_json_atomic(os.path.join(args.out, 'config.json'), info)
+        write_json_atomic(os.path.join(args.out, 'config.json'), config)
         print('{} ranks x {} images = total batch {}; eta_base {:g}; {} train / {} val '
               'images, {} classes; {} on {}'.format(
                   comm.size, args.batchsize, total_batch, eta_base, facts['n_train'],
