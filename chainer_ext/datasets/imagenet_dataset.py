@@ -8,39 +8,26 @@ random flip (see :mod:`chainer_ext.datasets.transforms`), validation
 examples the resize-256/centre-224 crop; both are normalised by the
 per-channel mean and std.
 
-Randomness (reproducible, and independent across loader processes)
------------------------------------------------------------------
-``MultiprocessIterator`` copies the dataset into worker processes (``fork``
-copies the memory, ``forkserver``/``spawn`` pickle the object).  A global or
-per-object random state is then *duplicated*: with ``fork`` every worker
-produces the same crop sequence, and which worker serves which index depends
-on scheduling, so nothing is reproducible either.
+Randomness
+----------
+Training runs wrap the dataset in
+:class:`chainer_ext.reproducible_order.EpochSeededDataset`, which calls
+:meth:`ImageNetDataset.get_example_rng` with a generator seeded by
+``(seed, epoch, index)``: that is what makes the augmentation reproducible,
+independent of the number and scheduling of loader processes, and resumable
+from a snapshot.  ``get_example_rng`` draws only from the generator it is
+given.
 
-Here each draw is a pure function of ``(seed, i, visit)``: the generator for
-example ``i`` is ``numpy.random.default_rng`` of a ``SeedSequence`` with
-entropy ``seed`` and spawn key ``(i, visit)``, where ``visit`` counts how
-often example ``i`` has been fetched.  The counters live in one shared-memory
-array (``multiprocessing.RawArray``) created with the dataset, so all loader
-processes of one training process see and advance the same counters --
-inherited under ``fork``, passed as shared memory under ``forkserver`` and
-``spawn`` (the object is pickled while the pool starts its workers).  With a
-shuffling iterator every example is fetched once per epoch, so ``visit`` is
-the epoch and a run gives the same augmentation for the same (epoch, example)
-whatever the number of workers.  Pickling the dataset *outside* process
-start-up (e.g. ``chainermn.scatter_dataset`` sending it to other ranks) gives
-each copy fresh, private counters.  Caveats: the counters are not part of a
-Trainer snapshot (a resumed run restarts them at 0); and if the same index is
-in flight in two workers at once (possible only at an epoch boundary inside
-one batch) both may get the same draw.  ``seed=None`` draws a random seed
-once, at construction, so workers still agree.  Pass a different seed per
-MPI rank (an int or a sequence of ints such as ``(seed, rank)``).
-
-Callers that manage their own per-example generators (e.g. an order sampler
-that tags indices with the epoch) use :meth:`ImageNetDataset.get_example_rng`,
-which takes the ``numpy.random.Generator`` to draw from.
+Direct use (``dataset[i]``, ``get_example(i)``: benchmarks, callers without
+the wrapper) draws from one ``numpy.random.Generator`` per dataset object and
+process, created lazily on the first draw.  In the process that built the
+dataset it is seeded by ``seed`` alone, so a fresh dataset (or a pickled copy
+of one) fetched in the same order gives the same examples.  In any other
+process (a ``MultiprocessIterator`` worker, under ``fork`` or ``forkserver``)
+its spawn key also holds the process id, so workers do not repeat each other's
+draws; which worker serves which index is up to the scheduler, so this path is
+not reproducible across runs with loader processes.
 """
-import multiprocessing
-import multiprocessing.context
 import operator
 import os
 
@@ -67,13 +54,20 @@ class ImageNetDataset(chainer.dataset.DatasetMixin):
         insize (int): Side of the square output (224 in the paper).
         train (bool): Random crop and flip (training) or centre crop
             (validation).
-        seed (int, sequence of int or None): Augmentation seed; ``None``
-            picks one at random (once).  Unused when ``train`` is False.
+        seed (int, sequence of int or None): Seed of the generator that
+            :meth:`get_example` draws from (see the module docstring);
+            ``None`` picks one at random (once).  Unused when ``train`` is
+            False and by :meth:`get_example_rng`.
         min_area (float): Smallest crop area fraction (0.08 in Goyal et al.).
         mean, std (sequence of 3 floats): RGB normalisation, 0-255 scale
             (default: ImageNet statistics).
         flip (bool): Random horizontal flips in training (default True).
         draft (bool): Allow JPEG reduced-scale decoding (default True).
+
+    Reproducible, worker-independent and resumable augmentation is the job of
+    :class:`chainer_ext.reproducible_order.EpochSeededDataset` (which calls
+    :meth:`get_example_rng`); :meth:`get_example` draws from a per-process
+    generator and is meant for direct use.
     """
 
     def __init__(self, pairs, root='.', insize=224, train=True, seed=None,
@@ -104,7 +98,9 @@ class ImageNetDataset(chainer.dataset.DatasetMixin):
             seed = numpy.random.SeedSequence().entropy
         numpy.random.SeedSequence(seed)  # rejects negative / non-integers
         self.seed = seed
-        self._visits = self._new_counters()
+        self._home_pid = os.getpid()
+        self._rng = None
+        self._rng_pid = None
 
     def __len__(self):
         return len(self._pairs)
@@ -119,29 +115,15 @@ class ImageNetDataset(chainer.dataset.DatasetMixin):
         return self._root
 
     def get_example(self, i):
-        """``(x, t)`` for example ``i``, drawing from its own generator."""
+        """``(x, t)`` for example ``i``, drawing from this process's generator
+        (see the module docstring)."""
         i = self._check_index(i)
-        rng = None
-        if self.train:
-            rng = self.example_rng(i, self._next_visit(i))
-        return self._load(i, rng)
+        return self._load(i, self._generator() if self.train else None)
 
     def get_example_rng(self, i, rng):
         """``(x, t)`` for example ``i`` with randomness drawn from ``rng``
         (a ``numpy.random.Generator``; ignored for validation)."""
         return self._load(self._check_index(i), rng)
-
-    def example_rng(self, i, visit):
-        """The generator of the ``visit``-th fetch of example ``i``."""
-        seq = numpy.random.SeedSequence(self.seed,
-                                        spawn_key=(int(i), int(visit)))
-        return numpy.random.Generator(numpy.random.PCG64(seq))
-
-    def visits(self):
-        """Copy of the per-example fetch counters (training only)."""
-        if self._visits is None:
-            return numpy.zeros(len(self), dtype=numpy.uint32)
-        return numpy.frombuffer(self._visits, dtype=numpy.uint32).copy()
 
     def _load(self, i, rng):
         rel, label = self._pairs[i]
@@ -181,29 +163,21 @@ class ImageNetDataset(chainer.dataset.DatasetMixin):
                 i, n))
         return i
 
-    def _new_counters(self):
-        if not self.train:
-            return None
-        return multiprocessing.RawArray('I', len(self._pairs))
-
-    def _next_visit(self, i):
-        visit = self._visits[i]
-        self._visits[i] = (visit + 1) & 0xFFFFFFFF
-        return visit
+    def _generator(self):
+        pid = os.getpid()
+        if self._rng is None or self._rng_pid != pid:
+            key = () if pid == self._home_pid else (pid,)
+            self._rng = numpy.random.default_rng(
+                numpy.random.SeedSequence(self.seed, spawn_key=key))
+            self._rng_pid = pid
+        return self._rng
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state['_normalize']
-        if multiprocessing.context.get_spawning_popen() is None:
-            # An ordinary pickle (not a worker start-up): the copy gets its
-            # own counters, the shared memory stays with this process.
-            state['_visits'] = None
-            state['_fresh_counters'] = True
+        del state['_normalize']  # a closure; rebuilt on unpickling
+        state['_rng'] = state['_rng_pid'] = None  # each copy starts afresh
         return state
 
     def __setstate__(self, state):
-        fresh = state.pop('_fresh_counters', False)
         self.__dict__.update(state)
         self._normalize = transforms.normalizer(self.mean, self.std)
-        if fresh:
-            self._visits = self._new_counters()
