@@ -8,8 +8,9 @@ single 224x224 centre crop for validation.  This package provides
 * :func:`read_image_list` -- list files ``relative/path label`` (the format of
   Chainer's ImageNet example) with errors naming file and line;
 * :class:`ImageNetDataset` -- a ``chainer.dataset.DatasetMixin`` returning
-  ``(float32 CHW image, int32 label)``, reproducible and worker-independent
-  augmentation, JPEG draft-mode decoding;
+  ``(float32 CHW image, int32 label)``, JPEG draft-mode decoding; its
+  ``get_example_rng`` makes augmentation reproducible and worker-independent
+  through :class:`chainer_ext.reproducible_order.EpochSeededDataset`;
 * :class:`StrictMultiprocessIterator` -- Chainer's ``MultiprocessIterator``
   that raises a loader worker's error instead of hanging;
 * :func:`check_dataset` -- every problem of a list and its images, split over
