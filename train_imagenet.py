@@ -22,6 +22,8 @@ import multiprocessing
 import os
 import sys
 
+import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+
 # --demo: ResNet-18 on 32 px digits, 18 epochs (every schedule compressed by
 # 18/90), 32 images per rank, loading in-process (the images are tiny); insize
 # and min_area come from chainer_ext.datasets.demo, which explains them.

@@ -47,6 +47,8 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer loads)
+
 
 # ---------------------------------------------------------------------------
 # baseline: ChainerMN's ImageNet example on synthetic data

@@ -21,6 +21,7 @@ import time
 
 import numpy
 
+import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
 import chainer.links as L
 import chainermn
 

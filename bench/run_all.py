@@ -28,6 +28,7 @@ for _var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
@@ -41,6 +42,8 @@ REPO = os.path.dirname(HERE)
 for _p in (REPO, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
+
+import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer loads)
 
 BENCHMARKS = ('optimizer', 'allreduce', 'input_pipeline', 'iteration', 'scaling')
 
@@ -101,11 +104,11 @@ def _mem_total_gib():
     return None
 
 
-def _version(module):
+def _version(distribution):
+    """Installed version of a distribution, without importing it."""
     try:
-        mod = __import__(module)
-        return getattr(mod, '__version__', 'unknown')
-    except Exception:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
         return None
 
 
@@ -131,7 +134,7 @@ def machine_info():
         'numba': _version('numba'),
         'mpi4py': _version('mpi4py'),
         'open_mpi': _open_mpi_version(),
-        'pillow': _version('PIL'),
+        'pillow': _version('pillow'),
         'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'),
         'load_average_at_start': os.getloadavg() if hasattr(os, 'getloadavg') else None,
     }

@@ -3,6 +3,7 @@
 ``archs`` maps the training script's ``--arch`` names to classes taking
 ``n_class``; every class has ``min_insize`` and ``forward(x) -> logits``.
 """
+import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
 from models.resnet import BasicBlock  # NOQA
 from models.resnet import BottleneckBlock  # NOQA
 from models.resnet import ResNet  # NOQA

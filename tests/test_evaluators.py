@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
 import chainer
 import chainer.functions as F
 import chainer.links as L

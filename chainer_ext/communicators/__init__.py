@@ -21,11 +21,11 @@ refusal; float64 and other dtypes raise ``ValueError``.
 """
 import chainermn
 
-from chainer_ext.communicators.packed_ring_communicator import PackedRingCommunicator  # NOQA
-from chainer_ext.communicators.packed_ring_communicator import _parse_grad_dtype
+from chainer_ext import compat
 
 
 _RING_NAMES = ('naive', 'flat')
+compat.fix_chainermn()
 
 
 def create_communicator(communicator_name='pure_nccl', mpi_comm=None,
@@ -56,6 +56,13 @@ def create_communicator(communicator_name='pure_nccl', mpi_comm=None,
             'with communicator {!r}'.format(
                 allreduce_grad_dtype, ' and '.join(map(repr, _RING_NAMES)),
                 communicator_name))
+    try:
+        from chainer_ext.communicators.packed_ring_communicator import (
+            PackedRingCommunicator, _parse_grad_dtype)
+    except ImportError as e:
+        raise ImportError('communicator {!r} with allreduce_grad_dtype={!r} is the CPU ring, '
+                          'which needs numba ({}); install numba, or use pure_nccl on '
+                          'GPUs'.format(communicator_name, allreduce_grad_dtype, e)) from e
     dtype = _parse_grad_dtype(allreduce_grad_dtype)
     if mpi_comm is None:
         import mpi4py.MPI
@@ -77,6 +84,15 @@ def ring_allreduce_bytes(n_elems, size, itemsize):
     if size < 1:
         raise ValueError('size must be >= 1, got {}'.format(size))
     return 2 * (size - 1) * int(n_elems) * int(itemsize) // int(size)
+
+
+def __getattr__(name):
+    # The CPU ring (and numba, which it compiles with) loads only when used, so that
+    # GPU machines running pure_nccl need no numba.
+    if name == 'PackedRingCommunicator':
+        from chainer_ext.communicators.packed_ring_communicator import PackedRingCommunicator
+        return PackedRingCommunicator
+    raise AttributeError('module {!r} has no attribute {!r}'.format(__name__, name))
 
 
 __all__ = ['create_communicator', 'PackedRingCommunicator',
