@@ -1,5 +1,11 @@
-# One-command entry points.  `make demo` and `make test` create .venv on first use.
-VENV    ?= .venv
+# One-command entry points.  `make demo` and `make test` create a venv on first use.
+#
+#   make test                        Python 3 of the PATH, its stack (below)
+#   make test PYTHON=python3.12      another interpreter, in its own .venv-python3.12
+#   make test STACK=current          force a stack from stacks/ (legacy: NumPy 1, current: NumPy 2)
+PYTHON  ?= python3
+STACK   ?= $(shell $(PYTHON) -c 'import sys; print("legacy" if sys.version_info < (3, 12) else "current")')
+VENV    ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 PY      := $(VENV)/bin/python
 MPIEXEC := $(VENV)/bin/mpiexec
 NP      ?= 2
@@ -7,13 +13,13 @@ NP      ?= 2
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test bench gpu-bundle clean-venv
 
-$(VENV)/.installed: setup.py
-	python3 -m venv $(VENV)
+$(VENV)/.installed: setup.py stacks/$(STACK).txt
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "setuptools<70" wheel
-	$(PY) -m pip install --quiet --no-build-isolation -e ".[test]"
-	touch $@
+	$(PY) -m pip install --quiet --no-build-isolation -c stacks/$(STACK).txt -e ".[test]"
+	echo $(STACK) > $@
 
 setup: $(VENV)/.installed
 
@@ -25,6 +31,10 @@ test: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# Everything an offline GPU machine with Python, NumPy and CuPy lacks, in dist/gpu-bundle.
+gpu-bundle: setup
+	$(PY) -m chainer_ext.gpu_bundle --out dist/gpu-bundle
 
 clean-venv:
 	rm -rf $(VENV)
