@@ -61,6 +61,14 @@ def versions():
     return out
 
 
+def cudnn_used(device):
+    """Whether Chainer's convolutions and BN on ``device`` (a GPU id, or -1) use cuDNN."""
+    if device is None or device < 0:
+        return False
+    from chainer.backends import cuda
+    return bool(cuda.cudnn_enabled) and chainer.config.use_cudnn != 'never'
+
+
 def gather_run_info(args, comm, device, extra=None):
     """Collect ``config.json``'s content; collective over ``comm``."""
     hostname = socket.gethostname()
@@ -72,6 +80,7 @@ def gather_run_info(args, comm, device, extra=None):
         'world_size': world,
         'total_batch': world * args.batchsize,
         'device': 'cuda' if gpu is not None else 'cpu',
+        'cudnn_used': cudnn_used(device),
         'hardware': {
             'hostname': hostname,
             'hosts': sorted(set(hosts)),

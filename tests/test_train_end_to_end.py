@@ -67,6 +67,7 @@ def test_outputs_of_a_run(first_run):
     assert config['eta_base'] == pytest.approx(0.1 * 8 / 256)
     assert config['n_class'] == 4 and config['n_train'] == 48 and config['n_val'] == 16
     assert config['args']['arch'] == 'resnet18' and config['versions']['chainer'] == '7.8.1'
+    assert config['device'] == 'cpu' and config['cudnn_used'] is False
     snaps = sorted(os.listdir(os.path.join(out, 'snapshots')))
     assert snaps == ['epoch-1', 'epoch-2']
     for s in snaps:
