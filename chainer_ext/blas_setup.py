@@ -1,0 +1,120 @@
+"""CPU runs at the machine's speed: the CPU's own BLAS kernel, each rank its share of cores.
+
+Chainer's CPU convolutions are im2col + GEMM in NumPy's bundled OpenBLAS, which
+picks its kernel from the CPU model.  In some VMs it misreads an AVX-512 CPU
+and falls back to ``Prescott`` (SSE3), about 5x slower.  OpenBLAS reads
+``OPENBLAS_CORETYPE`` only when it loads, so :func:`ensure_kernel` re-executes
+the process once, before MPI starts, with the kernel OpenBLAS would pick on a
+correctly read CPU; a value the user set is never changed, only warned about.
+:func:`limit_threads` gives each rank's BLAS the cores of its share of the
+node, less its data-loading processes, unless the user set a thread count.
+"""
+import os
+import sys
+
+REEXEC_MARK = 'AKIBA2017_BLAS_REEXEC'
+# OpenBLAS kernels by the widest vector instructions they use.
+_GENERATION = {
+    'prescott': 0, 'core2': 0, 'penryn': 0, 'dunnington': 0, 'nehalem': 0, 'atom': 0,
+    'sandybridge': 1, 'bulldozer': 1, 'piledriver': 1,
+    'haswell': 2, 'zen': 2, 'steamroller': 2, 'excavator': 2,
+    'skylakex': 3, 'cooperlake': 3, 'sapphirerapids': 3,
+}
+_AVX512 = {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512cd'}
+THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
+
+
+def cpu_flags(path='/proc/cpuinfo'):
+    """The instruction-set flags of the first CPU in ``path`` (empty if unreadable)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_kernel(flags):
+    """The OpenBLAS kernel for a CPU with ``flags``, or None when nothing beats the default."""
+    if _AVX512 <= flags:
+        return 'Cooperlake' if 'avx512_bf16' in flags else 'SkylakeX'
+    if {'avx2', 'fma'} <= flags:
+        return 'Haswell'
+    return None
+
+
+def openblas_kernel():
+    """The kernel the loaded OpenBLAS uses (threadpoolctl), or None for another BLAS."""
+    import numpy  # NOQA: loads the BLAS that threadpoolctl inspects
+    from threadpoolctl import threadpool_info
+    for lib in threadpool_info():
+        if lib.get('internal_api') == 'openblas':
+            return lib.get('architecture')
+    return None
+
+
+def older(kernel, than):
+    """Whether ``kernel`` uses narrower vector instructions than ``than``."""
+    mine, best = _GENERATION.get((kernel or '').lower()), _GENERATION.get(than.lower())
+    return mine is not None and best is not None and mine < best
+
+
+def plan(kernel, flags, environ):
+    """``('reexec', name)``, ``('warn', line)`` or ``(None, None)`` for this process."""
+    best = cpu_kernel(flags)
+    if best is None or not older(kernel, best):
+        return None, None
+    user = environ.get('OPENBLAS_CORETYPE')
+    if user and REEXEC_MARK not in environ:
+        return 'warn', ('OPENBLAS_CORETYPE={} is set, an older kernel than this CPU runs '
+                        '(OpenBLAS {} is several times faster at GEMM): unset it or set '
+                        'OPENBLAS_CORETYPE={}'.format(user, best, best))
+    if REEXEC_MARK in environ:
+        return 'warn', ('OpenBLAS runs {} although OPENBLAS_CORETYPE={} was set for this CPU; '
+                        'its build may lack that kernel'.format(kernel, best))
+    return 'reexec', best
+
+
+def ensure_kernel(rank=0):
+    """Re-execute this process with the right ``OPENBLAS_CORETYPE`` if needed.
+
+    Call first thing in ``main()``, before MPI starts and before worker processes
+    exist.  Returns a description for ``config.json``.
+    """
+    kernel = openblas_kernel()
+    action, value = plan(kernel, cpu_flags(), os.environ)
+    if action == 'reexec':
+        os.environ['OPENBLAS_CORETYPE'] = value
+        os.environ[REEXEC_MARK] = kernel
+        argv = list(getattr(sys, 'orig_argv', None) or [sys.executable] + sys.argv)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable] + argv[1:])
+    if action == 'warn' and rank == 0:
+        sys.stderr.write('warning: {}\n'.format(value))
+    return {'kernel': kernel, 'cpu_kernel': cpu_kernel(cpu_flags()),
+            'openblas_coretype': os.environ.get('OPENBLAS_CORETYPE'),
+            'detected_kernel': os.environ.get(REEXEC_MARK, kernel)}
+
+
+def threads_per_rank(cores, local_ranks, loader_processes):
+    """BLAS threads for one rank: its share of the node's cores, less its loaders."""
+    share = max(1, cores // max(1, local_ranks))
+    return max(1, share - max(0, loader_processes))
+
+
+def limit_threads(local_ranks, loader_processes):
+    """Limit this process's BLAS threads to its share; returns the count in use.
+
+    A thread count the user set in the environment is kept as it is.
+    """
+    from threadpoolctl import threadpool_info, threadpool_limits
+    if not any(var in os.environ for var in THREAD_VARS):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
+            os.cpu_count() or 1)
+        threadpool_limits(threads_per_rank(cores, local_ranks, loader_processes),
+                          user_api='blas')
+    return max((lib['num_threads'] for lib in threadpool_info()
+                if lib.get('user_api') == 'blas'), default=None)
