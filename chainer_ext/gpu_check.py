@@ -5,7 +5,8 @@
 The CuPy kernel of ``RMSpropWarmup`` against its CPU path (float32 and float16
 parameters), the snapshot broadcast, ChainerMN's ``pure_nccl`` float16
 all-reduce (one rank, then every GPU of the machine under ``mpiexec``),
-ResNet-50 training images/s with and without cuDNN, and a 20-iteration
+ResNet-50 training images/s with and without cuDNN (and torchvision's, as the
+peer, where PyTorch is installed), and a 20-iteration
 ``train_imagenet.py --synthetic`` run.  Writes ``DIR/gpu_check.json``; exit 1
 when a check fails.  Without a usable GPU it prints one line and exits 0.
 """
@@ -205,6 +206,36 @@ def bench_resnet50(use_cudnn, device='@cupy:0', arch='resnet50', batchsize=32, i
             'iterations': iterations, 'images_per_s': batchsize * iterations / elapsed}
 
 
+def bench_torch_resnet50(amp, device='cuda', batchsize=32, insize=224, warmup=3,
+                         iterations=10):
+    """The peer: torchvision's ResNet-50 trained with SGD on the same batch, images/s
+    (float32, or autocast float16 mixed precision with a gradient scaler)."""
+    import torch
+    import torchvision
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler(device, enabled=amp)
+    x = torch.randn(batchsize, 3, insize, insize, device=device)
+    t = torch.randint(0, 1000, (batchsize,), device=device)
+    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+    for i in range(warmup + iterations):
+        if i == warmup:
+            sync()
+            t0 = time.perf_counter()
+        with torch.autocast(device, dtype=torch.float16, enabled=amp):
+            loss = torch.nn.functional.cross_entropy(model(x), t)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    sync()
+    elapsed = time.perf_counter() - t0
+    return {'torch': torch.__version__, 'torchvision': torchvision.__version__,
+            'mixed_precision': amp, 'batchsize': batchsize, 'insize': insize,
+            'iterations': iterations, 'images_per_s': batchsize * iterations / elapsed}
+
+
 def run_train_synthetic(out, iterations=20, timeout=600):
     """``train_imagenet.py --synthetic`` on this GPU for a few iterations."""
     cmd = [sys.executable, '-m', 'train_imagenet', '--synthetic', '--device', 'gpu',
@@ -307,6 +338,19 @@ def main(argv=None):
                   _multi_gpu_allreduce, machine['gpus'], args.out)
     for use_cudnn in (('always', 'never') if machine['cudnn'] else ('never',)):
         _step(report, 'resnet50_cudnn_' + use_cudnn, bench_resnet50, use_cudnn)
+    try:
+        import torch
+        import torchvision  # NOQA
+        peer = torch.cuda.is_available()
+    except ImportError:
+        peer = False
+    if peer:
+        for amp in (False, True):
+            _step(report, 'peer_torch_resnet50_' + ('amp' if amp else 'fp32'),
+                  bench_torch_resnet50, amp)
+    else:
+        print('gpu_check: PyTorch/torchvision with CUDA not installed: no peer figures',
+              flush=True)
     if not args.skip_train:
         _step(report, 'train_imagenet_synthetic', run_train_synthetic,
               os.path.join(args.out, 'train'))

@@ -131,3 +131,10 @@ def test_single_rank_checks_on_cpu(tmp_path):
 def test_allreduce_and_snapshot_checks_under_mpi(mpirun, n):
     proc = mpirun(n, 'gpu_check_cpu.py', timeout=300)
     assert proc.stdout.count(' ok ') == n
+
+
+def test_torch_peer_on_cpu_where_pytorch_is_installed():
+    pytest.importorskip('torchvision')
+    res = gpu_check.bench_torch_resnet50(False, device='cpu', batchsize=2, insize=32,
+                                         warmup=1, iterations=1)
+    assert res['images_per_s'] > 0 and res['mixed_precision'] is False
