@@ -315,6 +315,8 @@ def start_forkserver():
         multiprocessing.set_start_method('forkserver')
     except RuntimeError:
         pass  # already set (e.g. by a test harness)
+    # loaders unpickle Chainer objects first: chainer_ext's compat must precede them
+    multiprocessing.set_forkserver_preload(['chainer_ext'])
     p = multiprocessing.Process(target=_noop)
     p.start()
     p.join()

@@ -4,10 +4,15 @@ Multi-process tests run a script under ``tests/mpi/`` with ``mpiexec -n N``;
 the script asserts on every rank and exits non-zero on failure, so the pytest
 test only checks the exit status and shows the output when it fails.
 """
+import multiprocessing
 import os
 import sys
 
 import pytest
+
+# Spawned and forkserver children may unpickle Chainer objects before anything
+# imports chainer_ext; the forkserver imports it first (as train_imagenet's does).
+multiprocessing.set_forkserver_preload(['chainer_ext'])
 
 from chainer_ext.mpi_launch import run_mpi
 

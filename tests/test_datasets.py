@@ -178,11 +178,16 @@ def test_direct_use_in_workers(data, method, timeout):
 
     old = multiprocessing.get_start_method()
     multiprocessing.set_start_method(method, force=True)
+    it = None
     try:
         it = chainer.iterators.MultiprocessIterator(
             ds, 4, shuffle=True, n_processes=2, n_prefetch=1)
         seen = _collect(it, 3 * N // 4)  # three epochs
     finally:
+        # finalize now: left to the garbage collector, its prefetch thread can
+        # deadlock an import that happens to trigger the collection
+        if it is not None:
+            it.finalize()
         multiprocessing.set_start_method(old, force=True)
     assert sorted(seen) == list(range(N))
     for xs in seen.values():
@@ -231,8 +236,11 @@ def test_strict_iterator_raises_worker_errors(data, tmp_path, timeout):
                                     n_processes=2)
     assert len(it.dataset) == N and it.base_dataset is ds
     with pytest.raises(ImageLoadError) as info:
-        for _ in range(N // 2):
-            it.next()
+        try:
+            for _ in range(N // 2):
+                it.next()
+        finally:
+            it.finalize()
     assert info.value.path == bad
     assert info.value.where == '{}:6'.format(list_path)
     assert 'truncated' in str(info.value)
@@ -243,7 +251,10 @@ def test_strict_iterator_passes_good_batches(data, timeout):
     ds = ImageNetDataset(list_path, root, 32, train=False)
     it = StrictMultiprocessIterator(ds, 3, shuffle=False, repeat=False,
                                     n_processes=2)
-    labels = [int(t) for batch in it for _, t in batch]
+    try:
+        labels = [int(t) for batch in it for _, t in batch]
+    finally:
+        it.finalize()
     assert labels == list(range(N))
 
 
