@@ -2,7 +2,7 @@
 """Decoded + augmented images per second per core (issue 7, goal 3).
 
 Compares, in one process (= one core), on photo-like JPEGs of ImageNet size
-(500x375, quality 90, ~100 kB each; see :mod:`chainer_ext.datasets.photos`):
+(500x375, quality 90, ~100 kB each; see :mod:`photos`):
 
 * **ours**: :class:`chainer_ext.datasets.ImageNetDataset` -- crop box chosen
   from the header, JPEG draft decoding when the crop allows it, one
@@ -43,7 +43,7 @@ import numpy
 import chainer
 
 from chainer_ext.datasets import ImageNetDataset
-from chainer_ext.datasets.photos import write_photos
+from photos import write_photos
 
 
 class PreprocessedDataset(chainer.dataset.DatasetMixin):

@@ -7,7 +7,7 @@ example (issue 7, goals 4 and 5).
 
 Goal 4 (throughput).  Two set-ups, each a separate ``mpiexec -n 2`` job on the same
 model class (``models.ResNet50`` in ``L.Classifier``), batch (32 per rank), input size
-(224) and synthetic data (:class:`chainer_ext.synthetic.SyntheticImageDataset`, N(0, 1)
+(224) and synthetic data (:class:`chainer_ext.datasets.synthetic.SyntheticImageDataset`, N(0, 1)
 images from one seeded generator per example, read in-process by a ``SerialIterator``):
 
 * **ours**: ``train_imagenet.py`` itself, unmodified: ``--synthetic --no-validation

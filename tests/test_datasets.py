@@ -18,7 +18,7 @@ from chainer_ext.datasets import transforms
 from chainer_ext.datasets.iterator import FailureReturningDataset
 from chainer_ext.datasets.iterator import StrictMultiprocessIterator
 from chainer_ext.datasets.iterator import WorkerFailure
-from chainer_ext.datasets.photos import write_photos
+from photos import write_photos
 
 N = 8
 

@@ -9,7 +9,7 @@ from PIL import JpegImagePlugin
 
 from chainer_ext.datasets import decode
 from chainer_ext.datasets import transforms
-from chainer_ext.datasets.photos import photo_like
+from photos import photo_like
 
 SIZE = (224, 224)
 

@@ -44,7 +44,6 @@ With ``allreduce_grad_dtype=float32`` the same ring runs in float32 (sums in
 float32, then ``x * (1/size)`` in float32, as ChainerMN's ``naive``): the
 uncompressed baseline for byte counts and timings.
 """
-import mpi4py.MPI
 import numpy
 
 import chainer
@@ -230,8 +229,9 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
 
     def _check_same_count(self, n_elems):
         """Every rank must pack the same number of elements: else a clear error."""
+        from mpi4py import MPI
         v = numpy.array([n_elems, -n_elems], dtype=numpy.int64)
-        self._ring_comm.Allreduce(mpi4py.MPI.IN_PLACE, v, op=mpi4py.MPI.MAX)
+        self._ring_comm.Allreduce(MPI.IN_PLACE, v, op=MPI.MAX)
         if v[0] != -v[1]:
             raise ValueError(
                 'multi_node_mean_grad: ranks have different numbers of '
@@ -268,6 +268,7 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
         return [array[i:i + step] for i in range(0, array.size, step)]
 
     def _hop_reduce(self, send, acc, wire, scale):
+        from mpi4py import MPI
         comm = self._ring_comm
         right = (self.rank + 1) % self.size
         left = (self.rank - 1) % self.size
@@ -292,9 +293,10 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
                 wire.reduce_scale(target, incoming, scale)
             if j + 2 < len(targets):
                 recvs.append(post(j + 2))
-        mpi4py.MPI.Request.Waitall(sends)
+        MPI.Request.Waitall(sends)
 
     def _hop_copy(self, send, recv):
+        from mpi4py import MPI
         comm = self._ring_comm
         right = (self.rank + 1) % self.size
         left = (self.rank - 1) % self.size
@@ -303,7 +305,7 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
         reqs += [comm.Isend(seg, dest=right, tag=_TAG_ALLGATHER)
                  for seg in self._segments(send)]
         self.bytes_sent += send.nbytes
-        mpi4py.MPI.Request.Waitall(reqs)
+        MPI.Request.Waitall(reqs)
 
 
 def _params_to_reduce(model, zero_fill):

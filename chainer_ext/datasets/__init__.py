@@ -20,6 +20,7 @@ single 224x224 centre crop for validation.  This package provides
   folder layout.
 """
 from chainer_ext.datasets.check import check_dataset  # NOQA
+from chainer_ext.datasets.check import list_problems  # NOQA
 from chainer_ext.datasets.check import merge_problems  # NOQA
 from chainer_ext.datasets.decode import load_crop  # NOQA
 from chainer_ext.datasets.decode import verify_image  # NOQA
@@ -38,6 +39,7 @@ from chainer_ext.datasets.image_list import read_image_list  # NOQA
 from chainer_ext.datasets.image_list import write_image_list  # NOQA
 from chainer_ext.datasets.imagenet_dataset import ImageNetDataset  # NOQA
 from chainer_ext.datasets.iterator import StrictMultiprocessIterator  # NOQA
+from chainer_ext.datasets.synthetic import SyntheticImageDataset  # NOQA
 from chainer_ext.datasets.transforms import center_crop_box  # NOQA
 from chainer_ext.datasets.transforms import IMAGENET_MEAN  # NOQA
 from chainer_ext.datasets.transforms import IMAGENET_STD  # NOQA

@@ -29,7 +29,6 @@ Its priority, ``PRIORITY_WRITER + 1``, is higher than the evaluator's
 several of them fire the trainer runs it first.  The next training forward
 pass overwrites the statistics again with the new last minibatch.
 """
-import mpi4py.MPI
 import numpy
 
 import chainer
@@ -91,7 +90,8 @@ class BatchNormStatsAllreduce(extension.Extension):
             local[offset:offset + array.size] = array.ravel()
             offset += array.size
         total = numpy.empty_like(local)
-        mpi_comm.Reduce(local, total, op=mpi4py.MPI.SUM, root=0)
+        from mpi4py import MPI
+        mpi_comm.Reduce(local, total, op=MPI.SUM, root=0)
         mpi_comm.Bcast(total, root=0)
         total /= self.comm.size
 

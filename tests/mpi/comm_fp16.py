@@ -21,7 +21,7 @@ import chainer.functions as F
 import chainer.links as L
 import chainermn
 
-from chainer_ext.communicators import PackedRingCommunicator
+from chainer_ext.communicators.packed_ring_communicator import PackedRingCommunicator
 from chainer_ext.communicators import create_communicator
 from rank_checks import abort_on_exception
 
