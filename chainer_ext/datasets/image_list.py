@@ -65,6 +65,12 @@ class ImageList(list):
         """Path of the ``i``-th image, joined to :attr:`root`."""
         return os.path.join(self.root, self[i][0])
 
+    def subset(self, indices):
+        """The entries ``indices``, keeping :attr:`source`, :attr:`root` and line numbers."""
+        indices = [int(i) for i in indices]
+        return ImageList([self[i] for i in indices], source=self.source, root=self.root,
+                         lines=[self.lines[i] for i in indices])
+
     def where(self, i):
         """``"LIST:LINE"`` of the ``i``-th entry (for error messages)."""
         if self.source is None:
