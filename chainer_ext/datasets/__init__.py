@@ -43,4 +43,4 @@ from chainer_ext.datasets.synthetic import SyntheticImageDataset  # NOQA
 from chainer_ext.datasets.transforms import center_crop_box  # NOQA
 from chainer_ext.datasets.transforms import IMAGENET_MEAN  # NOQA
 from chainer_ext.datasets.transforms import IMAGENET_STD  # NOQA
-from chainer_ext.datasets.transforms import random_resized_crop_box  # NOQA
+from chainer_ext.datasets.transforms import random_sized_crop_box  # NOQA

@@ -7,8 +7,8 @@ never computed) at the largest reduction that still leaves the crop at least
 ``size`` pixels on each side, so the final resampling is always a
 *down*-scaling and quality is not lost.  The box is mapped to the reduced
 image (coordinates divided by the scale) and a single
-``Image.resize(size, box=...)`` call crops and resamples (antialiased
-bilinear, as torchvision's ``RandomResizedCrop``).  Flipping is a
+``Image.resize(size, box=...)`` call crops and resamples (bicubic, as
+fb.resnet.torch's ``image.scale``; Pillow's is antialiased).  Flipping is a
 ``transpose`` of the small result.
 
 Strictness: every failure to produce pixels from a file -- missing, empty,
@@ -35,8 +35,8 @@ from chainer_ext.datasets.errors import ImageLoadError
 
 #: Formats Pillow may use to open a listed file (ImageNet has JPEG and PNG).
 ALLOWED_FORMATS = ('JPEG', 'PNG', 'BMP', 'GIF', 'TIFF', 'WEBP', 'PPM')
-#: Antialiased bilinear resampling, the default of torchvision's crop.
-RESAMPLE = Image.Resampling.BILINEAR
+#: Bicubic resampling, as fb.resnet.torch's crop and scale (Goyal et al.).
+RESAMPLE = Image.Resampling.BICUBIC
 #: Pillow may first shrink by an integer factor when the remaining
 #: down-scaling is at least this large (no effect below 2 x this factor).
 REDUCING_GAP = 3.0

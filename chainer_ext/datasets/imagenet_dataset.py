@@ -137,7 +137,7 @@ class ImageNetDataset(chainer.dataset.DatasetMixin):
             flip = self.flip and coin
 
             def choose_box(width, height):
-                return transforms.random_resized_crop_box(
+                return transforms.random_sized_crop_box(
                     width, height, rng, min_area=self.min_area)
         else:
             flip = False
