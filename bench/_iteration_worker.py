@@ -1,4 +1,4 @@
-"""Helpers of bench_iteration.py (issue 7, goals 4 and 5), one per sub-command.
+"""Helpers of bench_iteration.py, one per sub-command.
 
 ``baseline``  (run under ``mpiexec -n N``)
     ChainerMN's own ImageNet example (``examples/chainermn/imagenet/

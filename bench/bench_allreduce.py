@@ -1,4 +1,4 @@
-"""Benchmark: float16 gradient all-reduce against ChainerMN's float32 (issue 7, goal 2).
+"""Benchmark: float16 gradient all-reduce against ChainerMN's float32.
 
 The paper all-reduces gradients in float16 "to reduce the communication
 overhead" (Section 3).  This benchmark times ``multi_node_mean_grad`` on

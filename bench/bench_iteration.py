@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Training iteration and memory of ``train_imagenet.py`` against ChainerMN's ImageNet
-example (issue 7, goals 4 and 5).
+example.
 
     python bench/bench_iteration.py [--arch resnet50] [--insize 224] [--batchsize 32]
                                     [--iterations 5] [--warmup 2] [--rounds 2] [--json PATH]

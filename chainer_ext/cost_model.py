@@ -1,69 +1,11 @@
-"""Cost model of synchronous data-parallel training time (ResNet-50, ImageNet).
+"""Cost model of synchronous data-parallel training time (paper, Section 4 and Table 1).
 
-Everything this module outputs is MODELLED: it is arithmetic on a handful of
-constants, not a measurement.  The only measured numbers it ever shows are the
-paper's (labelled "paper") and, when given, this machine's benchmark results
-(labelled "measured").
-
-The model
----------
-One synchronous iteration of ChainerMN data parallelism on ``n`` workers, each
-with ``b_local`` images, takes::
-
-    T_iter(n) = T_compute(b_local) + (1 - overlap) * T_allreduce(n, S) + T_optimizer
-
-* ``T_compute(b) = b / images_per_s``: forward + backward of one worker, from a
-  single-worker throughput (linear in b; only b = 32 is used here).
-* ``T_allreduce``: all-reduce of the ``S`` gradient bytes on the wire
-  (float16: ``S = 2 * 25,557,032`` bytes for ResNet-50).  ``overlap`` is the
-  fraction hidden behind computation; 0 by default because ChainerMN 1.0 started
-  the all-reduce only after the whole backward pass.
-* ``T_optimizer``: the parameter update plus casting/packing the gradients to
-  and from the float16 buffer, once per iteration.
-
-All-reduce, alpha-beta model (alpha: latency per step in s, B: bandwidth in B/s):
-
-* ring over ``n`` ranks (:func:`ring_allreduce_time`)::
-
-      T = 2 (n - 1) alpha + 2 (n - 1) / n * S / B
-
-  A ring spanning several nodes (what NCCL 2.0 built for ChainerMN's
-  ``pure_nccl``) advances in lock-step, so every one of its ``2 (n - 1)`` steps
-  pays the slowest hop: alpha = max(alpha_intra, alpha_inter) and
-  B = min(B_intra, B_inter) (:func:`multinode_ring_allreduce_time`).
-* hierarchical (:func:`hierarchical_allreduce_time`), ``g`` GPUs per node and
-  ``N`` nodes: intra-node reduce-scatter, inter-node ring all-reduce of each
-  GPU's ``S / g`` shard (the ``g`` shards share the node's network adapters),
-  intra-node all-gather, one after the other::
-
-      T = 2 (g - 1) alpha_intra + 2 (g - 1) / g * S / B_intra
-        + 2 (N - 1) alpha_inter + 2 (N - 1) / N * S / B_inter_node
-
-Per epoch: ``ceil(n_train / (n * b_local))`` iterations (1,281,167 ImageNet
-training images), then validation of ``ceil(50,000 / n)`` images per worker,
-forward only, each costing ``forward_fraction = 1/3`` of a training image,
-after one all-reduce of the batch-normalisation statistics.  90 epochs::
-
-    T_total = epochs * (iterations_per_epoch * T_iter + T_validation)
-
-Scaling efficiency (weak scaling, fixed ``b_local``) is per-worker training
-throughput against the baseline: ``T_iter(1) / T_iter(n)`` against one GPU and
-``T_iter(g) / T_iter(n)`` against one node of ``g`` GPUs.
-
-Not modelled: data loading (assumed hidden by the loader processes), start-up
-(MPI/NCCL initialisation, building the model, scattering the data set),
-snapshots, stragglers (synchronous SGD waits for the slowest of n workers), and
-network contention in the fat tree.
-
-Calibration
------------
-(a) This machine: :func:`machine_from_measurements` takes the benchmark's dict
-    (schema in its docstring): measured forward+backward time, optimizer time
-    and all-reduce times, and fits alpha and B with :func:`fit_alpha_bandwidth`
-    (least squares).
-(b) The paper's MN-1: :data:`PAPER_CONSTANTS` holds every constant with its
-    source.  None of them is tuned to the paper's 897.9 s; the discrepancy is
-    reported instead (``python -m chainer_ext.cost_model --paper``).
+Everything it outputs is MODELLED: ``T_iter = T_compute + (1 - overlap) T_allreduce
++ T_optimizer`` with an alpha-beta ring (or hierarchical) all-reduce, per epoch
+``ceil(n_train / (n b_local))`` iterations plus validation.  :data:`PAPER_CONSTANTS`
+holds every constant with its source, none tuned to the paper's 897.9 s;
+:func:`machine_from_measurements` calibrates on bench/bench_scaling.py's JSON.
+The formulas in full: docs/DESIGN.md.
 """
 import argparse
 import json
@@ -118,7 +60,7 @@ PAPER_CONSTANTS = {
     'gradient_bytes': {
         'value': 2 * paper.RESNET50_PARAMS,
         'unit': 'bytes per all-reduce',
-        'source': ('25,557,032 ResNet-50 parameters (EQUATIONS.md / He et al.) '
+        'source': ('25,557,032 ResNet-50 parameters (He et al. 2016; models/resnet.py) '
                    'x 2 bytes: the paper all-reduces float16 gradients.'),
     },
     'bn_stat_bytes': {
@@ -171,7 +113,7 @@ PAPER_CONSTANTS = {
     'optimizer_bytes_per_param': {
         'value': 28 + 12,
         'unit': 'bytes of device memory traffic per parameter per iteration',
-        'source': ('Hybrid update (EQUATIONS.md A.1) in float32: reads g, theta, '
+        'source': ('Hybrid update (paper, Appendix A.1) in float32: reads g, theta, '
                    'Delta, m (16 B), writes theta, Delta, m (12 B) = 28 B; '
                    'float16 pack (read 4, write 2) and unpack (read 2, write 4) '
                    'of the gradients = 12 B.'),

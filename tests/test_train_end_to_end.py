@@ -2,7 +2,7 @@
 
 One uninterrupted 2-epoch run is checked for everything it must write; a run
 resumed from its epoch-1 snapshot, and one resumed with ``--resume auto``
-beside planted partial snapshots, must end on the same weights (issue 6).
+beside planted partial snapshots, must end on the same weights.
 """
 import json
 import os
