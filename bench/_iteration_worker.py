@@ -65,6 +65,7 @@ def baseline(argv):
     p.add_argument('--out', required=True)
     args = p.parse_args(argv)
 
+    import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
     import chainer
     import chainer.links as L
     from chainer import training
