@@ -3,13 +3,13 @@
 
     mpiexec -n 1024 python train_imagenet.py --train train.txt --val val.txt --root /data/ILSVRC2012
 
-The defaults are the paper's recipe (Sections 2-3, Appendix A): 32 images per
-worker, 90 epochs, ResNet-50 at 224 px, the RMSprop->SGD hybrid optimizer with
-the slow-start learning rate, batch normalization from the last minibatch
-(averaged over workers before every validation), float16 gradient all-reduce.
-``--epoch 18`` compresses every schedule by 18/90; ``--demo`` trains on built-in
-digits; ``--optimizer momentum`` and ``--bn-moving-average`` are the baselines.
+The defaults are the paper's recipe (Sections 2-3, Appendix A): 32 images per worker, 90
+epochs, ResNet-50 at 224 px, the RMSprop->SGD hybrid optimizer with the slow-start rate, BN
+from the last minibatch averaged over workers, float16 gradient all-reduce.  ``--epoch 18``
+compresses every schedule by 18/90; ``--demo`` trains on built-in digits; ``--optimizer
+momentum`` and ``--bn-moving-average`` are the baselines.
 """
+import functools
 import os
 import sys
 
@@ -18,21 +18,17 @@ import numpy
 import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
 import chainer
 import chainer.links as L
-import chainermn
 import chainermn.global_except_hook
 from chainer import training
 
+from chainer_ext import communicators
+from chainer_ext import data_parallel
 from chainer_ext import datasets
 from chainer_ext import report
 from chainer_ext import schedules
 from chainer_ext import snapshots
 from chainer_ext import startup_checks as checks
 from chainer_ext.batchnorm import use_last_batch_statistics
-from chainer_ext.communicators import create_communicator
-from chainer_ext.communicators import NAMES as COMMUNICATORS
-from chainer_ext.data_parallel import broadcast_params
-from chainer_ext.data_parallel import IndexedView
-from chainer_ext.data_parallel import shard_indices
 from chainer_ext.evaluators import MultiNodeEvaluator
 from chainer_ext.extensions import BatchNormStatsAllreduce
 from chainer_ext.extensions import EpochSchedule
@@ -45,8 +41,7 @@ from chainer_ext.run_info import record_run
 from models import archs
 
 PROG = 'train_imagenet.py'
-# --demo: ResNet-18 on 32 px digits, 18 epochs, loading in-process (tiny images);
-# insize and min_area come from chainer_ext.datasets.demo, which explains them.
+# --demo: ResNet-18 on 32 px digits (sizes explained in chainer_ext.datasets.demo).
 DEMO_DEFAULTS = dict(arch='resnet18', epoch=18, batchsize=32, val_batchsize=64,
                      loaderjob=0, out=os.path.join('result', 'demo'),
                      insize=datasets.DEMO_INSIZE, min_area=datasets.DEMO_MIN_AREA)
@@ -67,7 +62,7 @@ def build_parser():
     arg('--epoch', type=checks.positive_int, help='epochs to train (paper: 90); fewer '
         'compresses every schedule boundary and beta by epoch/90')
     arg('--insize', type=checks.positive_int, help='input crop side in pixels (paper: 224)')
-    arg('--communicator', choices=COMMUNICATORS, help='ChainerMN communicator (default: '
+    arg('--communicator', choices=communicators.NAMES, help='ChainerMN communicator (default: '
         'pure_nccl on GPUs, naive on CPUs, both with float16 all-reduce)')
     arg('--allreduce-dtype', default='float16', choices=('float16', 'float32'),
         help='dtype of the gradient all-reduce (paper: float16)')
@@ -161,10 +156,11 @@ def load_data(args, comm):
     else:
         train_all, val_all = checks.read_lists(args, comm)
         n_class = train_all.n_class
-    train_idx = shard_indices(len(train_all), comm, train=True, seed=args.seed)
-    val_idx = shard_indices(len(val_all), comm, train=False)
+    train_idx = data_parallel.shard_indices(len(train_all), comm, train=True, seed=args.seed)
+    val_idx = data_parallel.shard_indices(len(val_all), comm, train=False)
     if args.synthetic:
-        train, val = IndexedView(train_all, train_idx), IndexedView(val_all, val_idx)
+        train = data_parallel.IndexedView(train_all, train_idx)
+        val = data_parallel.IndexedView(val_all, val_idx)
     else:
         checks.check_images_exist(comm, (train_all, train_idx), (val_all, val_idx))
         train = datasets.ImageNetDataset(train_all.subset(train_idx), args.root, args.insize,
@@ -177,22 +173,17 @@ def load_data(args, comm):
 
 
 def make_iterators(args, train, val, order):
-    if args.loaderjob > 0:  # raises a loader worker's error instead of hanging
-        return (datasets.StrictMultiprocessIterator(
-                    train, args.batchsize, n_processes=args.loaderjob, order_sampler=order,
-                    shuffle=None),
-                datasets.StrictMultiprocessIterator(
-                    val, args.val_batchsize, repeat=False, shuffle=False,
-                    n_processes=args.loaderjob))
-    return (chainer.iterators.SerialIterator(train, args.batchsize, order_sampler=order,
-                                             shuffle=None),
-            chainer.iterators.SerialIterator(val, args.val_batchsize, repeat=False,
-                                             shuffle=False))
+    """Training and validation iterators; loader processes raise their workers' errors."""
+    make = chainer.iterators.SerialIterator
+    if args.loaderjob > 0:
+        make = functools.partial(datasets.StrictMultiprocessIterator, n_processes=args.loaderjob)
+    return (make(train, args.batchsize, order_sampler=order, shuffle=None),
+            make(val, args.val_batchsize, repeat=False, shuffle=False))
 
 
 def run(args):
     """The training procedure; every rank runs all of it (the steps are collective)."""
-    comm = create_communicator(args.communicator, allreduce_grad_dtype=(
+    comm = communicators.create_communicator(args.communicator, allreduce_grad_dtype=(
         'float16' if args.allreduce_dtype == 'float16' else None))  # None: ChainerMN's own
     checks.check_paths(args, comm)
     if args.demo:
@@ -211,7 +202,7 @@ def run(args):
     # Identical initial weights on every rank, broadcast here rather than at the
     # multi-node optimizer's first update(), so that iteration 1 (fresh or
     # resumed) is a real update.
-    broadcast_params(model, comm)
+    data_parallel.broadcast_params(model, comm)
     optimizer.is_changed(model)
 
     order = EpochTaggedOrderSampler(len(train), seed=rank_seed(args.seed, comm.rank))
@@ -256,7 +247,9 @@ def run(args):
 
     BatchNormStatsAllreduce(model, comm)()  # the final model holds the workers' average
     if comm.rank == 0:
-        save_model(model.predictor, os.path.join(args.out, 'model.npz'))
+        path = os.path.join(args.out, 'model.npz')
+        chainer.serializers.save_npz(path + '.tmp.npz', model.predictor)
+        os.replace(path + '.tmp.npz', path)
         print(report.final_summary(args.out), flush=True)
     train_iter.finalize()
     val_iter.finalize()
@@ -274,11 +267,6 @@ def make_model(args, n_class, device):
     if device >= 0:
         model.to_gpu(device)
     return model
-
-
-def save_model(predictor, path):
-    chainer.serializers.save_npz(path + '.tmp.npz', predictor)
-    os.replace(path + '.tmp.npz', path)
 
 
 def snapshot_info(args):

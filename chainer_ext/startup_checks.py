@@ -12,7 +12,6 @@ import sys
 
 from chainer_ext import datasets
 from chainer_ext import snapshots
-from chainer_ext.communicators import NAMES as COMMUNICATORS
 
 GPU_ONLY_COMMUNICATORS = ('pure_nccl', 'non_cuda_aware')
 
