@@ -50,27 +50,6 @@ HARDWARE = {
     'interconnect': 'Mellanox InfiniBand FDR',
 }
 
-#: Software of the paper (Section 3).
-SOFTWARE = {
-    'chainer': '3.0.0rc1 (development branch)',
-    'chainermn': '1.0.0 (development branch)',
-    'nccl': '2.0.5',
-    'openmpi': '1.10.2',
-    'communication_dtype': 'float16 (computation float32)',
-}
-
-#: Hyper-parameters of Appendix A.
-HYPERPARAMS = {
-    'mu1': 0.9, 'mu2': 0.99, 'eps': 1e-8,
-    'eta_rmsprop': 0.0003,
-    'beta_center': 10.0, 'beta_period': 5.0,
-    'weight_decay': 1e-4,
-    'slow_start_boundaries': (40, 70, 85),
-    'slow_start_factors': (0.5, 0.075, 0.01, 0.001),
-    'goyal_boundaries': (30, 60, 80),
-    'goyal_factors': (1.0, 0.1, 0.01, 0.001),
-}
-
 #: Table 1 of the paper, every row, in order.  ``time_s`` is the table's time
 #: converted to seconds (the table itself rounds: "15 min" is 897.9 s).
 TABLE1 = [

@@ -14,7 +14,6 @@ from chainer_ext.datasets.demo import build_demo_dataset  # NOQA
 from chainer_ext.datasets.demo import DEMO_IMAGE_SIZE  # NOQA
 from chainer_ext.datasets.demo import DEMO_INSIZE  # NOQA
 from chainer_ext.datasets.demo import DEMO_MIN_AREA  # NOQA
-from chainer_ext.datasets.demo import DEMO_N_CLASS  # NOQA
 from chainer_ext.datasets.demo import DemoDataset  # NOQA
 from chainer_ext.datasets.errors import DatasetError  # NOQA
 from chainer_ext.datasets.errors import ImageLoadError  # NOQA

@@ -24,8 +24,6 @@ DEMO_IMAGE_SIZE = 32
 DEMO_INSIZE = 32
 #: Smallest crop area fraction recommended for the demo's training crops.
 DEMO_MIN_AREA = 0.5
-#: Number of classes of the digits.
-DEMO_N_CLASS = 10
 _FORMAT_VERSION = 1
 
 DemoDataset = collections.namedtuple('DemoDataset',
