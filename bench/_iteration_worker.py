@@ -1,4 +1,4 @@
-"""Helpers of bench_iteration.py (issue 7, goals 4 and 5), one per sub-command.
+"""Helpers of bench_iteration.py, one per sub-command.
 
 ``baseline``  (run under ``mpiexec -n N``)
     ChainerMN's own ImageNet example (``examples/chainermn/imagenet/
@@ -13,7 +13,7 @@
     after ``--max-iterations``.  The model is ``L.Classifier`` of the same
     ``models.ResNet50`` class that ``train_imagenet.py`` trains, with Chainer's
     batch normalization as is (moving averages).  The data are the same
-    :class:`chainer_ext.synthetic.SyntheticImageDataset` (one seeded N(0, 1)
+    :class:`chainer_ext.datasets.synthetic.SyntheticImageDataset` (one seeded N(0, 1)
     generator per example, as with ``train_imagenet.py --synthetic``) split
     with ``chainermn.scatter_dataset(shuffle=True)`` and read through a
     ``SerialIterator`` in-process (``train_imagenet.py --loaderjob 0``).  The
@@ -67,13 +67,14 @@ def baseline(argv):
     p.add_argument('--out', required=True)
     args = p.parse_args(argv)
 
+    import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
     import chainer
     import chainer.links as L
     from chainer import training
     from chainer.training import extensions
     import chainermn
 
-    from chainer_ext.synthetic import SyntheticImageDataset
+    from chainer_ext.datasets.synthetic import SyntheticImageDataset
     from models import archs
 
     comm = chainermn.create_communicator(args.communicator)   # float32 all-reduce

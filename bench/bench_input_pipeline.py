@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Decoded + augmented images per second per core (issue 7, goal 3).
+"""Decoded + augmented images per second per core.
 
 Compares, in one process (= one core), on photo-like JPEGs of ImageNet size
-(500x375, quality 90, ~100 kB each; see :mod:`chainer_ext.datasets.photos`):
+(500x375, quality 90, ~100 kB each; see :mod:`photos`):
 
 * **ours**: :class:`chainer_ext.datasets.ImageNetDataset` -- crop box chosen
   from the header, JPEG draft decoding when the crop allows it, one
@@ -23,7 +23,7 @@ Huffman decoding, which reduced-scale (draft) decoding cannot skip, so draft
 pays off only on large images; a 500x375 random crop is never >= 448 px, so
 it is decoded at full scale.  There the two pipelines cost about the same
 per image (ours additionally resamples the crop, which the stock path
-cannot do), and the 2x goal of issue 7 is met only for large images
+cannot do), and the 2x goal is met only for large images
 (~2x at 2048x1536).  The ``--sizes`` option shows the trend.
 
     python bench/bench_input_pipeline.py --json result.json
@@ -40,11 +40,11 @@ import time
 
 import numpy
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
 import chainer
 
 from chainer_ext.datasets import ImageNetDataset
-from chainer_ext.datasets.photos import write_photos
+from photos import write_photos
 
 
 class PreprocessedDataset(chainer.dataset.DatasetMixin):

@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Training iteration and memory of ``train_imagenet.py`` against ChainerMN's ImageNet
-example (issue 7, goals 4 and 5).
+example.
 
     python bench/bench_iteration.py [--arch resnet50] [--insize 224] [--batchsize 32]
                                     [--iterations 5] [--warmup 2] [--rounds 2] [--json PATH]
 
 Goal 4 (throughput).  Two set-ups, each a separate ``mpiexec -n 2`` job on the same
 model class (``models.ResNet50`` in ``L.Classifier``), batch (32 per rank), input size
-(224) and synthetic data (:class:`chainer_ext.synthetic.SyntheticImageDataset`, N(0, 1)
+(224) and synthetic data (:class:`chainer_ext.datasets.synthetic.SyntheticImageDataset`, N(0, 1)
 images from one seeded generator per example, read in-process by a ``SerialIterator``):
 
 * **ours**: ``train_imagenet.py`` itself, unmodified: ``--synthetic --no-validation

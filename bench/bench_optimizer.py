@@ -34,7 +34,7 @@ sys.path.insert(0, REPO)
 
 import numpy  # noqa: E402
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401,E402  (installs compatibility shims before chainer loads)
 import chainer  # noqa: E402
 from chainer import optimizers as chainer_optimizers  # noqa: E402
 

@@ -1,6 +1,5 @@
 #!/usr/bin/env python
-"""Run every benchmark of the project and write ``BENCHMARKS.md`` (issue 7, and issue 5's
-scaling figures).
+"""Run every benchmark of the project, with the scaling figures, and write ``BENCHMARKS.md``.
 
     python bench/run_all.py            # goal settings (~20+ minutes on 2 cores)
     python bench/run_all.py --quick    # tiny settings (seconds; the smoke test's)
@@ -8,7 +7,7 @@ scaling figures).
 In order: ``bench_optimizer`` (goal 1), ``bench_allreduce`` (goal 2; the 2 Gbit/s TCP
 link needs root and ``ip netns``/``tc``, and is skipped with a note otherwise),
 ``bench_input_pipeline`` (goal 3), ``bench_iteration`` (goals 4 and 5) and
-``bench_scaling`` (issue 5), then the cost model (``python -m chainer_ext.cost_model``)
+``bench_scaling``, then the cost model (``python -m chainer_ext.cost_model``)
 for the paper's set-up and, calibrated on the scaling figures, for this machine.
 
 Writes ``bench/results/<name>.json`` (the raw result of each benchmark) and
@@ -474,7 +473,7 @@ def section_memory(res, goals):
 
 
 def section_scaling(res):
-    out = ['## Scaling at 1 and 2 ranks, per-iteration phases (issue 5, '
+    out = ['## Scaling at 1 and 2 ranks, per-iteration phases ('
            '`bench/bench_scaling.py`)', '']
     if 'error' in res:
         return out + _failed('bench_scaling', res)

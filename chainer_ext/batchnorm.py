@@ -1,29 +1,9 @@
-"""Batch normalization without moving averages (paper, Section 2).
+"""Batch normalization without moving averages (paper, Section 2): keep the last minibatch only.
 
-"With the larger minibatch sizes, the batch normalization moving averages of
-the mean and variance became inaccurate estimates of the actual mean and
-variance.  To cope with this problem, we only considered the last minibatch,
-instead of the moving average, and used all-reduce communication on these
-statistics to obtain the average over all workers before validation."
-
-This module does the first half: every ``L.BatchNormalization`` keeps only the
-statistics of the last training minibatch.  The all-reduce before validation
-is :class:`chainer_ext.extensions.BatchNormStatsAllreduce`.
-
-Chainer updates the statistics as (``chainer/functions/normalization/
-batch_normalization.py``, 7.8.1; ``m`` = number of values per channel)::
-
-    avg_mean = decay * avg_mean + (1 - decay) * mean
-    avg_var  = decay * avg_var  + (1 - decay) * m / (m - 1) * var
-
-so ``decay = 0`` leaves exactly the last batch's mean and its unbiased
-variance ``m/(m-1) * var``, computed by Chainer's own code on every path: the
-NumPy/CuPy path above, iDeep's ``inplace_axpby(decay, 1 - decay, ...)``, and
-the fused cuDNN path, which gets ``exponentialAverageFactor = 1 - decay = 1``
-(cuDNN also stores the unbiased variance).  One caveat of the formula: if a
-statistic ever becomes inf/NaN, ``0 * inf`` keeps it NaN; a diverged batch
-(whose update the non-finite guard skips) therefore poisons the statistics of
-that link until the model is reloaded.
+Every ``L.BatchNormalization`` gets ``decay = 0``, so Chainer's own update leaves the
+last batch's mean and unbiased variance; averaging them over workers before
+validation is :class:`chainer_ext.extensions.BatchNormStatsAllreduce`.  Why this is
+exact on every Chainer path: docs/DESIGN.md.
 """
 import chainer.links as L
 

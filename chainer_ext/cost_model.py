@@ -1,69 +1,11 @@
-"""Cost model of synchronous data-parallel training time (ResNet-50, ImageNet).
+"""Cost model of synchronous data-parallel training time (paper, Section 4 and Table 1).
 
-Everything this module outputs is MODELLED: it is arithmetic on a handful of
-constants, not a measurement.  The only measured numbers it ever shows are the
-paper's (labelled "paper") and, when given, this machine's benchmark results
-(labelled "measured").
-
-The model
----------
-One synchronous iteration of ChainerMN data parallelism on ``n`` workers, each
-with ``b_local`` images, takes::
-
-    T_iter(n) = T_compute(b_local) + (1 - overlap) * T_allreduce(n, S) + T_optimizer
-
-* ``T_compute(b) = b / images_per_s``: forward + backward of one worker, from a
-  single-worker throughput (linear in b; only b = 32 is used here).
-* ``T_allreduce``: all-reduce of the ``S`` gradient bytes on the wire
-  (float16: ``S = 2 * 25,557,032`` bytes for ResNet-50).  ``overlap`` is the
-  fraction hidden behind computation; 0 by default because ChainerMN 1.0 started
-  the all-reduce only after the whole backward pass.
-* ``T_optimizer``: the parameter update plus casting/packing the gradients to
-  and from the float16 buffer, once per iteration.
-
-All-reduce, alpha-beta model (alpha: latency per step in s, B: bandwidth in B/s):
-
-* ring over ``n`` ranks (:func:`ring_allreduce_time`)::
-
-      T = 2 (n - 1) alpha + 2 (n - 1) / n * S / B
-
-  A ring spanning several nodes (what NCCL 2.0 built for ChainerMN's
-  ``pure_nccl``) advances in lock-step, so every one of its ``2 (n - 1)`` steps
-  pays the slowest hop: alpha = max(alpha_intra, alpha_inter) and
-  B = min(B_intra, B_inter) (:func:`multinode_ring_allreduce_time`).
-* hierarchical (:func:`hierarchical_allreduce_time`), ``g`` GPUs per node and
-  ``N`` nodes: intra-node reduce-scatter, inter-node ring all-reduce of each
-  GPU's ``S / g`` shard (the ``g`` shards share the node's network adapters),
-  intra-node all-gather, one after the other::
-
-      T = 2 (g - 1) alpha_intra + 2 (g - 1) / g * S / B_intra
-        + 2 (N - 1) alpha_inter + 2 (N - 1) / N * S / B_inter_node
-
-Per epoch: ``ceil(n_train / (n * b_local))`` iterations (1,281,167 ImageNet
-training images), then validation of ``ceil(50,000 / n)`` images per worker,
-forward only, each costing ``forward_fraction = 1/3`` of a training image,
-after one all-reduce of the batch-normalisation statistics.  90 epochs::
-
-    T_total = epochs * (iterations_per_epoch * T_iter + T_validation)
-
-Scaling efficiency (weak scaling, fixed ``b_local``) is per-worker training
-throughput against the baseline: ``T_iter(1) / T_iter(n)`` against one GPU and
-``T_iter(g) / T_iter(n)`` against one node of ``g`` GPUs.
-
-Not modelled: data loading (assumed hidden by the loader processes), start-up
-(MPI/NCCL initialisation, building the model, scattering the data set),
-snapshots, stragglers (synchronous SGD waits for the slowest of n workers), and
-network contention in the fat tree.
-
-Calibration
------------
-(a) This machine: :func:`machine_from_measurements` takes the benchmark's dict
-    (schema in its docstring): measured forward+backward time, optimizer time
-    and all-reduce times, and fits alpha and B with :func:`fit_alpha_bandwidth`
-    (least squares).
-(b) The paper's MN-1: :data:`PAPER_CONSTANTS` holds every constant with its
-    source.  None of them is tuned to the paper's 897.9 s; the discrepancy is
-    reported instead (``python -m chainer_ext.cost_model --paper``).
+Everything it outputs is MODELLED: ``T_iter = T_compute + (1 - overlap) T_allreduce
++ T_optimizer`` with an alpha-beta ring (or hierarchical) all-reduce, per epoch
+``ceil(n_train / (n b_local))`` iterations plus validation.  :data:`PAPER_CONSTANTS`
+holds every constant with its source, none tuned to the paper's 897.9 s;
+:func:`machine_from_measurements` calibrates on bench/bench_scaling.py's JSON.
+The formulas in full: docs/DESIGN.md.
 """
 import argparse
 import json
@@ -74,6 +16,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from chainer_ext import paper_numbers as paper
+from chainer_ext.formatting import duration
+from chainer_ext.formatting import fmt
+from chainer_ext.formatting import ms
+from chainer_ext.formatting import NA
+from chainer_ext.formatting import percent
 
 # ---------------------------------------------------------------------------
 # Calibration constants for the paper's machine: the ONE place they live.
@@ -113,7 +60,7 @@ PAPER_CONSTANTS = {
     'gradient_bytes': {
         'value': 2 * paper.RESNET50_PARAMS,
         'unit': 'bytes per all-reduce',
-        'source': ('25,557,032 ResNet-50 parameters (EQUATIONS.md / He et al.) '
+        'source': ('25,557,032 ResNet-50 parameters (He et al. 2016; models/resnet.py) '
                    'x 2 bytes: the paper all-reduces float16 gradients.'),
     },
     'bn_stat_bytes': {
@@ -166,7 +113,7 @@ PAPER_CONSTANTS = {
     'optimizer_bytes_per_param': {
         'value': 28 + 12,
         'unit': 'bytes of device memory traffic per parameter per iteration',
-        'source': ('Hybrid update (EQUATIONS.md A.1) in float32: reads g, theta, '
+        'source': ('Hybrid update (paper, Appendix A.1) in float32: reads g, theta, '
                    'Delta, m (16 B), writes theta, Delta, m (12 B) = 28 B; '
                    'float16 pack (read 4, write 2) and unpack (read 2, write 4) '
                    'of the gradients = 12 B.'),
@@ -309,7 +256,6 @@ class Machine:
     gradient_bytes: float
     bn_stat_bytes: float = 0.0
     forward_fraction: float = 1.0 / 3.0
-    t_forward_per_image: float = None     # overrides forward_fraction if set
     overlap: float = 0.0
     allreduce: str = 'ring'
     calibration: str = 'modelled'
@@ -333,8 +279,6 @@ class Machine:
         return float(b_local) / self.images_per_s
 
     def forward_time_per_image(self):
-        if self.t_forward_per_image is not None:
-            return self.t_forward_per_image
         return self.forward_fraction / self.images_per_s
 
     def iteration(self, n, b_local=32):
@@ -382,115 +326,55 @@ def paper_machine(**overrides):
     return replace(m, **overrides)
 
 
-_ALIASES = {
-    't_forward_backward': ('t_forward_backward', 'forward_backward_s',
-                           'fwd_bwd_s', 't_compute'),
-    't_forward': ('t_forward', 'forward_s', 'fwd_s'),
-    't_optimizer': ('t_optimizer', 'optimizer_s', 'update_s'),
-    'allreduce': ('allreduce', 'allreduce_times', 'all_reduce'),
-    'b_local': ('b_local', 'batchsize', 'batch_size'),
-}
+def _read_bench(bench):
+    """Compute, optimizer and all-reduce figures from ``bench/bench_scaling.py``'s JSON.
 
-
-def _get(meas, key, default=None):
-    for k in _ALIASES.get(key, (key,)):
-        if k in meas and meas[k] is not None:
-            return meas[k]
-    return default
-
-
-def normalize_measurements(meas):
-    """Accept ``bench/bench_scaling.py --json`` output as well as the flat schema.
-
-    bench_scaling.py writes ``{"arch", "batchsize", "insize", "ranks": {"1": {...},
-    "2": {...}}}`` with per-rank-count medians ``forward_backward``,
-    ``allreduce_float16``, ``allreduce_float32``, ``optimizer`` and the bytes
-    ``grad_bytes_float16``/``grad_bytes_float32``.  Compute and optimizer times
-    are taken from the smallest rank count (on one small machine, more ranks
-    share its cores); the all-reduce points are the float16 and float32 times of
-    every rank count >= 2 (two sizes of the same gradients), taking the
-    project's ring in float32 (``allreduce_float32_ring``) when it was measured,
-    so that both points come from one algorithm, rather than ChainerMN's
-    float32 communicator (a different algorithm, whose time need not grow
-    with the bytes relative to the ring's).
+    That JSON holds per-rank-count medians (``ranks: {"1": {...}, "2": {...}}``):
+    ``forward_backward``, ``optimizer``, ``allreduce_float16``, the project's ring in
+    float32 ``allreduce_float32_ring`` and ``grad_bytes_float16/32``.  Compute and
+    optimizer come from the smallest rank count (more ranks share one small
+    machine's cores); the all-reduce points are the float16 and float32 ring times
+    of every rank count >= 2: one algorithm at two sizes.
     """
-    if not isinstance(meas.get('ranks'), dict):
-        return meas
-    per = {int(k): v for k, v in meas['ranks'].items()}
+    if isinstance(bench, str):
+        with open(bench) as f:
+            bench = json.load(f)
+    if not isinstance(bench, dict) or not isinstance(bench.get('ranks'), dict):
+        raise ValueError("expected the JSON of bench/bench_scaling.py (an object with "
+                         "'ranks'), got {}".format(type(bench).__name__ if not isinstance(
+                             bench, dict) else 'keys {}'.format(sorted(bench))))
+    per = {int(k): v for k, v in bench['ranks'].items()}
     base = per[min(per)]
-    points = []
-    for n, r in sorted(per.items()):
-        if n < 2:
-            continue
-        ring32 = 'allreduce_float32_ring' if 'allreduce_float32_ring' in r else 'allreduce_float32'
-        for key, dt in (('allreduce_float16', 'float16'), (ring32, 'float32')):
-            t, nbytes = r.get(key), r.get('grad_bytes_' + dt)
-            if t is not None and nbytes:
-                points.append({'ranks': n, 'bytes': nbytes, 'seconds': t})
-    out = {'b_local': meas.get('batchsize', base.get('batchsize')),
-           't_forward_backward': base['forward_backward'],
-           't_optimizer': base.get('optimizer', 0.0),
-           'allreduce': points,
-           'gradient_bytes': base.get('grad_bytes_float16'),
-           'ranks_per_node': max(per),
-           'arch': meas.get('arch', base.get('arch')),
-           'insize': meas.get('insize', base.get('insize')),
-           'host': (meas.get('machine') or {}).get('platform', 'local')}
-    return out
+    points = [(n, r['grad_bytes_' + dtype], r[key])
+              for n, r in sorted(per.items()) if n >= 2
+              for key, dtype in (('allreduce_float16', 'float16'),
+                                 ('allreduce_float32_ring', 'float32'))
+              if r.get(key) is not None and r.get('grad_bytes_' + dtype)]
+    return {'b_local': bench['batchsize'], 't_forward_backward': base['forward_backward'],
+            't_optimizer': base['optimizer'], 'allreduce': points,
+            'gradient_bytes': base['grad_bytes_float16'], 'ranks_per_node': max(per),
+            'arch': bench.get('arch'), 'insize': bench.get('insize'),
+            'host': (bench.get('machine') or {}).get('platform', 'local')}
 
 
-def machine_from_measurements(meas, gradient_bytes=None, name=None):
-    """A :class:`Machine` calibrated on this machine's benchmark results.
-
-    ``meas`` is a dict (or the path of a JSON file) like::
-
-        {"b_local": 32,                  # images per rank of the timed step
-         "t_forward_backward": 0.91,     # s, forward + backward, one rank
-         "t_forward": 0.30,              # s, optional (else 1/3 rule)
-         "t_optimizer": 0.05,            # s per iteration (update + casts)
-         "allreduce": [{"ranks": 2, "bytes": 1048576, "seconds": 0.002},
-                       {"ranks": 2, "bytes": 51114064, "seconds": 0.090}],
-         "gradient_bytes": 51114064,     # optional: bytes of one all-reduce
-         "ranks_per_node": 2,            # optional: ranks sharing one host
-         "host": "..."}                  # optional, shown in captions
-
-    (``forward_backward_s``, ``optimizer_s``, ``batchsize`` are accepted as
-    aliases, and so is the output of ``bench/bench_scaling.py --json``, see
-    :func:`normalize_measurements`.)  alpha and B come from :func:`fit_alpha_bandwidth`; with all
-    ranks on one host the same link stands for intra- and inter-node.
-    """
-    if isinstance(meas, str):
-        with open(meas) as f:
-            meas = json.load(f)
-    meas = normalize_measurements(meas)
-    b = _get(meas, 'b_local')
-    t_fb = _get(meas, 't_forward_backward')
-    if b is None or t_fb is None:
-        raise ValueError('measurements need b_local and t_forward_backward, got '
-                         'keys {}'.format(sorted(meas)))
-    pts = []
-    for r in _get(meas, 'allreduce', []):
-        if isinstance(r, dict):
-            pts.append((r.get('ranks', r.get('n', 2)), r.get('bytes', r.get('nbytes')),
-                        r.get('seconds', r.get('time_s'))))
-        else:
-            pts.append(tuple(r))
-    fit = fit_alpha_bandwidth(pts)
+def machine_from_measurements(bench, name=None):
+    """A :class:`Machine` calibrated on this machine's ``bench/bench_scaling.py`` JSON
+    (a dict or a path); alpha and B come from :func:`fit_alpha_bandwidth`, and with
+    all ranks on one host the same link stands for intra- and inter-node."""
+    meas = _read_bench(bench)
+    fit = fit_alpha_bandwidth(meas['allreduce'])
     link = Link(fit['alpha'], fit['bandwidth'])
-    t_fwd = _get(meas, 't_forward')
-    ranks_per_node = int(meas.get('ranks_per_node') or max(p[0] for p in pts))
-    gbytes = gradient_bytes or meas.get('gradient_bytes') or 2 * paper.RESNET50_PARAMS
     return Machine(
-        name=name or 'this machine ({})'.format(meas.get('host', 'local')),
-        gpus_per_node=ranks_per_node,
-        images_per_s=float(b) / float(t_fb),
-        t_optimizer=float(_get(meas, 't_optimizer', 0.0)),
+        name=name or 'this machine ({})'.format(meas['host']),
+        gpus_per_node=int(meas['ranks_per_node']),
+        images_per_s=float(meas['b_local']) / float(meas['t_forward_backward']),
+        t_optimizer=float(meas['t_optimizer']),
         intra=link, inter=link,
-        gradient_bytes=float(gbytes),
-        t_forward_per_image=(float(t_fwd) / float(b)) if t_fwd else None,
+        gradient_bytes=float(meas['gradient_bytes']),
         calibration='calibrated on measurements of this machine '
                     '(forward+backward, optimizer, all-reduce fit)',
-        notes={'fit': fit, 'arch': meas.get('arch'), 'insize': meas.get('insize')},
+        notes={'fit': fit, 'arch': meas['arch'], 'insize': meas['insize'],
+               'b_local': meas['b_local']},
     )
 
 
@@ -588,22 +472,6 @@ def paper_comparison(machine=None):
 # Text output
 # ---------------------------------------------------------------------------
 
-def _ms(t):
-    return '{:.1f}'.format(1e3 * t)
-
-
-def _pct(x):
-    return 'n/a' if x is None else '{:.0f}%'.format(100 * x)
-
-
-def _dur(s):
-    if s >= 2 * 3600:
-        return '{:.1f} h'.format(s / 3600.0)
-    if s >= 2 * 60:
-        return '{:.1f} min'.format(s / 60.0)
-    return '{:.1f} s'.format(s)
-
-
 def format_scaling_table(rows):
     head = ('| workers | nodes | total batch | iter/epoch | compute ms | '
             'all-reduce ms | optimizer ms | iteration ms | 90-epoch time | '
@@ -612,9 +480,9 @@ def format_scaling_table(rows):
     for r in rows:
         lines.append('| {} | {} | {} | {} | {} | {} | {} | {} | {} ({:.0f} s) | {} | {} |'.format(
             r['n'], r['nodes'], r['total_batch'], r['iterations_per_epoch'],
-            _ms(r['t_compute']), _ms(r['t_allreduce']), _ms(r['t_optimizer']),
-            _ms(r['t_iter']), _dur(r['t_total']), r['t_total'],
-            _pct(r['efficiency_vs_1gpu']), _pct(r['efficiency_vs_1node'])))
+            ms(r['t_compute']), ms(r['t_allreduce']), ms(r['t_optimizer']),
+            ms(r['t_iter']), duration(r['t_total']), r['t_total'],
+            percent(r['efficiency_vs_1gpu']), percent(r['efficiency_vs_1node'])))
     return '\n'.join(lines)
 
 
@@ -627,13 +495,13 @@ def format_paper_comparison(cmp):
         '| training time incl. validation | {:.1f} ± {:.1f} s | {:.1f} s | {:+.0f}% |'.format(
             p['time_s'], p['time_sd_s'], m['t_total'], 100 * cmp['relative_time_error']),
         '| scaling efficiency vs 1 GPU | {} | {} | {:+.0f} points |'.format(
-            _pct(p['efficiency_vs_1gpu']), _pct(m['efficiency_vs_1gpu']),
+            percent(p['efficiency_vs_1gpu']), percent(m['efficiency_vs_1gpu']),
             100 * (m['efficiency_vs_1gpu'] - p['efficiency_vs_1gpu'])),
         '| scaling efficiency vs 1 node (8 GPUs) | {} | {} | {:+.0f} points |'.format(
-            _pct(p['efficiency_vs_1node']), _pct(m['efficiency_vs_1node']),
+            percent(p['efficiency_vs_1node']), percent(m['efficiency_vs_1node']),
             100 * (m['efficiency_vs_1node'] - p['efficiency_vs_1node'])),
         '| time per iteration | {:.0f} ms (derived: time / {} iterations) | {} ms | |'.format(
-            1e3 * cmp['paper_t_iter'], m['iterations'], _ms(m['t_iter'])),
+            1e3 * cmp['paper_t_iter'], m['iterations'], ms(m['t_iter'])),
     ]
     return '\n'.join(lines)
 
@@ -706,7 +574,7 @@ def format_sensitivity(rows):
     lines = ['| assumption (MODELLED) | 90-epoch time | eff. vs 1 GPU | eff. vs 1 node |',
              '|---|---|---|---|']
     for label, t, e1, e8 in rows:
-        lines.append('| {} | {:.0f} s | {} | {} |'.format(label, t, _pct(e1), _pct(e8)))
+        lines.append('| {} | {:.0f} s | {} | {} |'.format(label, t, percent(e1), percent(e8)))
     return '\n'.join(lines)
 
 
@@ -750,14 +618,10 @@ def paper_report(machine=None, sensitivity=True, constants=True):
     return '\n'.join(out) + '\n'
 
 
-def local_report(meas, ns=(1, 2), b_local=None, epochs=1, n_train=None, n_val=None):
-    """Text for a machine calibrated on local measurements (MODELLED from MEASURED)."""
-    m = machine_from_measurements(meas)
-    if isinstance(meas, str):
-        with open(meas) as f:
-            meas = json.load(f)
-    meas = normalize_measurements(meas)
-    b = int(b_local or _get(meas, 'b_local'))
+def local_report(bench, ns=(1, 2), epochs=1, n_train=None, n_val=None):
+    """Text for this machine calibrated on ``bench`` (MODELLED from MEASURED)."""
+    m = machine_from_measurements(bench)
+    b = m.notes['b_local']
     fit = m.notes['fit']
     out = ['# Cost model calibrated on this machine',
            '',
@@ -773,9 +637,64 @@ def local_report(meas, ns=(1, 2), b_local=None, epochs=1, n_train=None, n_val=No
         r = predict(m, n, b, epochs, n_train or paper.IMAGENET_TRAIN,
                     paper.IMAGENET_VAL if n_val is None else n_val)
         out.append('| {} | {} | {} | {} | {} | {} |'.format(
-            n, _ms(r['t_compute']), _ms(r['t_allreduce']), _ms(r['t_optimizer']),
-            _ms(r['t_iter']), _dur(r['t_epoch'])))
+            n, ms(r['t_compute']), ms(r['t_allreduce']), ms(r['t_optimizer']),
+            ms(r['t_iter']), duration(r['t_epoch'])))
     return '\n'.join(out) + '\n'
+
+
+def report_section(runs, bench=None):
+    """Markdown and data of the report's cost-model section (MODELLED).
+
+    ``runs`` are :func:`chainer_ext.report.summarize` dicts; with ``bench`` (the
+    JSON of bench/bench_scaling.py) each run's time is set beside the model
+    calibrated on this machine.
+    """
+    cmp = paper_comparison()
+    lines = ['All numbers in this section except those labelled "paper" or '
+             '"measured" are MODELLED by `chainer_ext.cost_model` from published '
+             'hardware figures (constants and sources: `python -m '
+             'chainer_ext.cost_model --paper`).  They are not tuned to the paper.', '',
+             '### MODELLED: the paper\'s set-up (1024 P100, InfiniBand FDR)', '',
+             format_paper_comparison(cmp), '', discrepancy_text(cmp)]
+    data = {'paper_comparison': dict(cmp)}
+    if not bench:
+        lines += ['', 'No benchmark of this machine given (`--bench FILE`, the JSON of '
+                  'bench/bench_scaling.py), so the model is not calibrated locally; '
+                  'measured time per iteration of each run (incl. validation): ' + ', '.join(
+                      '{} {}'.format(s['label'], fmt(s['time_per_iteration_s'], '{:.3f} s'))
+                      for s in runs) + '.']
+        return '\n'.join(lines), data
+    lines += ['', '### This machine: MODELLED from MEASURED inputs ({})'.format(bench)]
+    try:
+        m = machine_from_measurements(bench)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return '\n'.join(lines + ['', 'n/a: cannot calibrate on {} ({}).'.format(bench, e)]), data
+    fit = m.notes['fit']
+    lines += ['', 'Fitted all-reduce: alpha = {:.1f} us, B = {:.3g} GB/s; '
+              'forward+backward {:.1f} images/s per rank ({} at {} px); '
+              'optimizer {:.1f} ms.'.format(
+                  1e6 * fit['alpha'], fit['bandwidth'] / 1e9, m.images_per_s,
+                  m.notes['arch'] or NA, m.notes['insize'] or NA, 1e3 * m.t_optimizer), '',
+              '| run | modelled time for its epochs | measured time | '
+              'measured / modelled | workload |', '|---|---|---|---|---|']
+    data['local'] = {'fit': fit, 'runs': []}
+    for s in runs:
+        if not (s['world_size'] and s['batch_per_worker'] and s['epochs_done']
+                and s['n_train']):
+            continue
+        p = predict(m, s['world_size'], s['batch_per_worker'], s['epochs_done'],
+                    s['n_train'], s['n_val'] or 0)
+        ratio = s['time_s'] / p['t_total'] if s['time_s'] else None
+        ba, bi = m.notes['arch'], m.notes['insize']
+        same = (ba is None or ba == s['arch']) and (bi is None or bi == s['insize'])
+        work = ('same as the benchmark' if same else
+                'NOT the benchmark\'s ({} at {} px vs {} at {} px): the ratio '
+                'is not a test of the model'.format(s['arch'], s['insize'], ba, bi))
+        lines.append('| {} | {:.1f} s | {} | {} | {} |'.format(
+            s['label'], p['t_total'], fmt(s['time_s'], '{:.1f} s'), fmt(ratio, '{:.2f}'), work))
+        data['local']['runs'].append({'label': s['label'], 'modelled': p,
+                                      'measured_s': s['time_s']})
+    return '\n'.join(lines), data
 
 
 def main(argv=None):
@@ -786,7 +705,7 @@ def main(argv=None):
     ap.add_argument('--paper', action='store_true',
                     help="predict the paper's set-up (default when no other mode)")
     ap.add_argument('--measured', metavar='JSON',
-                    help='calibrate on this machine\'s benchmark results instead')
+                    help='calibrate on this machine instead: the JSON of bench/bench_scaling.py')
     ap.add_argument('--ranks', type=int, nargs='+', default=[1, 2],
                     help='worker counts for --measured (default 1 2)')
     ap.add_argument('--allreduce', choices=['ring', 'hierarchical'], default='ring')

@@ -1,35 +1,10 @@
 """Skip updates whose averaged gradient is not finite, identically on all ranks.
 
-Float16 all-reduce (Section 3 of the paper) can overflow, and a diverging run
-produces inf/NaN losses. Applying such a gradient destroys the weights and the
-optimizer state (Δ and m of Appendix A.1) on every rank at once. This hook runs
-as a ``'pre'`` optimizer hook, i.e. after ChainerMN's multi-node optimizer has
-all-reduced the gradients and before any parameter is touched.
-
-Verdict: when the communicator already counted non-finite values while
-unpacking the all-reduced buffer (the project's float16 ring communicator sets
-``last_mean_grad_finite``), that is used at no cost; otherwise the hook sums
-every gradient into one scalar on the device (one host synchronisation). The
-ranks then agree with a one-integer MPI all-reduce, so all take the same
-decision even if a communicator left slightly different gradients.
-
-Skipping uses Chainer's own mechanism, the one its dynamic loss scaling uses:
-``GradientMethod.update`` calls ``check_nan_in_grads()`` (which resets the
-flag), then the ``'pre'`` hooks, then updates the parameters only if
-``is_safe_to_update()``; the hook sets the flag that method reads. Weights and
-optimizer state stay untouched.
-
-Batch normalization without moving averages (Section 2) keeps the last
-minibatch's statistics with ``decay = 0``, and Chainer computes
-``avg *= 0; avg += mean``, so a NaN statistic would survive every later batch
-(``0 * NaN = NaN``) and the all-reduce before validation would spread it to
-all ranks. On a skip the hook therefore resets non-finite statistics (mean 0,
-variance 1); the next forward pass overwrites them exactly.
-
-The number of skipped updates is reported as ``nonfinite_skipped`` (cumulative
-in this process); after ``max_consecutive`` skips in a row the hook raises
-:class:`NonFiniteGradientError`, so a diverged job stops with a clear message
-instead of spending its allocation.
+A float16 all-reduce (paper, Section 3) can overflow.  :class:`SkipNonFiniteUpdate`,
+a ``'pre'`` optimizer hook, takes the communicator's verdict (or sums the
+gradients), agrees over ranks, and skips the update through Chainer's own
+``is_safe_to_update`` flag; it resets non-finite BN statistics and raises
+:class:`NonFiniteGradientError` after ``max_consecutive`` skips.  Details: docs/DESIGN.md.
 """
 import numpy
 

@@ -1,27 +1,11 @@
-"""Compare training runs with Akiba, Suzuki & Fukuda (2017).
+"""Compare training runs with Akiba, Suzuki & Fukuda (2017): Table 1, headline numbers, schedules.
 
-    python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR]
-                                 [--label NAME ...] [--bench BENCH.json]
+    python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR] [--label NAME ...] [--bench JSON]
 
-Each RESULT_DIR is the ``--out`` folder of ``train_imagenet.py``; the report
-needs its ``log`` (Chainer LogReport JSON) and ``config.json``.  It writes into
-``--out`` (default: the first RESULT_DIR):
-
-* ``report.md``: the paper's Table 1 with every row plus one row per run; the
-  paper's headline numbers against each run's, with the run's scale stated
-  plainly; the learning rate and alpha_SGD the run logged against the paper's
-  definitions recomputed with :mod:`chainer_ext.schedules` (max deviation);
-  a side-by-side table when several runs are given; the cost model's
-  prediction for the paper's set-up (labelled MODELLED).
-* ``report.json``: the same numbers, machine-readable.
-* ``report_loss.png``, ``report_accuracy.png``, ``report_schedule.png``,
-  ``report_scaling.png`` (named so as not to overwrite the training script's
-  own ``loss.png`` etc.).
-
-The paper's figures come from :mod:`chainer_ext.paper_numbers` only.  A missing
-or unreadable ``log``/``config.json`` raises :class:`ReportError` naming the file
-(the command prints it and exits with status 2); missing optional keys show as
-"n/a".
+Reads the ``log`` and ``config.json`` that ``train_imagenet.py`` writes (its
+reporting extensions are defined here too, :func:`training_reporters`) and writes
+``report.md``, ``report.json`` and ``report_*.png``.  The paper's figures come
+from :mod:`chainer_ext.paper_numbers`; the schedules from :func:`chainer_ext.schedules.recipe`.
 """
 import argparse
 import json
@@ -29,7 +13,14 @@ import math
 import os
 import sys
 
+from chainer_ext import cost_model
 from chainer_ext import paper_numbers as paper
+from chainer_ext import schedules
+from chainer_ext.formatting import duration
+from chainer_ext.formatting import fmt
+from chainer_ext.formatting import integer
+from chainer_ext.formatting import NA
+from chainer_ext.formatting import percent
 
 #: Files written into the output folder.
 REPORT_MD = 'report.md'
@@ -40,14 +31,62 @@ PLOTS = {
     'schedule': 'report_schedule.png',
     'scaling': 'report_scaling.png',
 }
-#: Benchmark files picked up from a result folder when --bench is not given.
-BENCH_NAMES = ('bench.json', 'benchmark.json', 'bench_scaling.json')
+#: What the trainer's LogReport records (``alpha_sgd`` with rmsprop_warmup only).
+LOG_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
+            'validation/main/accuracy', 'lr', 'alpha_sgd', 'elapsed_time')
+#: The log convention checked: each entry's lr/alpha_sgd is the mean, over the
+#: interval's updates, of the value each update ran with, and update t runs at
+#: e = (t - 1) b_local / shard (``epoch_detail`` of a ChainerMN shard).
+LOG_CONVENTION = ('mean over the interval\'s updates of the value each ran with; update t '
+                  'at e = (t - 1) * b_local / ceil(n_train / ranks)')
 #: Below this the logged schedule is reported as matching the definition.
 MATCH_TOLERANCE = 1e-6
 #: Updates per log interval evaluated exactly; longer intervals are sampled.
 _MAX_POINTS_PER_INTERVAL = 4000
 
-NA = 'n/a'
+
+def training_reporters(optimizer, log_interval=0, plots=True):
+    """Rank 0's reporting extensions of a training run, as ``(extension, trigger)``.
+
+    LogReport writes the ``log`` this module reads (every epoch, or every
+    ``log_interval`` iterations); PrintReport, ProgressBar and PNG plots follow it.
+    """
+    from chainer.training import extensions
+    every = (log_interval, 'iteration') if log_interval else (1, 'epoch')
+    keys = [k for k in LOG_KEYS if k != 'alpha_sgd' or optimizer == 'rmsprop_warmup']
+    out = [(extensions.LogReport(trigger=every), None), (extensions.PrintReport(keys), every),
+           (extensions.ProgressBar(update_interval=10), None)]
+    if plots and extensions.PlotReport.available():
+        out += [(extensions.PlotReport(['main/loss', 'validation/main/loss'], 'epoch',
+                                       file_name='loss.png'), None),
+                (extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], 'epoch',
+                                       file_name='accuracy.png'), None)]
+        out += [(extensions.PlotReport([key], 'iteration', file_name=key + '.png',
+                                       trigger=(1, 'epoch')), None)
+                for key in ('lr', 'alpha_sgd') if key in keys]
+    return out
+
+
+def final_summary(path):
+    """Closing lines of a run: final and best validation top-1, training time, where
+    the results are and the command that compares them with the paper."""
+    try:
+        run = load_run(path)
+    except ReportError as e:
+        return 'train_imagenet.py: finished; no summary ({})'.format(e)
+    s = summarize(run)
+    accuracies = [(e.get('validation/main/accuracy'), e.get('epoch')) for e in run['log']
+                  if _num(e.get('validation/main/accuracy')) is not None]
+    best = max(accuracies, key=lambda pair: pair[0]) if accuracies else (None, None)
+    return '\n'.join([
+        'train_imagenet.py: finished {} epochs ({} iterations) in {} of training, '
+        'validation included'.format(fmt(s['epochs_done']), fmt(s['iterations']),
+                                    duration(s['time_s'])),
+        '  validation top-1: final {}, best {} (epoch {})'.format(
+            percent(accuracies[-1][0] if accuracies else None, 2), percent(best[0], 2),
+            fmt(best[1])),
+        '  results in {}: log, config.json, model.npz, snapshots/ and plots'.format(path),
+        '  next: python -m chainer_ext.report {}'.format(path)])
 
 
 class ReportError(Exception):
@@ -202,73 +241,21 @@ def summarize(run):
 # Schedules: what the run logged against the paper's definitions
 # ---------------------------------------------------------------------------
 
-def _schedules():
-    try:
-        from chainer_ext import schedules
-    except ImportError as e:                       # pragma: no cover
-        return None, 'chainer_ext.schedules cannot be imported ({})'.format(e)
-    return schedules, None
+def _recipe(s):
+    """The run's schedules (:func:`chainer_ext.schedules.recipe`), or None if unknown."""
+    if not (s['total_batch'] and s['epochs_planned'] and s['optimizer']):
+        return None
+    return schedules.recipe(s['optimizer'], s['total_batch'], s['epochs_planned'])
 
 
-def _schedule_functions(s, schedules):
-    """(lr_fn, alpha_fn or None, description) for a run's optimizer."""
-    total_batch, epochs = s['total_batch'], s['epochs_planned']
-    if not total_batch or not epochs:
-        return None, None, 'total batch or --epoch unknown'
-    eb = schedules.eta_base(total_batch)
-    if s['optimizer'] == 'momentum':
-        def lr_fn(e):
-            return schedules.goyal_lr(e, eb, total_epochs=epochs)
-        return lr_fn, None, ('goyal_lr(e, eta_base={:g}, total_epochs={}) with '
-                             '5-epoch warm-up; no alpha_SGD (momentum SGD)'
-                             .format(eb, epochs))
-    bc, bp = schedules.compressed_beta(epochs)
-
-    def lr_fn(e):
-        return schedules.slow_start_lr(e, eb, total_epochs=epochs)
-
-    def alpha_fn(e):
-        return schedules.elu_alpha_sgd(e, beta_center=bc, beta_period=bp)
-    return lr_fn, alpha_fn, (
-        'slow_start_lr(e, eta_base={:g}, total_epochs={}); elu_alpha_sgd(e, '
-        'beta_center={:g}, beta_period={:g})'.format(eb, epochs, bc, bp))
+def _describe(recipe):
+    return '; '.join('{} = {}(e, {})'.format(attr, f.func.__name__, ', '.join(
+        '{}={:g}'.format(k, v) for k, v in sorted(f.keywords.items())))
+        for attr, f in sorted(recipe.items()))
 
 
-def _conventions(s):
-    """Ways a per-epoch log entry can relate to the per-update schedule value.
-
-    Update t (1-based) runs with f(e(t-1)).  The epoch e is either this rank's
-    ``epoch_detail`` (t * b_local / ceil(n_train / n), ChainerMN's equal-length
-    shards) or the paper's global t * b_total / n_train; the log holds the
-    mean over the interval's updates (the project's schedule extensions
-    report every iteration, LogReport averages), the last update's value, or
-    the value set for the next update (``observe_lr`` at the epoch's end).
-    """
-    n_train, world, b = s['n_train'], s['world_size'], s['batch_per_worker']
-    bases = []
-    if n_train and world and b:
-        shard = int(math.ceil(n_train / float(world)))
-        bases.append(('shard', 'e = t * {} / {} (epoch_detail of a shard)'.format(b, shard),
-                      b / float(shard)))
-        bases.append(('global', 'e = t * {} / {} (paper: iteration * b_total / N)'.format(
-            b * world, n_train), b * world / float(n_train)))
-    out = []
-    for key, text, per_update in bases:
-        for mode, mtext in (('mean', 'mean over the interval\'s updates'),
-                            ('last', 'value of the interval\'s last update'),
-                            ('next', 'value set for the next update')):
-            out.append({'name': '{}/{}'.format(mode, key),
-                        'text': '{}, {}'.format(mtext, text),
-                        'mode': mode, 'per_update': per_update})
-    return out
-
-
-def _expected(fn, conv, prev_it, it):
-    step = conv['per_update']
-    if conv['mode'] == 'last':
-        return fn((it - 1) * step)
-    if conv['mode'] == 'next':
-        return fn(it * step)
+def _interval_mean(fn, prev_it, it, per_update):
+    """Mean of ``fn((t - 1) * per_update)`` over updates t = prev_it + 1 .. it."""
     count = it - prev_it
     if count <= 0:
         return None
@@ -277,76 +264,63 @@ def _expected(fn, conv, prev_it, it):
     else:                                           # sampled, evenly
         k = _MAX_POINTS_PER_INTERVAL
         ts = [prev_it + 1 + (count - 1) * i // (k - 1) for i in range(k)]
-    vals = [fn((t - 1) * step) for t in ts]
-    return sum(vals) / len(vals)
+    return sum(fn((t - 1) * per_update) for t in ts) / len(ts)
 
 
 def schedule_check(run, summary=None):
-    """Logged ``lr``/``alpha_sgd`` against the schedule functions.
+    """Logged ``lr``/``alpha_sgd`` against the run's recipe, under :data:`LOG_CONVENTION`.
 
     Returns a dict with ``available`` (False with ``reason`` when it cannot
-    check), ``convention`` (the log/schedule relation that fits best, see
-    :func:`_conventions`), ``rows`` (per log entry), ``lr_max_abs``,
-    ``lr_max_rel``, ``alpha_max_abs`` (None when not applicable), ``matches``
-    and ``eta_base`` (config vs recomputed).
+    check), ``rows`` (per log entry), ``lr_max_abs``, ``lr_max_rel``,
+    ``alpha_max_abs`` (None when not applicable), ``matches`` and ``eta_base``
+    (config vs recomputed).
     """
     s = summary or summarize(run)
-    schedules, err = _schedules()
-    if schedules is None:
-        return {'available': False, 'reason': err}
-    lr_fn, alpha_fn, desc = _schedule_functions(s, schedules)
-    if lr_fn is None:
-        return {'available': False, 'reason': desc}
-    entries = [e for e in run['log'] if _num(e.get('iteration')) is not None]
-    has_lr = any(_num(e.get('lr')) is not None for e in entries)
-    has_alpha = any(_num(e.get('alpha_sgd')) is not None for e in entries)
-    if not has_lr and not has_alpha:
-        return {'available': False, 'reason': 'the log has no lr or alpha_sgd entries'}
-    convs = _conventions(s)
-    if not convs:
+    recipe = _recipe(s)
+    if recipe is None:
+        return {'available': False, 'reason': 'total batch, --epoch or --optimizer unknown'}
+    n_train, world, b = s['n_train'], s['world_size'], s['batch_per_worker']
+    if not (n_train and world and b):
         return {'available': False,
                 'reason': 'n_train, world_size or batchsize missing from config.json'}
-    best = None
-    for conv in convs:
-        rows, prev = [], 0
-        lr_abs = lr_rel = a_abs = 0.0
-        for e in entries:
-            it = int(_num(e['iteration']))
-            row = {'epoch': e.get('epoch'), 'iteration': it,
-                   'lr': _num(e.get('lr')), 'alpha_sgd': _num(e.get('alpha_sgd'))}
-            row['lr_expected'] = _expected(lr_fn, conv, prev, it)
-            row['alpha_expected'] = (_expected(alpha_fn, conv, prev, it)
-                                     if alpha_fn else None)
-            if row['lr'] is not None and row['lr_expected'] is not None:
-                d = abs(row['lr'] - row['lr_expected'])
-                lr_abs = max(lr_abs, d)
-                lr_rel = max(lr_rel, d / abs(row['lr_expected'])
-                             if row['lr_expected'] else d)
-            if row['alpha_sgd'] is not None and row['alpha_expected'] is not None:
-                a_abs = max(a_abs, abs(row['alpha_sgd'] - row['alpha_expected']))
-            rows.append(row)
-            prev = it
-        score = lr_rel + a_abs
-        if best is None or score < best['score']:
-            best = {'score': score, 'conv': conv, 'rows': rows, 'lr_abs': lr_abs,
-                    'lr_rel': lr_rel, 'a_abs': a_abs}
-    eb_cfg = s['eta_base']
-    eb_def = schedules.eta_base(s['total_batch'])
-    alpha_applicable = alpha_fn is not None
+    entries = [e for e in run['log'] if _num(e.get('iteration')) is not None]
+    logged = {key: any(_num(e.get(key)) is not None for e in entries)
+              for key in ('lr', 'alpha_sgd')}
+    if not any(logged.values()):
+        return {'available': False, 'reason': 'the log has no lr or alpha_sgd entries'}
+    per_update = b / float(math.ceil(n_train / float(world)))
+    alpha_fn = recipe.get('alpha_sgd')
+    rows, prev = [], 0
+    lr_abs = lr_rel = a_abs = 0.0
+    for e in entries:
+        it = int(_num(e['iteration']))
+        row = {'epoch': e.get('epoch'), 'iteration': it,
+               'lr': _num(e.get('lr')), 'alpha_sgd': _num(e.get('alpha_sgd')),
+               'lr_expected': _interval_mean(recipe['lr'], prev, it, per_update),
+               'alpha_expected': (_interval_mean(alpha_fn, prev, it, per_update)
+                                  if alpha_fn else None)}
+        if row['lr'] is not None and row['lr_expected'] is not None:
+            d = abs(row['lr'] - row['lr_expected'])
+            lr_abs = max(lr_abs, d)
+            lr_rel = max(lr_rel, d / abs(row['lr_expected']) if row['lr_expected'] else d)
+        if row['alpha_sgd'] is not None and row['alpha_expected'] is not None:
+            a_abs = max(a_abs, abs(row['alpha_sgd'] - row['alpha_expected']))
+        rows.append(row)
+        prev = it
+    eb_cfg, eb_def = s['eta_base'], schedules.eta_base(s['total_batch'])
     out = {
-        'available': True, 'definition': desc,
-        'convention': best['conv']['name'], 'convention_text': best['conv']['text'],
-        'rows': best['rows'],
-        'lr_max_abs': best['lr_abs'] if has_lr else None,
-        'lr_max_rel': best['lr_rel'] if has_lr else None,
-        'alpha_max_abs': best['a_abs'] if (alpha_applicable and has_alpha) else None,
-        'alpha_applicable': alpha_applicable, 'alpha_logged': has_alpha,
+        'available': True, 'definition': _describe(recipe), 'convention': LOG_CONVENTION,
+        'rows': rows,
+        'lr_max_abs': lr_abs if logged['lr'] else None,
+        'lr_max_rel': lr_rel if logged['lr'] else None,
+        'alpha_max_abs': a_abs if (alpha_fn and logged['alpha_sgd']) else None,
+        'alpha_applicable': alpha_fn is not None, 'alpha_logged': logged['alpha_sgd'],
         'eta_base': {'config': eb_cfg, 'definition': eb_def},
     }
     worst = max(v for v in (out['lr_max_rel'], out['alpha_max_abs'], 0.0) if v is not None)
     out['matches'] = worst <= MATCH_TOLERANCE and (
         eb_cfg is None or abs(eb_cfg - eb_def) <= MATCH_TOLERANCE * eb_def)
-    if alpha_applicable and not has_alpha:
+    if alpha_fn and not logged['alpha_sgd']:
         out['matches'] = False
         out['problem'] = 'optimizer rmsprop_warmup but the log has no alpha_sgd'
     return out
@@ -356,32 +330,14 @@ def schedule_check(run, summary=None):
 # Text
 # ---------------------------------------------------------------------------
 
-def _fmt(x, spec='{:g}'):
-    return NA if x is None else spec.format(x)
-
-
-def _int(x):
-    return NA if x is None else '{:,}'.format(int(x))
-
-
-def _dur(s):
-    if s is None:
-        return NA
-    if s >= 2 * 3600:
-        return '{:.1f} h'.format(s / 3600.0)
-    if s >= 2 * 60:
-        return '{:.0f} min'.format(s / 60.0)
-    return '{:.0f} s'.format(s)
-
-
-def _pct(x, digits=2):
-    return NA if x is None else '{:.{}f}%'.format(x, digits)
+def _top1(value_percent, digits=2):
+    return percent(None if value_percent is None else value_percent / 100.0, digits)
 
 
 def _model(s):
     arch = s['arch'] or NA
     arch = {'resnet50': 'ResNet-50', 'resnet18': 'ResNet-18'}.get(arch, arch)
-    return '{} at {} px'.format(arch, _fmt(s['insize'], '{}'))
+    return '{} at {} px'.format(arch, fmt(s['insize'], '{}'))
 
 
 def scale_statement(s):
@@ -390,18 +346,18 @@ def scale_statement(s):
     same = (s['world_size'] == h['workers'] and s['total_batch'] == h['total_batch']
             and s['arch'] == 'resnet50' and s['insize'] == 224
             and s['n_train'] == paper.IMAGENET_TRAIN and s['unit'] == 'GPU')
-    who = '{} {} rank{}'.format(_fmt(s['world_size'], '{}'), s['unit'],
+    who = '{} {} rank{}'.format(fmt(s['world_size'], '{}'), s['unit'],
                                 '' if s['world_size'] == 1 else 's')
     if s['nodes'] is not None:
         who += ' on {} node{}'.format(s['nodes'], '' if s['nodes'] == 1 else 's')
     data = s['data'] or 'unknown data'
     if s['n_train'] is not None:
         data += ' ({:,} training images, {} classes)'.format(
-            int(s['n_train']), _fmt(s['n_class'], '{}'))
-    epochs = '{} of {} epochs'.format(_fmt(s['epochs_done'], '{:g}'),
-                                      _fmt(s['epochs_planned'], '{}'))
+            int(s['n_train']), fmt(s['n_class'], '{}'))
+    epochs = '{} of {} epochs'.format(fmt(s['epochs_done'], '{:g}'),
+                                      fmt(s['epochs_planned'], '{}'))
     text = '{}: {}, total batch {}, {} on {}, {}'.format(
-        s['label'], who, _int(s['total_batch']), _model(s), data, epochs)
+        s['label'], who, integer(s['total_batch']), _model(s), data, epochs)
     if same:
         return text + ': the paper\'s scale, directly comparable.'
     return (text + ': not comparable in absolute terms with the paper\'s {:,} Tesla P100 '
@@ -418,7 +374,7 @@ def table1_md(summaries):
             r['team'], r['hardware'], r['software'], r['batch'], r['time'], r['top1']))
     for s in summaries:
         done, planned = s['epochs_done'], s['epochs_planned']
-        time = _dur(s['time_s'])
+        time = duration(s['time_s'])
         if s['time_s'] is not None:
             time += ' ({:.1f} s'.format(s['time_s'])
             if done is not None and planned is not None and done < planned:
@@ -427,8 +383,8 @@ def table1_md(summaries):
                 time += ', {:g} epochs'.format(done)
             time += ')'
         lines.append('| this run: {} | {} | {} | {} | {} | {} |'.format(
-            s['label'], s['hardware'], s['software'], _int(s['total_batch']), time,
-            _pct(s['top1_percent'], 1)))
+            s['label'], s['hardware'], s['software'], integer(s['total_batch']), time,
+            _top1(s['top1_percent'], 1)))
     return '\n'.join(lines)
 
 
@@ -445,29 +401,29 @@ def headline_md(s):
     rows = [
         ('workers', '{:,} Tesla P100 GPUs ({} nodes x {})'.format(
             h['workers'], h['nodes'], h['gpus_per_node']),
-         '{} {} ranks ({} node{})'.format(_fmt(s['world_size'], '{}'), s['unit'],
-                                          _fmt(s['nodes'], '{}'),
+         '{} {} ranks ({} node{})'.format(fmt(s['world_size'], '{}'), s['unit'],
+                                          fmt(s['nodes'], '{}'),
                                           '' if s['nodes'] == 1 else 's')),
-        ('batch per worker', str(h['batch_per_worker']), _fmt(s['batch_per_worker'], '{}')),
-        ('total batch', '{:,}'.format(h['total_batch']), _int(s['total_batch'])),
+        ('batch per worker', str(h['batch_per_worker']), fmt(s['batch_per_worker'], '{}')),
+        ('total batch', '{:,}'.format(h['total_batch']), integer(s['total_batch'])),
         ('eta_base = 0.1 b_total / 256', '{:g}'.format(h['eta_base']),
-         _fmt(s['eta_base'], '{:g}')),
+         fmt(s['eta_base'], '{:g}')),
         ('model', 'ResNet-50 at 224 px', _model(s)),
         ('data', 'ImageNet-1k: {:,} train / {:,} val images, {} classes'.format(
             paper.IMAGENET_TRAIN, paper.IMAGENET_VAL, paper.IMAGENET_CLASSES),
          '{}: {} train / {} val images, {} classes'.format(
-             s['data'] or NA, _int(s['n_train']), _int(s['n_val']),
-             _fmt(s['n_class'], '{}'))),
+             s['data'] or NA, integer(s['n_train']), integer(s['n_val']),
+             fmt(s['n_class'], '{}'))),
         ('epochs', '90', epochs),
-        ('epochs completed', '90', _fmt(s['epochs_done'], '{:g}')),
+        ('epochs completed', '90', fmt(s['epochs_done'], '{:g}')),
         ('training time incl. validation', '{} ± {} s (mean ± sd, {} runs)'.format(
             h['time_s'], h['time_sd_s'], h['runs']),
          NA if s['time_s'] is None else '{:.1f} s (one run)'.format(s['time_s'])),
         ('top-1 single-crop validation accuracy', '{} ± {} %'.format(
             h['top1_percent'], h['top1_sd_percent']),
-         _pct(s['top1_percent']) + ('' if s['best_top1_percent'] is None
+         _top1(s['top1_percent']) + ('' if s['best_top1_percent'] is None
                                     else ' (best epoch {})'.format(
-                                        _pct(s['best_top1_percent'])))),
+                                        _top1(s['best_top1_percent'])))),
         ('scaling efficiency vs 1 GPU / vs 1 node',
          '{:.0f}% / {:.0f}%'.format(100 * h['efficiency_vs_1gpu'],
                                     100 * h['efficiency_vs_1node']),
@@ -490,13 +446,12 @@ def schedule_md(s, chk):
     eb = chk['eta_base']
     out = ['Definition: `{}` (chainer_ext.schedules).'.format(chk['definition']),
            'eta_base: config.json {} vs 0.1 x {} / 256 = {:g}.'.format(
-               _fmt(eb['config'], '{:g}'), _int(s['total_batch']), eb['definition']),
-           'Log convention that fits best: {} ({}).'.format(
-               chk['convention'], chk['convention_text']),
+               fmt(eb['config'], '{:g}'), integer(s['total_batch']), eb['definition']),
+           'Log convention: {}.'.format(chk['convention']),
            'Max deviation of the logged values from the definitions: lr {} absolute '
            '({} relative); alpha_SGD {}.'.format(
-               _fmt(chk['lr_max_abs'], '{:.3g}'), _fmt(chk['lr_max_rel'], '{:.3g}'),
-               _fmt(chk['alpha_max_abs'], '{:.3g}') if chk['alpha_applicable']
+               fmt(chk['lr_max_abs'], '{:.3g}'), fmt(chk['lr_max_rel'], '{:.3g}'),
+               fmt(chk['alpha_max_abs'], '{:.3g}') if chk['alpha_applicable']
                else 'n/a (momentum SGD)'),
            '**{}**'.format('Matches the paper\'s definitions (within {:g}).'.format(
                MATCH_TOLERANCE) if chk['matches'] else
@@ -507,9 +462,9 @@ def schedule_md(s, chk):
            'alpha_SGD (definition) |', '|---|---|---|---|---|---|']
     for r in chk['rows']:
         out.append('| {} | {} | {} | {} | {} | {} |'.format(
-            _fmt(r['epoch'], '{}'), r['iteration'], _fmt(r['lr'], '{:.6g}'),
-            _fmt(r['lr_expected'], '{:.6g}'), _fmt(r['alpha_sgd'], '{:.6g}'),
-            _fmt(r['alpha_expected'], '{:.6g}')))
+            fmt(r['epoch'], '{}'), r['iteration'], fmt(r['lr'], '{:.6g}'),
+            fmt(r['lr_expected'], '{:.6g}'), fmt(r['alpha_sgd'], '{:.6g}'),
+            fmt(r['alpha_expected'], '{:.6g}')))
     return '\n'.join(out)
 
 
@@ -541,9 +496,9 @@ def side_by_side_md(summaries, checks):
     cols = ['paper'] + [s['label'] for s in summaries]
     rows = [
         ('workers', ['{:,} GPUs'.format(h['workers'])]
-         + ['{} {}'.format(_fmt(s['world_size'], '{}'), s['unit']) for s in summaries]),
+         + ['{} {}'.format(fmt(s['world_size'], '{}'), s['unit']) for s in summaries]),
         ('total batch', ['{:,}'.format(h['total_batch'])]
-         + [_int(s['total_batch']) for s in summaries]),
+         + [integer(s['total_batch']) for s in summaries]),
         ('model', ['ResNet-50 at 224 px'] + [_model(s) for s in summaries]),
         ('optimizer', ['rmsprop_warmup'] + [s['optimizer'] or NA for s in summaries]),
         ('BN moving average', ['no'] + [NA if s['bn_moving_average'] is None else
@@ -552,24 +507,24 @@ def side_by_side_md(summaries, checks):
         ('communicator', ['pure_nccl (float16)'] + ['{} ({})'.format(
             s['communicator'] or NA, s['allreduce_dtype'] or NA) for s in summaries]),
         ('epochs done / planned', ['90 / 90'] + ['{} / {}'.format(
-            _fmt(s['epochs_done'], '{:g}'), _fmt(s['epochs_planned'], '{}'))
+            fmt(s['epochs_done'], '{:g}'), fmt(s['epochs_planned'], '{}'))
             for s in summaries]),
         ('time (s)', ['{} ± {}'.format(h['time_s'], h['time_sd_s'])]
-         + [_fmt(s['time_s'], '{:.1f}') for s in summaries]),
+         + [fmt(s['time_s'], '{:.1f}') for s in summaries]),
         ('time per iteration (s)', ['{:.3f} (derived)'.format(
             h['time_s'] / (90 * math.ceil(paper.IMAGENET_TRAIN / h['total_batch'])))]
-         + [_fmt(s['time_per_iteration_s'], '{:.3f}') for s in summaries]),
+         + [fmt(s['time_per_iteration_s'], '{:.3f}') for s in summaries]),
         ('final top-1', ['{} ± {} %'.format(h['top1_percent'], h['top1_sd_percent'])]
-         + [_pct(s['top1_percent']) for s in summaries]),
-        ('best top-1', [NA] + [_pct(s['best_top1_percent']) for s in summaries]),
-        ('final train loss', [NA] + [_fmt(s['train_loss'], '{:.4f}') for s in summaries]),
-        ('final validation loss', [NA] + [_fmt(s['val_loss'], '{:.4f}')
+         + [_top1(s['top1_percent']) for s in summaries]),
+        ('best top-1', [NA] + [_top1(s['best_top1_percent']) for s in summaries]),
+        ('final train loss', [NA] + [fmt(s['train_loss'], '{:.4f}') for s in summaries]),
+        ('final validation loss', [NA] + [fmt(s['val_loss'], '{:.4f}')
                                           for s in summaries]),
         ('lr max rel. deviation', ['-'] + [
-            _fmt(c.get('lr_max_rel'), '{:.2g}') if c['available'] else NA
+            fmt(c.get('lr_max_rel'), '{:.2g}') if c['available'] else NA
             for c in checks]),
         ('alpha_SGD max abs. deviation', ['-'] + [
-            _fmt(c.get('alpha_max_abs'), '{:.2g}') if c['available'] else NA
+            fmt(c.get('alpha_max_abs'), '{:.2g}') if c['available'] else NA
             for c in checks]),
     ]
     lines = ['| | ' + ' | '.join(cols) + ' |', '|---' * (len(cols) + 1) + '|']
@@ -584,78 +539,6 @@ def side_by_side_md(summaries, checks):
             e['label'], e['world_size'], e['baseline'], e['baseline_size'],
             100 * e['efficiency']) for e in eff]
     return '\n'.join(lines)
-
-
-# ---------------------------------------------------------------------------
-# Cost model section
-# ---------------------------------------------------------------------------
-
-def _find_bench(paths, bench):
-    if bench:
-        return bench
-    for p in paths:
-        for name in BENCH_NAMES:
-            q = os.path.join(p, name)
-            if os.path.exists(q):
-                return q
-    return None
-
-
-def cost_model_section(summaries, bench=None):
-    """Markdown and data: the cost model for the paper's set-up (MODELLED)."""
-    from chainer_ext import cost_model as cm
-    cmp = cm.paper_comparison()
-    lines = ['All numbers in this section except those labelled "paper" or '
-             '"measured" are MODELLED by `chainer_ext.cost_model` from published '
-             'hardware figures (constants and sources: `python -m '
-             'chainer_ext.cost_model --paper`).  They are not tuned to the paper.', '',
-             '### MODELLED: the paper\'s set-up (1024 P100, InfiniBand FDR)', '',
-             cm.format_paper_comparison(cmp), '', cm.discrepancy_text(cmp)]
-    data = {'paper_comparison': {k: v for k, v in cmp.items()}}
-    if bench:
-        lines += ['', '### This machine: MODELLED from MEASURED inputs ({})'.format(bench)]
-        try:
-            m = cm.machine_from_measurements(bench)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            lines += ['', 'n/a: cannot calibrate on {} ({}).'.format(bench, e)]
-        else:
-            fit = m.notes['fit']
-            lines += ['', 'Fitted all-reduce: alpha = {:.1f} us, B = {:.3g} GB/s; '
-                      'forward+backward {:.1f} images/s per rank ({} at {} px); '
-                      'optimizer {:.1f} ms.'.format(
-                          1e6 * fit['alpha'], fit['bandwidth'] / 1e9, m.images_per_s,
-                          m.notes.get('arch') or NA, m.notes.get('insize') or NA,
-                          1e3 * m.t_optimizer), '',
-                      '| run | modelled time for its epochs | measured time | '
-                      'measured / modelled | workload |', '|---|---|---|---|---|']
-            data['local'] = {'fit': fit, 'runs': []}
-            for s in summaries:
-                if not (s['world_size'] and s['batch_per_worker'] and s['epochs_done']
-                        and s['n_train']):
-                    continue
-                p = cm.predict(m, s['world_size'], s['batch_per_worker'],
-                               s['epochs_done'], s['n_train'], s['n_val'] or 0)
-                ratio = s['time_s'] / p['t_total'] if s['time_s'] else None
-                ba, bi = m.notes.get('arch'), m.notes.get('insize')
-                same = ((ba is None or ba == s['arch']) and
-                        (bi is None or bi == s['insize']))
-                work = ('same as the benchmark' if same else
-                        'NOT the benchmark\'s ({} at {} px vs {} at {} px): the ratio '
-                        'is not a test of the model'.format(
-                            s['arch'], s['insize'], ba, bi))
-                lines.append('| {} | {:.1f} s | {} | {} | {} |'.format(
-                    s['label'], p['t_total'], _fmt(s['time_s'], '{:.1f} s'),
-                    _fmt(ratio, '{:.2f}'), work))
-                data['local']['runs'].append({'label': s['label'], 'modelled': p,
-                                              'measured_s': s['time_s']})
-    else:
-        lines += ['', 'No benchmark of this machine given (`--bench FILE`, or a '
-                  'bench.json in the result folder), so the model is not calibrated '
-                  'locally; measured time per iteration of each run (incl. '
-                  'validation): ' + ', '.join('{} {}'.format(
-                      s['label'], _fmt(s['time_per_iteration_s'], '{:.3f} s'))
-                      for s in summaries) + '.']
-    return '\n'.join(lines), data
 
 
 # ---------------------------------------------------------------------------
@@ -705,13 +588,13 @@ def plot_curves(runs, out_dir):
 def plot_schedules(runs, summaries, checks, out_dir):
     """Logged lr and alpha_SGD (markers) over the definitions (lines)."""
     plt = _plt()
-    schedules, _ = _schedules()
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
     for i, (run, s, chk) in enumerate(zip(runs, summaries, checks)):
         color = 'C{}'.format(i % 10)
         epochs = s['epochs_planned']
-        if schedules is not None and chk.get('available'):
-            lr_fn, alpha_fn, _ = _schedule_functions(s, schedules)
+        if chk.get('available'):
+            recipe = _recipe(s)
+            lr_fn, alpha_fn = recipe['lr'], recipe.get('alpha_sgd')
             if epochs:
                 grid = [epochs * k / 600.0 for k in range(601)]
                 ax1.plot(grid, [lr_fn(e) for e in grid], '-', color=color, lw=1,
@@ -747,9 +630,8 @@ def plot_schedules(runs, summaries, checks, out_dir):
 
 def plot_scaling(out_dir):
     """MODELLED efficiency vs workers, with the paper's two measured points."""
-    from chainer_ext import cost_model as cm
     plt = _plt()
-    rows = cm.scaling_table(cm.paper_machine())
+    rows = cost_model.scaling_table(cost_model.paper_machine())
     h = paper.HEADLINE
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ns = [r['n'] for r in rows]
@@ -802,13 +684,12 @@ def build_report(paths, out=None, labels=None, bench=None):
     os.makedirs(out, exist_ok=True)
     summaries = [summarize(r) for r in runs]
     checks = [schedule_check(r, s) for r, s in zip(runs, summaries)]
-    bench = _find_bench(paths, bench)
 
     files = {}
     files.update(plot_curves(runs, out))
     files['schedule'] = plot_schedules(runs, summaries, checks, out)
     files['scaling'] = plot_scaling(out)
-    cost_md, cost_data = cost_model_section(summaries, bench)
+    cost_md, cost_data = cost_model.report_section(summaries, bench)
 
     md = ['# Comparison with Akiba, Suzuki & Fukuda (2017)', '',
           'Source of the paper\'s numbers: {} (`chainer_ext.paper_numbers`).  '
@@ -863,8 +744,8 @@ def main(argv=None):
     ap.add_argument('--out', help='where to write (default: the first RESULT_DIR)')
     ap.add_argument('--label', action='append', default=[],
                     help='name of each run, in order (default: folder names)')
-    ap.add_argument('--bench', help='benchmark JSON of this machine for the cost model '
-                                    '(default: bench.json in a result folder, if any)')
+    ap.add_argument('--bench', help='JSON of bench/bench_scaling.py on this machine, to '
+                                    'calibrate the cost model (e.g. bench/results/scaling.json)')
     args = ap.parse_args(argv)
     try:
         data = build_report(args.results, args.out, args.label, args.bench)

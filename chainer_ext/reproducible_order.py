@@ -1,26 +1,10 @@
-"""Deterministic, resumable data order and augmentation randomness.
+"""Deterministic, resumable data order and augmentation randomness (for exact resume).
 
-Chainer's ``ShuffleOrderSampler`` keeps a private ``RandomState`` that is not
-part of a snapshot, and ``MultiprocessIterator`` workers draw augmentation
-randomness from per-process generators whose use depends on scheduling. Neither
-gives a run that can be stopped and resumed onto the same trajectory, which
-issue 6 requires (and which a 90-epoch, 1024-process job needs to lose nothing
-but the work since the last snapshot).
-
-The fix uses only what the iterators already serialize, their ``order`` array:
-
-* :class:`EpochTaggedOrderSampler` returns, for the k-th epoch, a permutation
-  drawn from ``(seed, k)`` and *tagged* by adding ``k * size`` to every index.
-  The next call reads ``k`` back from the current order, so the sequence of
-  epochs continues exactly after ``serializers.load_npz`` restores the order.
-* :class:`EpochSeededDataset` strips the tag (``k, i = divmod(j, size)``) and
-  hands the base dataset a generator seeded by ``(seed, k, i)``: the crop and
-  flip of example ``i`` in epoch ``k`` no longer depend on which worker process
-  decodes it, nor on whether the run was interrupted.
-
-Chainer's iterators pass order values straight to ``dataset[...]`` without a
-range check (see ``chainer/iterators/_statemachine.py``), which is what makes
-the tag transparent to them.
+:class:`EpochTaggedOrderSampler` draws epoch k's permutation from ``(seed, k)`` and
+tags it by adding ``k * size``; :class:`EpochSeededDataset` strips the tag and gives
+example i of epoch k a generator seeded by ``(seed, k, i)``.  Only the iterators'
+serialized ``order`` carries the state, so a resumed run follows the same
+trajectory whatever worker decodes what.  Details: docs/DESIGN.md.
 """
 import numpy
 

@@ -97,6 +97,14 @@ def gather_run_info(args, comm, device, extra=None):
     return info
 
 
+def record_run(path, args, comm, device, extra=None):
+    """Gather the run's description (collective) and write it to ``path`` on rank 0."""
+    info = gather_run_info(args, comm, device, extra)
+    if comm.rank == 0:
+        write_json_atomic(path, info)
+    return info
+
+
 def write_json_atomic(path, obj):
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:

@@ -1,73 +1,12 @@
 """Atomic, per-rank snapshots of a multi-node run, and ``--resume``.
 
-Layout under ``OUT/snapshots/``::
-
-    epoch-3/                  a complete snapshot (its name says when)
-        manifest.json         written last by rank 0: format, world size, batch
-                              size and the other run settings, iteration,
-                              epoch, the files and their sizes
-        rank-00000.npz        rank 0: ``chainer.serializers.save_npz(trainer)``,
-                              the whole trainer (model, optimizer state Δ and
-                              m, schedules, iterator, LogReport, elapsed time)
-        rank-00001.npz        every other rank: the same serialization *without*
-        ...                   the model's parameters and the optimizer's
-                              per-parameter state arrays (format 2, "slim")
-    .partial-epoch-4/         being written; never picked up by --resume
-    .superseded-epoch-5/      set aside by :func:`supersede_newer`; never used
-    .deleting-epoch-1/        being pruned (renamed first, then deleted)
-
-Format 2 (``"format": 2, "full_rank": 0`` in the manifest). With synchronous
-data parallelism the parameters and the optimizer state are identical on all
-ranks; only small things differ: the iterator (order, position), the
-batch-normalization statistics (``avg_mean``, ``avg_var``, ``N``), the
-extensions (LogReport exists on rank 0 only) and scalars. Writing the whole
-trainer on every rank, as format 1 did, costs 1024 x ~307 MB = ~314 GB per
-epoch for ResNet-50 at 1024 GPUs (weights plus two state arrays per weight),
-1023 of them redundant copies. So rank 0 writes the whole trainer and
-every other rank serializes it with ``DictionarySerializer``, drops the keys
-of :func:`shared_keys` (``updater/model:main/<param path>`` and
-``updater/optimizer:main/<param path>/<state key>``; the update rules'
-scalar ``t`` stays), lists the dropped keys under ``_snapshot/dropped`` and
-writes the rest with ``numpy.savez`` (uncompressed). Measured for
-ResNet-50 with RMSpropWarmup and a 1,251-image shard: rank 0's file is
-307,177,253 bytes, another rank's 363,212 (its ~53,000 batch-normalization
-values, the order of its shard, scalars and the list of dropped keys); at
-1024 ranks a snapshot is ~0.68 GB instead of ~314 GB.
-
-:func:`load_snapshot` loads rank 0's file as before, and on every other rank
-its own file with exactly the dropped keys skipped (anything else missing is
-an error); then rank 0 broadcasts the parameters (``comm.bcast_data``) and
-every optimizer state array (``MPI_Bcast``, in sorted parameter and state
-key order), after the ranks agreed that every load succeeded. Format-1
-snapshots (full files on every rank) still load.
-
-Every rank writes its file inside the hidden ``.partial-NAME`` folder (to a
-temporary name, fsync, then ``os.replace``); the ranks then agree by an
-all-reduce whether all writes succeeded; only then does rank 0 write the
-manifest and rename the folder to ``NAME`` (one atomic rename), and only
-after that are older snapshots pruned to the last ``keep`` (each renamed to
-``.deleting-NAME`` before it is deleted, so that a crash mid-delete leaves no
-half-deleted folder under a snapshot's name). A failure on any rank (a full
-disk, say) removes the partial folder, leaves the previous snapshot intact,
-and raises :class:`SnapshotError` on every rank with the cause.
-
-``--out`` must be on a file system every rank sees (as on any cluster);
-rank 0 checks that it sees every rank's file before publishing.
-
-Resuming requires the same world size and per-worker batch size: the
-data-set shards (``chainermn.scatter_dataset``) and the per-rank iterator
-state only make sense for the world they were written by. A different world,
-or a manifest entry (architecture, optimizer, epochs, ...) that differs from
-this job's, is refused at start with a message saying so. Resuming from a
-snapshot older than the newest one in the same ``--out`` abandons the newer
-ones: :func:`supersede_newer` sets them aside so that neither pruning nor
-``--resume auto`` picks them later.
-
-Why not ChainerMN's ``create_multi_node_checkpointer``: it writes one full
-trainer per rank (314 GB per epoch for ResNet-50 at 1024 ranks), decides
-what is complete by listing files rather than by a manifest published with
-one rename, does not keep a full disk from clobbering the last good state,
-and cannot refuse a snapshot of another recipe.
+``OUT/snapshots/epoch-N/`` holds ``manifest.json`` (written last by rank 0),
+rank 0's whole trainer and, from every other rank, only what differs between
+ranks (iterator, BN statistics, scalars).  Files are written in ``.partial-NAME``
+and published by one rename after every rank succeeded; a failure anywhere keeps
+the previous snapshot and raises :class:`SnapshotError` on every rank.  Resuming
+needs the same world and recipe.  Sizes, and why not ChainerMN's checkpointer:
+docs/DESIGN.md.
 """
 import errno
 import json

@@ -1,44 +1,12 @@
-"""ResNet-50 and ResNet-18 as trained by Goyal et al. (2017) and Akiba et al.
+"""ResNet-50 and ResNet-18 with Goyal et al.'s settings, which the paper adopts (Section 4).
 
-Akiba, Suzuki and Fukuda (2017) train ResNet-50 "with the same settings" as
-Goyal et al. (2017), "Accurate, Large Minibatch SGD: Training ImageNet in
-1 Hour".  Those settings fix the details that differ between ResNet
-implementations:
-
-* **Stride on the 3x3 convolution.**  A downsampling bottleneck block puts
-  stride 2 on its 3x3 convolution, not on the first 1x1 (the variant of
-  fb.resnet.torch, often called "ResNet v1.5"; Chainer's
-  ``ResNetLayers(downsample_fb=True)``).  Basic blocks (ResNet-18) put it on
-  their first 3x3.
-* **Zero-initialised last BN.**  The scale ``gamma`` of the *last* batch
-  normalization of each residual branch starts at 0, so every block starts
-  as the identity -- Goyal et al. found this eases large-minibatch training.
-  All other ``gamma`` are 1, all ``beta`` 0.
-* **He initialisation** (He et al. 2015, "Delving deep into rectifiers"):
-  convolution weights ~ N(0, 2 / fan_out) with fan_out = k x k x out_channels
-  (``chainer.initializers.HeNormal(fan_option='fan_out')``), as in the two
-  code bases the paper inherits its settings from: Caffe2's ``MSRAFill`` used
-  by Goyal et al. and fb.resnet.torch (``n = kW * kH * nOutputPlane``). It
-  differs from the fan-in form only for channel-changing convolutions.  Convolutions have
-  no bias (batch normalization follows each).  The final fully connected
-  layer is drawn from N(0, 0.01^2) with zero bias (Goyal et al.).
-* **Projection shortcuts** (1x1 convolution + BN) only where the shape
-  changes; identity elsewhere.
-* Batch normalization with ``eps`` = 1e-5 (Caffe2 and Torch) and Chainer's
-  default ``decay`` 0.9; the paper's "BN without moving averages" is applied
-  to these links by the training script.
-
-Global average pooling before the classifier makes the networks accept any
-input side; :attr:`ResNet.min_insize` = 32 is the *total stride* (conv1 2 x
-max-pool 2 x three downsampling stages 2 = 32): from 32 pixels up every
-stride-2 layer halves a map of at least 2x2 pixels and the last stage sees a
-map of at least 1x1 computed from image content.  Smaller inputs still run
-(padding keeps every map at >= 1x1) but the deep layers then mostly see
-padding, so the training script refuses them.
-
-Parameter counts for 1000 classes: ResNet-50 25,557,032 and ResNet-18
-11,689,512, the standard (torchvision) counts.
+Stride 2 on the 3x3 convolution of a downsampling bottleneck ("v1.5"), the last
+BN of every residual branch with gamma = 0, He initialisation with fan-out,
+no convolution biases, N(0, 0.01^2) classifier, projection shortcuts only where
+the shape changes, BN eps 1e-5.  :attr:`ResNet.min_insize` = 32 is the total
+stride.  Sources of each choice: docs/DESIGN.md.
 """
+import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
 import chainer
 import chainer.functions as F
 import chainer.links as L

@@ -19,6 +19,9 @@ from chainer_ext.mpi_launch import run_mpi
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TESTS_DIR)
 MPI_SCRIPTS = os.path.join(TESTS_DIR, 'mpi')
+BENCH_DIR = os.path.join(REPO_ROOT, 'bench')
+if BENCH_DIR not in sys.path:  # bench helpers some tests share (photos)
+    sys.path.insert(0, BENCH_DIR)
 
 
 @pytest.fixture

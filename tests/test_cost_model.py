@@ -137,24 +137,35 @@ def test_constants_are_sourced_and_not_tuned():
     assert cm.predict(m2, 1024, 32, 90)['t_total'] == pytest.approx(897.9, rel=1e-3)
 
 
+def bench_scaling_json(t_fb=0.8, t_opt=0.05, alpha=20e-6, bw=2e9, params=25557032):
+    """The JSON bench/bench_scaling.py writes, with all-reduce times from the ring model."""
+    ring = {dt: cm.ring_allreduce_time(2, size * params, alpha, bw)
+            for dt, size in (('float16', 2), ('float32', 4))}
+    per_rank = {'grad_bytes_float16': 2 * params, 'grad_bytes_float32': 4 * params}
+    return {'arch': 'resnet50', 'batchsize': 32, 'insize': 224, 'iterations': 3,
+            'machine': {'cpu_count': 2, 'platform': 'box'},
+            'ranks': {'1': dict(per_rank, forward_backward=t_fb, optimizer=t_opt,
+                                allreduce_float16=0.0, allreduce_float32=0.0),
+                      '2': dict(per_rank, forward_backward=1.7 * t_fb, optimizer=1.5 * t_opt,
+                                allreduce_float16=ring['float16'],
+                                allreduce_float32_ring=ring['float32'],
+                                allreduce_float32=0.5 * ring['float32'])}}
+
+
 def test_machine_from_measurements(tmp_path):
-    meas = {'batchsize': 32, 'forward_backward_s': 0.8, 'optimizer_s': 0.05,
-            'forward_s': 0.25, 'host': 'box',
-            'allreduce': [{'ranks': 2, 'bytes': b,
-                           'seconds': cm.ring_allreduce_time(2, b, 20e-6, 2e9)}
-                          for b in (1e5, 1e6, 1e7)]}
-    path = tmp_path / 'bench.json'
-    path.write_text(json.dumps(meas))
+    path = tmp_path / 'scaling.json'
+    path.write_text(json.dumps(bench_scaling_json()))
     m = cm.machine_from_measurements(str(path))
-    assert m.images_per_s == pytest.approx(40.0)
+    assert m.images_per_s == pytest.approx(40.0)          # 32 images / 0.8 s on one rank
     assert m.t_optimizer == 0.05
+    # fitted on the project's ring at two sizes, not on ChainerMN's float32 time
     assert m.intra.alpha == pytest.approx(20e-6) and m.inter.bandwidth == pytest.approx(2e9)
-    assert m.forward_time_per_image() == pytest.approx(0.25 / 32)
+    assert m.forward_time_per_image() == pytest.approx(1 / 3.0 / 40.0)
     it = m.iteration(2, 32)
     assert it['total'] == pytest.approx(0.8 + cm.ring_allreduce_time(2, S, 20e-6, 2e9) + 0.05)
-    assert 'this machine (box)' == m.name
-    with pytest.raises(ValueError, match='t_forward_backward'):
-        cm.machine_from_measurements({'allreduce': []})
+    assert m.name == 'this machine (box)'
+    with pytest.raises(ValueError, match='bench_scaling.py'):
+        cm.machine_from_measurements({'t_forward_backward': 1.0, 'allreduce': []})
 
 
 def _cli(*args):
@@ -190,10 +201,8 @@ def test_cli_json_and_measured(tmp_path):
     data = json.loads(proc.stdout)
     assert data['comparison']['modelled']['n'] == 1024
     assert len(data['scaling']) == 9
-    meas = {'b_local': 32, 't_forward_backward': 1.0, 't_optimizer': 0.1,
-            'allreduce': [[2, 1e6, 0.002], [2, 1e7, 0.011]]}
     path = tmp_path / 'm.json'
-    path.write_text(json.dumps(meas))
+    path.write_text(json.dumps(bench_scaling_json()))
     proc = _cli('--measured', str(path), '--ranks', '1', '2', '4')
     assert proc.returncode == 0, proc.stderr
     assert 'MEASURED inputs' in proc.stdout and 'FITTED' in proc.stdout
@@ -212,7 +221,8 @@ def test_bench_scaling_format_is_accepted():
                              'allreduce_float32': 0.0, 'optimizer': 0.2,
                              'grad_bytes_float16': 2 * p, 'grad_bytes_float32': 4 * p},
                        '2': {'forward_backward': 7.0, 'allreduce_float16': t16,
-                             'allreduce_float32': t32, 'optimizer': 0.3,
+                             'allreduce_float32_ring': t32, 'allreduce_float32': 3 * t32,
+                             'optimizer': 0.3,
                              'grad_bytes_float16': 2 * p, 'grad_bytes_float32': 4 * p}}}
     m = cm.machine_from_measurements(bench)
     assert m.images_per_s == pytest.approx(8.0)          # 1-rank compute: 32 / 4 s

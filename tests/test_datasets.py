@@ -19,7 +19,7 @@ from chainer_ext.datasets import transforms
 from chainer_ext.datasets.iterator import FailureReturningDataset
 from chainer_ext.datasets.iterator import StrictMultiprocessIterator
 from chainer_ext.datasets.iterator import WorkerFailure
-from chainer_ext.datasets.photos import write_photos
+from photos import write_photos
 
 N = 8
 
@@ -124,7 +124,7 @@ def test_flip_and_crop_drawn_from_the_example_generator(data):
     x, _ = ds.get_example_rng(2, rng)
     rng = numpy.random.default_rng(0)
     rng.integers(0, 2)  # the flip draw comes first (unused with flip=False)
-    hwc = decode.load_crop(path, lambda w, h: transforms.random_resized_crop_box(
+    hwc = decode.load_crop(path, lambda w, h: transforms.random_sized_crop_box(
         w, h, rng, min_area=0.08), (32, 32))
     numpy.testing.assert_array_equal(x, transforms.normalizer()(hwc))
 

@@ -1,4 +1,4 @@
-"""Faults on one rank end the whole MPI job promptly, saying where and why (issue 6)."""
+"""Faults on one rank end the whole MPI job promptly, saying where and why."""
 import os
 import sys
 import time

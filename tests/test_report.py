@@ -168,7 +168,7 @@ def test_single_run_report(tmp_path):
     data = json.loads((d / 'report.json').read_text())
     chk = data['schedule_checks'][0]
     assert chk['available'] and chk['matches'], chk
-    assert chk['convention'] == 'mean/shard'
+    assert chk['convention'] == report.LOG_CONVENTION
     assert chk['lr_max_rel'] < 1e-12 and chk['alpha_max_abs'] < 1e-12
     assert "Matches the paper's definitions" in md
     sched = table_rows(md, '| epoch | iteration | lr (log)')
@@ -289,18 +289,20 @@ def test_missing_folder_is_an_error(tmp_path):
 
 
 def test_bench_calibrates_local_cost_model(tmp_path):
+    from test_cost_model import bench_scaling_json
     d = tmp_path / 'r'
     make_run(str(d))
-    bench = {'b_local': 32, 't_forward_backward': 0.04, 't_optimizer': 0.005,
-             'allreduce': [{'ranks': 2, 'bytes': 1e6, 'seconds': 0.0011},
-                           {'ranks': 2, 'bytes': 1e7, 'seconds': 0.0101}]}
-    (d / 'bench.json').write_text(json.dumps(bench))
-    data = report.build_report([str(d)])
+    bench = tmp_path / 'scaling.json'
+    bench.write_text(json.dumps(bench_scaling_json(bw=1e9)))
+    data = report.build_report([str(d)], bench=str(bench))
     local = data['cost_model']['local']
     assert local['fit']['bandwidth'] == pytest.approx(1e9, rel=1e-6)
     assert local['runs'][0]['measured_s'] == pytest.approx(
         json.loads((d / 'log').read_text())[-1]['elapsed_time'])
     assert 'MODELLED from MEASURED inputs' in (d / 'report.md').read_text()
+    # a bench file is used only when given: nothing is guessed from the folder
+    (d / 'bench.json').write_text(bench.read_text())
+    assert 'local' not in report.build_report([str(d)])['cost_model']
 
 
 def test_paper_numbers_match_equations_md():
@@ -341,7 +343,7 @@ def test_log_of_the_project_schedule_extensions_matches(tmp_path):
     from chainer import training
     from chainer.training import extensions
     from chainer_ext import schedules
-    from chainer_ext.extensions import AlphaSGDSchedule, LearningRateSchedule
+    from chainer_ext.extensions import EpochSchedule
     from chainer_ext.optimizers import RMSpropWarmup
 
     n, b, epochs = 100, 8, 3                 # 12.5 iterations per epoch
@@ -350,16 +352,14 @@ def test_log_of_the_project_schedule_extensions_matches(tmp_path):
                                          rng.randint(0, 3, n).astype(np.int32))
     model = L.Classifier(L.Linear(4, 3))
     eb = schedules.eta_base(b)
-    opt = RMSpropWarmup(lr=schedules.slow_start_lr(0.0, eb, total_epochs=epochs),
-                        alpha_sgd=0.0)
+    opt = RMSpropWarmup(lr=0.5 * eb, alpha_sgd=0.0)
     opt.setup(model)
     it = chainer.iterators.SerialIterator(data, b, shuffle=True)
     out = tmp_path / 'real'
     trainer = training.Trainer(training.StandardUpdater(it, opt), (epochs, 'epoch'),
                                out=str(out))
-    trainer.extend(LearningRateSchedule(
-        lambda e: schedules.slow_start_lr(e, eb, total_epochs=epochs)))
-    trainer.extend(AlphaSGDSchedule(*schedules.compressed_beta(epochs)))
+    for attr, fn in schedules.recipe('rmsprop_warmup', b, epochs).items():
+        trainer.extend(EpochSchedule(attr, fn))
     trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
     trainer.run()
     config = {'args': {'arch': 'resnet18', 'batchsize': b, 'epoch': epochs, 'insize': 32,
@@ -370,6 +370,5 @@ def test_log_of_the_project_schedule_extensions_matches(tmp_path):
     result = report.build_report([str(out)])
     chk = result['schedule_checks'][0]
     assert chk['matches'], chk
-    assert chk['convention'].startswith('mean/')
     assert chk['lr_max_rel'] < 1e-9 and chk['alpha_max_abs'] < 1e-9
     assert [r['iteration'] for r in chk['rows']] == [13, 25, 38]

@@ -18,9 +18,7 @@ from chainer.training import extensions as chainer_extensions
 
 import chainermn
 
-from chainer_ext.extensions import AlphaSGDSchedule
 from chainer_ext.extensions import EpochSchedule
-from chainer_ext.extensions import LearningRateSchedule
 from chainer_ext.optimizers import RMSpropWarmup
 from chainer_ext.schedules import compressed_beta
 from chainer_ext.schedules import elu_alpha_sgd
@@ -76,8 +74,9 @@ def expected_epochs(first_iter, last_iter):
 def test_value_in_force_at_each_iteration_is_the_schedule_at_its_epoch(tmp_path):
     trainer, _, opt, rec = make_trainer(tmp_path)
     beta = compressed_beta(TOTAL_EPOCHS)
-    trainer.extend(LearningRateSchedule(lr_fn))
-    trainer.extend(AlphaSGDSchedule(*beta))
+    trainer.extend(EpochSchedule('lr', lr_fn))
+    trainer.extend(EpochSchedule('alpha_sgd', functools.partial(
+        elu_alpha_sgd, beta_center=beta[0], beta_period=beta[1])))
     log = chainer_extensions.LogReport(trigger=(1, 'iteration'))
     trainer.extend(log)
     trainer.run()
@@ -113,8 +112,9 @@ def test_resume_from_snapshot_continues_the_schedule(tmp_path):
 
     def build(out, snapshot=False):
         trainer, model, opt, rec = make_trainer(out)
-        trainer.extend(LearningRateSchedule(lr_fn))
-        trainer.extend(AlphaSGDSchedule(*beta))
+        trainer.extend(EpochSchedule('lr', lr_fn))
+        trainer.extend(EpochSchedule('alpha_sgd', functools.partial(
+            elu_alpha_sgd, beta_center=beta[0], beta_period=beta[1])))
         if snapshot:
             trainer.extend(chainer_extensions.snapshot(filename='snap_{.updater.iteration}'),
                            trigger=(5, 'iteration'))
@@ -142,7 +142,7 @@ def test_resume_from_snapshot_continues_the_schedule(tmp_path):
 
 def test_serialize_round_trip_and_warning_when_updater_not_restored(tmp_path):
     trainer, _, opt, _ = make_trainer(tmp_path / 'a', iters=4)
-    ext = LearningRateSchedule(lr_fn)
+    ext = EpochSchedule('lr', lr_fn)
     trainer.extend(ext)
     trainer.run()
     saved = {}
@@ -154,7 +154,7 @@ def test_serialize_round_trip_and_warning_when_updater_not_restored(tmp_path):
     # A fresh trainer (epoch 0) with only the extension state restored: the schedule at
     # the updater's epoch wins, with a warning about the mismatch.
     fresh, _, opt2, rec = make_trainer(tmp_path / 'b', iters=1)
-    ext2 = LearningRateSchedule(lr_fn)
+    ext2 = EpochSchedule('lr', lr_fn)
     ext2.serialize(chainer.serializers.NpzDeserializer(
         {k: np.asarray(v) for k, v in saved.items()}))
     fresh.extend(ext2)
@@ -179,8 +179,9 @@ def test_works_with_chainermn_multi_node_optimizer(tmp_path):
     trainer, _, actual, rec = make_trainer(tmp_path, iters=6, optimizer_wrapper=wrap)
     wrapped = trainer.updater.get_optimizer('main')
     assert wrapped is not actual
-    trainer.extend(LearningRateSchedule(ramp))
-    trainer.extend(AlphaSGDSchedule(beta_center=1.0, beta_period=1.0))
+    trainer.extend(EpochSchedule('lr', ramp))
+    trainer.extend(EpochSchedule('alpha_sgd', functools.partial(
+        elu_alpha_sgd, beta_center=1.0, beta_period=1.0)))
     trainer.run()
     # the first multi-node update only broadcasts; updates 2..6 ran with the schedule
     assert len(rec.values) == 5
@@ -193,20 +194,17 @@ def test_works_with_chainermn_multi_node_optimizer(tmp_path):
 def test_explicit_optimizer_and_attr(tmp_path):
     trainer, _, opt, rec = make_trainer(tmp_path, iters=3)
     other = RMSpropWarmup()
-    trainer.extend(LearningRateSchedule(ramp, attr='lr_rmsprop', optimizer=other))
+    trainer.extend(EpochSchedule('lr_rmsprop', ramp, optimizer=other))
     trainer.run()
     assert other.lr_rmsprop == pytest.approx(ramp(3 * EPOCH_PER_ITER))
     assert [lr for lr, _ in rec.values] == [1.0, 1.0, 1.0]      # main untouched
 
 
 def test_names_and_defaults():
-    ext = LearningRateSchedule(ramp)
-    assert ext.attr == 'lr' and ext.default_name == 'LearningRateSchedule_lr'
+    ext = EpochSchedule('lr', ramp)
+    assert ext.attr == 'lr' and ext.default_name == 'EpochSchedule_lr'
     assert ext.trigger == (1, 'iteration')
     assert ext.priority == training.extension.PRIORITY_WRITER
-    a = AlphaSGDSchedule()
-    assert (a.beta_center, a.beta_period, a.attr) == (10, 5, 'alpha_sgd')
-    assert a._schedule_fn(10.0) == 0.5
 
 
 def test_bad_arguments():
@@ -214,19 +212,15 @@ def test_bad_arguments():
         EpochSchedule('', ramp)
     with pytest.raises(TypeError, match='schedule_fn'):
         EpochSchedule('lr', 0.1)
-    with pytest.raises(ValueError, match='beta_period=0'):
-        AlphaSGDSchedule(beta_period=0)
-    with pytest.raises(ValueError, match='beta_center=-1'):
-        AlphaSGDSchedule(beta_center=-1)
 
 
 def test_schedule_setting_invalid_lr_fails_at_the_update(tmp_path):
     trainer, _, _, _ = make_trainer(tmp_path, iters=3)
-    trainer.extend(LearningRateSchedule(lambda e: 0.5 if e < 0.5 else 0.0))
+    trainer.extend(EpochSchedule('lr', lambda e: 0.5 if e < 0.5 else 0.0))
     with pytest.raises(ValueError, match='lr=0.0'):
         trainer.run(show_loop_exception_msg=False)
 
 
 def test_partial_schedule_is_accepted():
     fn = functools.partial(slow_start_lr, eta_base=12.8, total_epochs=90)
-    assert LearningRateSchedule(fn)._schedule_fn(45.0) == pytest.approx(0.075 * 12.8)
+    assert EpochSchedule('lr', fn)._schedule_fn(45.0) == pytest.approx(0.075 * 12.8)

@@ -11,6 +11,7 @@ from chainer_ext.schedules import compressed_beta
 from chainer_ext.schedules import elu_alpha_sgd
 from chainer_ext.schedules import eta_base
 from chainer_ext.schedules import goyal_lr
+from chainer_ext.schedules import recipe
 from chainer_ext.schedules import slow_start_lr
 
 BEFORE = 1e-9      # "just before" a boundary
@@ -195,3 +196,35 @@ def test_compressed_beta():
 def test_compressed_beta_rejects(bad):
     with pytest.raises(ValueError, match='total_epochs='):
         compressed_beta(bad)
+
+
+# ---------------------------------------------------------------- one run's recipe
+
+def test_recipe_of_the_paper_at_18_epochs_and_64_images():
+    # eta_base = 0.1 * 64 / 256 = 0.025; slow start 0.5/0.075/0.01/0.001 from 0/8/14/17;
+    # alpha_SGD: beta_center 2, beta_period 1 (10 and 5 scaled by 18/90)
+    fns = recipe('rmsprop_warmup', 64, 18)
+    assert sorted(fns) == ['alpha_sgd', 'lr']
+    for e, factor in [(0.0, 0.5), (8 - BEFORE, 0.5), (8.0, 0.075), (14.0, 0.01), (17.5, 0.001)]:
+        assert fns['lr'](e) == pytest.approx(factor * 0.025), e
+    assert fns['alpha_sgd'](0.0) == pytest.approx(0.5 * math.exp(-4))
+    assert fns['alpha_sgd'](2.0) == pytest.approx(0.5)
+    assert fns['alpha_sgd'](2.25) == pytest.approx(0.75)
+    assert fns['alpha_sgd'](2.5) == 1.0
+
+
+def test_recipe_of_the_momentum_baseline():
+    # eta_base = 0.1 * 8192 / 256 = 3.2 > 0.1: warm-up over 5 epochs, then 30/60/80
+    fns = recipe('momentum', 8192, 90)
+    assert list(fns) == ['lr']
+    assert fns['lr'](0.0) == pytest.approx(0.1)
+    assert fns['lr'](2.5) == pytest.approx(0.1 + 3.1 / 2)
+    assert fns['lr'](30.0) == pytest.approx(0.32)
+
+
+@pytest.mark.parametrize('args, name', [
+    (('adam', 64, 18), 'optimizer'), (('momentum', 0, 18), 'total_batch'),
+    (('rmsprop_warmup', 64, 0), 'epochs')])
+def test_recipe_rejects(args, name):
+    with pytest.raises(ValueError, match=name):
+        recipe(*args)

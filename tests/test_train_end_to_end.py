@@ -2,7 +2,7 @@
 
 One uninterrupted 2-epoch run is checked for everything it must write; a run
 resumed from its epoch-1 snapshot, and one resumed with ``--resume auto``
-beside planted partial snapshots, must end on the same weights (issue 6).
+beside planted partial snapshots, must end on the same weights.
 """
 import json
 import os
@@ -180,3 +180,28 @@ def test_resume_older_snapshot_in_place_sets_newer_aside(first_run, tmp_path):
     a, d = weights(out), weights(out4)
     for k in a:
         numpy.testing.assert_allclose(d[k], a[k], rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_moving_average_baseline_without_validation_averages_bn_over_ranks(
+        tiny_imagenet, tmp_path):
+    """--bn-moving-average --no-validation: each rank's running statistics differ
+    (different shards), yet snapshots and model.npz hold the average over ranks."""
+    from chainer_ext.mpi_launch import run_mpi
+    out = str(tmp_path / 'baseline')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--bn-moving-average',
+        '--no-validation', '--no-plots'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    snap = os.path.join(out, 'snapshots', 'epoch-1')
+    with numpy.load(os.path.join(snap, 'rank-00000.npz')) as r0, \
+            numpy.load(os.path.join(snap, 'rank-00001.npz')) as r1:
+        keys = [k for k in r1.files if k.endswith(('/avg_mean', '/avg_var'))]
+        assert len(keys) == 2 * 20                     # ResNet-18's 20 BN links
+        for k in keys:
+            numpy.testing.assert_array_equal(r0[k], r1[k], err_msg=k)
+        final = weights(out)
+        for k in keys:
+            name = k[len('updater/model:main/predictor/'):]
+            numpy.testing.assert_array_equal(final[name], r0[k], err_msg=k)
+    assert 'validation top-1: final n/a' in proc.stdout
+    assert 'next: python -m chainer_ext.report {}'.format(out) in proc.stdout

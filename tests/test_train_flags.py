@@ -28,13 +28,19 @@ def lists(tmp_path):
     (['--batchsize', '0'], '--batchsize must be a positive integer, got 0'),
     (['--batchsize', '-3'], '--batchsize must be a positive integer, got -3'),
     (['--insize', '16'], '--insize 16 is too small for resnet50'),
-    (['--epoch', '0'], '--epoch must be positive, got 0'),
+    (['--epoch', '0'], '--epoch must be a positive integer, got 0'),
+    (['--epoch', 'ten'], '--epoch must be a positive integer, got ten'),
+    (['--loaderjob', '-1'], '--loaderjob must be an integer >= 0, got -1'),
+    (['--weight-decay', '-0.1'], '--weight-decay must be a number >= 0, got -0.1'),
+    (['--max-nonfinite', '0'], '--max-nonfinite must be a positive integer, got 0'),
     (['--min-area', '1.5'], '--min-area must be in (0, 1], got 1.5'),
     (['--resume', 'nowhere/epoch-3'], '--resume nowhere/epoch-3: no such snapshot folder'),
     # no GPU on this machine: GPU-only communicators are refused up front
     (['--communicator', 'pure_nccl'], '--communicator pure_nccl needs GPUs'),
-    (['--communicator', 'hierarchical', '--allreduce-dtype', 'float32'],
-     '--communicator hierarchical needs GPUs'),
+    (['--communicator', 'non_cuda_aware', '--allreduce-dtype', 'float32'],
+     '--communicator non_cuda_aware needs GPUs'),
+    # ChainerMN 7.8.1 has no hierarchical, two_dimensional or single_node
+    (['--communicator', 'hierarchical'], "--communicator invalid choice: 'hierarchical'"),
     (['--communicator', 'flat', '--allreduce-dtype', 'float32'],
      "--communicator flat with --allreduce-dtype float32: ChainerMN's flat communicator "
      'needs GPUs'),
@@ -51,11 +57,11 @@ def test_bad_flag_one_line(tmp_path, lists, extra, message):
 
 def test_float32_allreduce_is_chainermns_own_naive(tmp_path, lists):
     import train_imagenet
-    args = train_imagenet.fill_defaults(train_imagenet.build_parser().parse_args(
-        ['--train', lists[0], '--val', lists[1], '--allreduce-dtype', 'float32']))
-    train_imagenet.resolve_device_and_communicator(args)
+    from chainer_ext import startup_checks
+    args = train_imagenet.parse_args(
+        ['--train', lists[0], '--val', lists[1], '--allreduce-dtype', 'float32'])
     assert args.communicator == 'naive' and not args.gpu
-    assert train_imagenet.validate_args(args) == []
+    assert startup_checks.flag_problems(args, min_insize=32) == []
 
 
 def test_missing_and_empty_lists(tmp_path):

@@ -25,20 +25,20 @@ def test_missing_image_duplicate_line_and_foreign_label_stop_before_training(tmp
     open(os.path.join(root, lines[9].split()[0]), 'w').close()       # line 10: empty
     with open(train, 'a') as f:
         f.write(lines[2])                                            # line 49: duplicate of 3
-    with open(val, 'a') as f:
-        f.write('img/val-0000.JPEG 7\n')                              # classes are 0..3
+    with open(val) as f:
+        val_lines = f.readlines()
+    with open(val, 'w') as f:                                        # line 16: classes are 0..3
+        f.writelines(val_lines[:-1] + [val_lines[-1].split()[0] + ' 7\n'])
     proc = _run(2, data, str(tmp_path / 'out'))
     assert proc.returncode == 1, proc.stdout[-3000:]
     out = proc.stdout
     assert '{}:49: duplicate of line 3'.format(train) in out
-    assert '{}:17: label 7 but the training list has only classes 0..3'.format(val) in out
+    assert '{}:16: label 7 out of range [0, 4)'.format(val) in out
     assert not os.path.exists(os.path.join(str(tmp_path / 'out'), 'config.json'))
 
     # with the list itself fixed, the file checks run on every rank's shard
     with open(train, 'w') as f:
         f.writelines(lines)
-    with open(val) as f:
-        val_lines = f.readlines()[:-1]
     with open(val, 'w') as f:
         f.writelines(val_lines)
     proc = _run(2, data, str(tmp_path / 'out'))

@@ -9,7 +9,7 @@ from PIL import JpegImagePlugin
 
 from chainer_ext.datasets import decode
 from chainer_ext.datasets import transforms
-from chainer_ext.datasets.photos import photo_like
+from photos import photo_like
 
 SIZE = (224, 224)
 
@@ -22,11 +22,11 @@ def _full(w, h):
 
 @pytest.mark.parametrize('width,height,min_area', [
     (500, 375, 0.08), (375, 500, 0.08), (300, 300, 0.5), (1000, 200, 0.08)])
-def test_random_resized_crop_ranges(width, height, min_area):
+def test_random_sized_crop_ranges(width, height, min_area):
     rng = numpy.random.default_rng(0)
     areas, logs = [], []
     for _ in range(3000):
-        left, top, right, bottom = transforms.random_resized_crop_box(
+        left, top, right, bottom = transforms.random_sized_crop_box(
             width, height, rng, min_area=min_area)
         assert all(isinstance(v, int) for v in (left, top, right, bottom))
         assert 0 <= left < right <= width
@@ -46,41 +46,46 @@ def test_random_resized_crop_ranges(width, height, min_area):
     assert min(logs) < math.log(0.8) and max(logs) > math.log(1.25)
 
 
-def test_random_resized_crop_log_uniform_aspect():
+def test_random_sized_crop_aspect_is_fb_resnet_torchs():
+    # fb.resnet.torch: aspect r ~ U(3/4, 4/3), then w and h swapped with probability
+    # 1/2, so w/h is r or 1/r half the time each:
+    # CDF(x) = 1/2 (x - 3/4) / (7/12) + 1/2 (4/3 - 1/x) / (7/12) on [3/4, 4/3].
+    # Boxes of area <= 70 % always fit a square image, so for them the attempt
+    # that returned is an unconditioned draw.
     rng = numpy.random.default_rng(1)
-    logs = []
-    for _ in range(4000):
-        l, t, r, b = transforms.random_resized_crop_box(
-            2000, 2000, rng, min_area=0.08)
-        logs.append(math.log((r - l) / float(b - t)))
-    logs = numpy.array(logs)
-    # Log-uniform on [log 3/4, log 4/3]: symmetric, flat histogram.
-    assert abs(logs.mean()) < 0.01
-    hist, _ = numpy.histogram(logs, bins=4, range=(math.log(.75),
-                                                   math.log(4. / 3.)))
-    assert hist.min() > 0.8 * hist.max()
+    ratios = []
+    while len(ratios) < 20000:
+        l, t, r, b = transforms.random_sized_crop_box(2000, 2000, rng, min_area=0.08)
+        if (r - l) * (b - t) <= 0.7 * 2000 * 2000:
+            ratios.append((r - l) / float(b - t))
+    ratios = numpy.sort(ratios)
+    lo, hi = 0.75, 4. / 3.
+    cdf = 0.5 * (ratios - lo) / (hi - lo) + 0.5 * (hi - 1 / ratios) / (hi - lo)
+    empirical = numpy.arange(1, len(ratios) + 1) / float(len(ratios))
+    assert numpy.abs(cdf - empirical).max() < 1.63 / math.sqrt(len(ratios))  # KS, 1 %
+    # the swap: as many portrait as landscape boxes (without it, 57 % would be landscape)
+    assert abs((ratios > 1).mean() - 0.5) < 0.015
 
 
-def test_random_resized_crop_fallback_is_centred():
-    # No crop of >= 50 % area with aspect <= 4/3 fits in 1000x10.
+def test_random_sized_crop_fallback_is_scale_then_center_crop():
+    # No crop of >= 50 % area with aspect <= 4/3 fits in 1000x10: the centred
+    # square of the shorter side, which Scale(insize) + CenterCrop(insize) keeps.
     rng = numpy.random.default_rng(0)
-    box = transforms.random_resized_crop_box(1000, 10, rng, min_area=0.5)
-    assert box == (493, 0, 506, 10)
-    box = transforms.random_resized_crop_box(10, 1000, rng, min_area=0.5)
-    assert box == (0, 493, 10, 506)
+    assert transforms.random_sized_crop_box(1000, 10, rng, min_area=0.5) == (495, 0, 505, 10)
+    assert transforms.random_sized_crop_box(10, 1000, rng, min_area=0.5) == (0, 495, 10, 505)
     # A tiny image still gives a valid box.
-    assert transforms.random_resized_crop_box(1, 1, rng) == (0, 0, 1, 1)
+    assert transforms.random_sized_crop_box(1, 1, rng) == (0, 0, 1, 1)
 
 
-def test_random_resized_crop_rejects_bad_min_area():
+def test_random_sized_crop_rejects_bad_min_area():
     rng = numpy.random.default_rng(0)
     for bad in (0, -0.1, 1.5):
         with pytest.raises(ValueError):
-            transforms.random_resized_crop_box(10, 10, rng, min_area=bad)
+            transforms.random_sized_crop_box(10, 10, rng, min_area=bad)
 
 
-def test_random_resized_crop_is_reproducible():
-    a = [transforms.random_resized_crop_box(
+def test_random_sized_crop_is_reproducible():
+    a = [transforms.random_sized_crop_box(
         640, 480, numpy.random.default_rng(7)) for _ in range(3)]
     assert a[0] == a[1] == a[2]
 
@@ -100,7 +105,7 @@ def test_center_crop_box_geometry(width, height, insize):
 
 
 def test_validation_crop_matches_resize_then_centre_crop(tmp_path):
-    """One ``resize(box=...)`` == torchvision's Resize(256) + CenterCrop(224)."""
+    """One ``resize(box=...)`` == fb.resnet.torch's Scale(256) + CenterCrop(224)."""
     rng = numpy.random.default_rng(3)
     img = photo_like(rng, 500, 375, noise=0)  # smooth: shifts show clearly
     path = str(tmp_path / 'a.png')
@@ -108,7 +113,7 @@ def test_validation_crop_matches_resize_then_centre_crop(tmp_path):
     got = decode.load_crop(
         path, lambda w, h: transforms.center_crop_box(w, h, 224), SIZE)
     # Reference: shorter side to 256 (long side rounded), then crop 224.
-    ref = img.resize((round(500 * 256 / 375.), 256), Image.BILINEAR)
+    ref = img.resize((round(500 * 256 / 375.), 256), Image.BICUBIC)
     left = (ref.width - 224) // 2
     top = (ref.height - 224) // 2
     ref = numpy.asarray(ref.crop((left, top, left + 224, top + 224)))

@@ -1,35 +1,10 @@
-"""Element kernels of the packed gradient all-reduce (paper, Section 3).
+"""Element kernels of the packed float16 gradient all-reduce (paper, Section 3).
 
-The paper computes in float32 but all-reduces gradients in float16 "to reduce
-the communication overhead during all-reduce operations".  MPI has no float16
-sum, so the ring all-reduce of :mod:`.packed_ring_communicator` adds the
-float16 data itself with the kernels here.  A *wire* object bundles the
-element operations for one transfer dtype:
-
-``pack(src, dst)``
-    float32 gradient (1-D) -> transfer buffer, rounding to the wire dtype.
-``reduce(acc, inc)``
-    ``acc = round(acc + inc)``: one hop of the ring reduce-scatter.  The sum
-    is formed in float32 and rounded once to the wire dtype (round to nearest
-    even), which is what NCCL's half-precision sum does: float32 has 24 >=
-    2 * 11 + 2 significand bits, so rounding the float32 sum of two float16
-    numbers to float16 equals rounding their exact sum (double rounding is
-    innocuous).
-``reduce_scale(acc, inc, scale)``
-    the last hop fused with the division by the number of workers:
-    ``acc = round(round(acc + inc) * scale)``; the same two roundings as
-    ChainerMN's ``pure_nccl`` (NCCL sum in float16, then ``x *= 1/size`` in
-    float16).
-``unpack(src, dst) -> int``
-    transfer buffer -> float32 gradient, returning the number of non-finite
-    elements seen on the way (the check costs no extra pass).
-
-Float16 values travel as ``uint16`` bit patterns, since Numba has no float16
-type.  The float16 kernels convert with LLVM's ``fptrunc``/``fpext`` to
-``half`` (one ``vcvtps2ph``/``vcvtph2ps`` instruction on x86 CPUs with F16C,
-vectorised).  :func:`float16_wire` checks them bit for bit against NumPy's
-conversions on first use and falls back to NumPy (correct, ~8x slower) if they
-do not compile or disagree, so a CPU without F16C still gets right answers.
+A *wire* bundles ``pack``, ``reduce`` (one ring hop, float32 sum rounded once to
+float16, as NCCL), ``reduce_scale`` (last hop fused with the division by the
+number of workers) and ``unpack`` (counting non-finite values) for one transfer
+dtype.  Numba kernels are checked bit for bit against NumPy on first use, with
+NumPy as the fallback.  The rounding argument: docs/DESIGN.md.
 """
 import os
 import warnings

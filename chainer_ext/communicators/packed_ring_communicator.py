@@ -1,50 +1,11 @@
 """Packed ring all-reduce of gradients in float16 on host memory (paper, Section 3).
 
-"While computation was generally done in single precision, in order to reduce
-the communication overhead during all-reduce operations, we used
-half-precision floats for communication."  The paper did this with
-ChainerMN's ``pure_nccl`` communicator on GPUs.  ChainerMN's CPU communicators
-(``naive``, ``flat``) only speak float32, because MPI has no float16 sum.
-:class:`PackedRingCommunicator` brings the same scheme to MPI processes on
-CPUs.  ``multi_node_mean_grad`` does, like ``pure_nccl``:
-
-1. pack every gradient into one preallocated buffer, rounded to float16
-   (parameters in ``sorted(model.namedparams())`` order, as ChainerMN);
-2. all-reduce (sum) the float16 buffer;
-3. divide by the number of workers in float16 and unpack to the gradients.
-
-Step 2 is a ring all-reduce written with mpi4py's buffer-based point-to-point
-calls (no pickling).  The buffer is cut into ``size`` chunks; in the
-reduce-scatter phase each rank receives a chunk from its left neighbour, adds
-its own data (float32 arithmetic, one rounding to float16 per hop: NCCL's
-half-precision sum), and passes the partial sum on; after ``size - 1`` hops
-each chunk is complete on one rank, which also applies the division by the
-number of workers (fused into its last hop).  The all-gather phase then copies
-every finished chunk to every rank.  Each rank sends ``2 (size-1)/size`` of
-the buffer, the bandwidth-optimal amount, in float16: half the bytes of the
-float32 ring.  Hops are cut into segments and the receive of segment ``k+1`` is
-in flight while segment ``k`` is added.
-
-Numerics are those of ``pure_nccl`` with float16 (ChainerMN 7.8.1,
-``PureNcclCommunicator._multi_node_mean_nccl``): the sum is formed first and
-divided afterwards, both in float16.  ChainerMN does *not* pre-scale by
-``1/size`` against overflow, and neither does this class: a float16 sum
-larger than 65504 becomes ``inf``.  Because every finished chunk is computed
-once, by its owner, and then copied, all ranks end with bit-identical
-gradients, so a local check gives the same verdict on every rank.  The check
-is folded into the unpack pass: :attr:`last_mean_grad_finite` and
-:attr:`last_nonfinite_elements` describe the last call and
-:attr:`nonfinite_count` counts calls with non-finite results.  Non-finite
-values are left in the gradients, so that the training loop's guard
-(:class:`chainer_ext.nonfinite.SkipNonFiniteUpdate`) skips that update on
-every rank; only in Chainer's debug mode does the call raise, as ChainerMN's
-communicators do.
-
-With ``allreduce_grad_dtype=float32`` the same ring runs in float32 (sums in
-float32, then ``x * (1/size)`` in float32, as ChainerMN's ``naive``): the
-uncompressed baseline for byte counts and timings.
+:class:`PackedRingCommunicator` brings ChainerMN's ``pure_nccl`` float16 scheme to
+CPU ranks: pack all gradients into one float16 buffer, ring all-reduce it (sum
+first, divide by the workers after, both in float16, no pre-scaling), unpack.
+All ranks end bit-identical, so a non-finite check gives the same verdict
+everywhere.  Algorithm and numerics: docs/DESIGN.md.
 """
-import mpi4py.MPI
 import numpy
 
 import chainer
@@ -230,8 +191,9 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
 
     def _check_same_count(self, n_elems):
         """Every rank must pack the same number of elements: else a clear error."""
+        from mpi4py import MPI
         v = numpy.array([n_elems, -n_elems], dtype=numpy.int64)
-        self._ring_comm.Allreduce(mpi4py.MPI.IN_PLACE, v, op=mpi4py.MPI.MAX)
+        self._ring_comm.Allreduce(MPI.IN_PLACE, v, op=MPI.MAX)
         if v[0] != -v[1]:
             raise ValueError(
                 'multi_node_mean_grad: ranks have different numbers of '
@@ -268,6 +230,7 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
         return [array[i:i + step] for i in range(0, array.size, step)]
 
     def _hop_reduce(self, send, acc, wire, scale):
+        from mpi4py import MPI
         comm = self._ring_comm
         right = (self.rank + 1) % self.size
         left = (self.rank - 1) % self.size
@@ -292,9 +255,10 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
                 wire.reduce_scale(target, incoming, scale)
             if j + 2 < len(targets):
                 recvs.append(post(j + 2))
-        mpi4py.MPI.Request.Waitall(sends)
+        MPI.Request.Waitall(sends)
 
     def _hop_copy(self, send, recv):
+        from mpi4py import MPI
         comm = self._ring_comm
         right = (self.rank + 1) % self.size
         left = (self.rank - 1) % self.size
@@ -303,7 +267,7 @@ class PackedRingCommunicator(mpi_communicator_base.MpiCommunicatorBase):
         reqs += [comm.Isend(seg, dest=right, tag=_TAG_ALLGATHER)
                  for seg in self._segments(send)]
         self.bytes_sent += send.nbytes
-        mpi4py.MPI.Request.Waitall(reqs)
+        MPI.Request.Waitall(reqs)
 
 
 def _params_to_reduce(model, zero_fill):

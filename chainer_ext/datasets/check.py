@@ -1,23 +1,8 @@
-"""``--check-dataset``: find every broken line and file before training.
+"""Find every broken line and image of a list file (``--check-dataset``).
 
-A 90-epoch run that dies in epoch 37 on one truncated JPEG wastes the run;
-:func:`check_dataset` reads a list file and decodes every listed image once,
-collecting *all* problems as ``"LIST:LINE: reason"`` strings instead of
-stopping at the first.  The work splits over MPI ranks: rank ``r`` of ``s``
-checks the lines whose 1-based number ``L`` has ``(L - 1) % s == r`` (every
-rank parses the whole, cheap, list file so that duplicates are found across
-ranks; whole-file problems are reported by rank 0 only), so gathering the
-lists of all ranks gives each problem exactly once.
-
-Problems found:
-
-* list syntax (see :mod:`~chainer_ext.datasets.image_list`): missing label,
-  non-integer or negative label, undecodable text, empty file;
-* label outside ``[0, n_class)`` when ``n_class`` is given;
-* duplicate lines, and the same image listed again with a different label
-  (reported at the later line, naming the earlier one);
-* image missing, empty, not an image, truncated or undecodable
-  (:func:`~chainer_ext.datasets.decode.verify_image`).
+Problems come back as ``"LIST:LINE: reason"`` strings, all of them rather than
+the first; the work splits over MPI ranks by line number.  The list-level part
+(:func:`list_problems`) is also the cheap check every training run does at start.
 """
 import os
 
@@ -25,6 +10,35 @@ from chainer_ext.datasets.decode import verify_image
 from chainer_ext.datasets.errors import ImageLoadError
 from chainer_ext.datasets.errors import format_location
 from chainer_ext.datasets.image_list import scan_image_list
+
+
+def _entry_problems(entries, n_class=None, mine=None):
+    """``(line, reason)`` for duplicates, relabelled images and labels >= ``n_class``.
+
+    ``entries`` are ``(line, relative_path, label)``; only lines with
+    ``mine(line)`` are reported, but duplicates are found across all lines.
+    """
+    first_seen = {}
+    for line, rel, label in entries:
+        earlier = first_seen.setdefault(rel, (line, label))
+        if mine is not None and not mine(line):
+            continue
+        if earlier[0] != line:
+            if earlier[1] == label:
+                yield line, 'duplicate of line {}'.format(earlier[0])
+            else:
+                yield line, 'image {!r} already listed at line {} with label {} (here {})'.format(
+                    rel, earlier[0], earlier[1], label)
+        elif n_class is not None and label >= n_class:
+            yield line, 'label {} out of range [0, {})'.format(label, n_class)
+
+
+def list_problems(image_list, n_class=None):
+    """Problems of a parsed :class:`~chainer_ext.datasets.ImageList` itself
+    (duplicates, labels outside ``[0, n_class)``), one ``"LIST:LINE: reason"`` each."""
+    entries = [(image_list.lines[i], rel, label) for i, (rel, label) in enumerate(image_list)]
+    return [format_location(image_list.source, line, reason)
+            for line, reason in _entry_problems(entries, n_class)]
 
 
 def check_dataset(list_path, root='.', n_class=None, rank=0, size=1):
@@ -36,7 +50,7 @@ def check_dataset(list_path, root='.', n_class=None, rank=0, size=1):
         n_class (int or None): Labels must lie in ``[0, n_class)``; ``None``
             checks only that they are non-negative integers.
         rank (int), size (int): Check lines ``L`` with
-            ``(L - 1) % size == rank``.
+            ``(L - 1) % size == rank``; whole-file problems on rank 0.
 
     Returns:
         list of str: ``"LIST:LINE: reason"`` (``"LIST: reason"`` for whole
@@ -52,29 +66,15 @@ def check_dataset(list_path, root='.', n_class=None, rank=0, size=1):
         return (line - 1) % size == rank
 
     entries, syntax = scan_image_list(list_path)
-    found = []
-    for line, reason in syntax:
-        if (rank == 0) if line is None else mine(line):
-            found.append((line or 0, reason))
-
-    first_seen = {}
-    for line, rel, label in entries:
-        earlier = first_seen.get(rel)
-        if earlier is None:
-            first_seen[rel] = (line, label)
-        if not mine(line):
+    found = [(line or 0, reason) for line, reason in syntax
+             if ((rank == 0) if line is None else mine(line))]
+    found += _entry_problems(entries, n_class, mine)
+    seen = set()
+    for line, rel, _ in entries:
+        duplicate = rel in seen
+        seen.add(rel)
+        if duplicate or not mine(line):
             continue
-        if earlier is not None:
-            if earlier[1] == label:
-                found.append((line, 'duplicate of line {}'.format(earlier[0])))
-            else:
-                found.append((line, 'image {!r} already listed at line {} '
-                                    'with label {} (here {})'.format(
-                                        rel, earlier[0], earlier[1], label)))
-            continue
-        if n_class is not None and label >= n_class:
-            found.append((line, 'label {} out of range [0, {})'.format(
-                label, n_class)))
         path = os.path.join(root, rel)
         try:
             verify_image(path)

@@ -1,29 +1,10 @@
-"""Fast, strict Pillow decoding of one crop of one image file.
+"""Fast, strict Pillow decoding of one crop of one image file (paper, Section 4 input).
 
-Speed: the crop box is chosen in original pixel coordinates from the image
-header *before* decoding.  For a JPEG, ``Image.draft`` then lets libjpeg
-decode at 1/2, 1/4 or 1/8 scale (scaled inverse DCT: the skipped detail is
-never computed) at the largest reduction that still leaves the crop at least
-``size`` pixels on each side, so the final resampling is always a
-*down*-scaling and quality is not lost.  The box is mapped to the reduced
-image (coordinates divided by the scale) and a single
-``Image.resize(size, box=...)`` call crops and resamples (antialiased
-bilinear, as torchvision's ``RandomResizedCrop``).  Flipping is a
-``transpose`` of the small result.
-
-Strictness: every failure to produce pixels from a file -- missing, empty,
-not an image, truncated, corrupt, unsupported mode, decompression bomb -- is
-raised as :class:`~chainer_ext.datasets.errors.ImageLoadError` naming the
-file.  ``img.load()`` runs inside the ``try`` so truncation is caught there,
-and Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay ``False``
-(with ``True``, Pillow silently pads truncated images with grey); a
-configuration that sets it is refused.
-
-Colour: real ImageNet contains grayscale JPEGs, CMYK JPEGs and a PNG named
-``.JPEG``; whatever the format and mode, the result is RGB.  Only the raster
-formats below are tried, so a file is never handed to an exotic plugin.
-EXIF orientation is ignored, as in every ImageNet pipeline (the labels and
-the published numbers were produced from the stored pixel order).
+The crop box is chosen from the header before decoding, JPEGs decode at a reduced
+scale when the crop allows, and one bicubic ``Image.resize(box=...)`` crops and
+scales.  Any failure to produce pixels raises
+:class:`~chainer_ext.datasets.errors.ImageLoadError` naming the file; the result is
+always RGB.  Details: docs/DESIGN.md.
 """
 import os
 
@@ -35,8 +16,8 @@ from chainer_ext.datasets.errors import ImageLoadError
 
 #: Formats Pillow may use to open a listed file (ImageNet has JPEG and PNG).
 ALLOWED_FORMATS = ('JPEG', 'PNG', 'BMP', 'GIF', 'TIFF', 'WEBP', 'PPM')
-#: Antialiased bilinear resampling, the default of torchvision's crop.
-RESAMPLE = Image.Resampling.BILINEAR
+#: Bicubic resampling, as fb.resnet.torch's crop and scale (Goyal et al.).
+RESAMPLE = Image.Resampling.BICUBIC
 #: Pillow may first shrink by an integer factor when the remaining
 #: down-scaling is at least this large (no effect below 2 x this factor).
 REDUCING_GAP = 3.0

@@ -1,34 +1,10 @@
-"""A small, real data set in the ImageNet list format, built offline.
+"""A small real data set in the ImageNet list format, built offline (``--demo``).
 
-``build_demo_dataset`` turns scikit-learn's bundled handwritten digits
-(``sklearn.datasets.load_digits``: 1,797 greyscale 8x8 images of 10 classes,
-shipped inside scikit-learn, so nothing is downloaded) into RGB JPEG files
-(quality 95) plus ``train.txt``/``val.txt`` list files, so that the whole
-ImageNet pipeline -- list parsing, JPEG decoding, scale/aspect augmentation,
-flips, normalisation, ResNet -- runs end to end on a laptop.
-
-Size: each digit is upscaled (bicubic) to :data:`DEMO_IMAGE_SIZE` = 32
-pixels and trained at ``insize`` = :data:`DEMO_INSIZE` = 32, the smallest
-input the ResNets handle well (their total stride is 32, see
-:mod:`models.resnet`) and cheap enough that ResNet-18 trains for several
-epochs in minutes on two CPU cores.  The 8x8 originals hold all the
-information, so larger files would only cost decoding and convolution time.
-Because a digit fills its image, crops of 8 % of the area (the ImageNet
-setting) cut most digits beyond recognition; :data:`DEMO_MIN_AREA` = 0.5
-keeps the augmentation meaningful (measured with the paper's recipe at 2
-ranks x 32, 14 compressed epochs: 0.25 peaked at 89 % validation top-1 with
-67 % training accuracy, 0.5 reached 93 %).
-
-Split: stratified, ``val_fraction`` = 20 % (360 validation, 1,437 training
-images) with a fixed seed, so every run and every MPI rank sees the same
-split.
-
-Cache: the files live in ``cache_dir/digits<size>px``; a ``COMPLETE.json``
-marker records the parameters and counts.  A complete cache is reused; an
-incomplete or different one is rebuilt.  Building happens in a temporary
-sibling directory renamed into place at the end, so an interrupted build
-never looks complete and concurrent builders (e.g. several ranks) do not
-corrupt each other.
+scikit-learn's 1,797 bundled 8x8 digits become 32x32 RGB JPEGs with ``train.txt``
+and ``val.txt`` (stratified 20 % validation, fixed seed), cached in a folder that is
+published by one rename, so the whole pipeline runs end to end on a laptop.
+:data:`DEMO_INSIZE` and :data:`DEMO_MIN_AREA` (0.5: digits fill their image) are
+explained in docs/DESIGN.md.
 """
 import collections
 import json
@@ -48,8 +24,6 @@ DEMO_IMAGE_SIZE = 32
 DEMO_INSIZE = 32
 #: Smallest crop area fraction recommended for the demo's training crops.
 DEMO_MIN_AREA = 0.5
-#: Number of classes of the digits.
-DEMO_N_CLASS = 10
 _FORMAT_VERSION = 1
 
 DemoDataset = collections.namedtuple('DemoDataset',

@@ -1,15 +1,8 @@
-"""The input pipeline's own errors: bad data, named by file (and line).
+"""The input pipeline's errors: bad data, named by file (and list line).
 
-A training run over 1.28 million files meets every kind of broken input
-sooner or later; a bare ``OSError: cannot identify image file <_io.BytesIO>``
-raised from a loader worker does not say which file or which list line to
-fix.  Every problem the pipeline detects in its *inputs* is raised as a
-:class:`DatasetError`, whose message starts with the file (and the line of the
-list file) at fault.
-
-The exceptions pickle with all their fields, because Chainer's
-``MultiprocessIterator`` sends an exception raised in a worker back to the
-training process by pickling it.
+Every problem found in the inputs is a :class:`DatasetError` whose message starts
+with the file at fault; the exceptions pickle with their fields, since Chainer's
+``MultiprocessIterator`` sends a worker's exception back by pickling it.
 """
 
 

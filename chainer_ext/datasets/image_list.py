@@ -1,31 +1,10 @@
-"""List files of the Chainer/Caffe ImageNet example: ``relative/path label``.
+"""List files of Chainer's and Caffe's ImageNet examples: ``relative/path label`` per line.
 
-The format is the one ``chainer.datasets.LabeledImageDataset`` and Caffe's
-``ImageDataLayer`` read, one example per line::
-
-    train/n01440764/n01440764_10026.JPEG 0
-    train/n01440764/n01440764_10027.JPEG 0
-
-Rules (documented here because they differ in detail from Chainer's own
-parser, which splits on *any* whitespace and so cannot read a path that
-contains a space):
-
-* The file is UTF-8.  Lines end in ``\\n`` (a trailing ``\\r`` is dropped).
-* The label is the text after the **last** run of spaces/tabs, so paths may
-  contain spaces; leading and trailing spaces/tabs of the path are removed.
-* The label is a non-negative decimal integer written with ASCII digits,
-  below 2**31 (it becomes an ``int32``).
-* Blank lines (empty or only spaces/tabs) are **skipped**, so a trailing
-  newline or an empty last line is harmless; line numbers in messages still
-  count them.
-* A file with no entries at all is an error.
-* Paths are relative to a ``root`` directory (an absolute path stays
-  absolute, as with ``os.path.join``).
-* Duplicate lines are allowed when reading; :func:`check_dataset
-  <chainer_ext.datasets.check.check_dataset>` reports them.
-
-Every problem raises :class:`~chainer_ext.datasets.errors.ListFileError`
-naming the list file and the 1-based line.
+UTF-8; the label is the text after the last run of spaces/tabs (so paths may hold
+spaces), a non-negative integer below 2**31; blank lines are skipped but counted;
+an empty list is an error.  Every problem raises
+:class:`~chainer_ext.datasets.errors.ListFileError` naming the file and line.
+The full rules: docs/DESIGN.md.
 """
 import os
 import tempfile
@@ -64,6 +43,12 @@ class ImageList(list):
     def full_path(self, i):
         """Path of the ``i``-th image, joined to :attr:`root`."""
         return os.path.join(self.root, self[i][0])
+
+    def subset(self, indices):
+        """The entries ``indices``, keeping :attr:`source`, :attr:`root` and line numbers."""
+        indices = [int(i) for i in indices]
+        return ImageList([self[i] for i in indices], source=self.source, root=self.root,
+                         lines=[self.lines[i] for i in indices])
 
     def where(self, i):
         """``"LIST:LINE"`` of the ``i``-th entry (for error messages)."""

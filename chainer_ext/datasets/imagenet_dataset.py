@@ -1,32 +1,10 @@
-"""ImageNet as a Chainer dataset: list file in, augmented float32 CHW out.
+"""ImageNet as a Chainer dataset: list entry in, augmented ``(float32 CHW, int32)`` out.
 
-``ImageNetDataset`` is a ``chainer.dataset.DatasetMixin`` (like Chainer's
-``LabeledImageDataset``) whose ``get_example(i)`` returns ``(x, t)``: ``x`` a
-``float32`` array of shape ``(3, insize, insize)`` and ``t`` an ``int32``
-label.  Training examples get Goyal et al.'s scale/aspect-ratio crop and
-random flip (see :mod:`chainer_ext.datasets.transforms`), validation
-examples the resize-256/centre-224 crop; both are normalised by the
-per-channel mean and std.
-
-Randomness
-----------
-Training runs wrap the dataset in
-:class:`chainer_ext.reproducible_order.EpochSeededDataset`, which calls
-:meth:`ImageNetDataset.get_example_rng` with a generator seeded by
-``(seed, epoch, index)``: that is what makes the augmentation reproducible,
-independent of the number and scheduling of loader processes, and resumable
-from a snapshot.  ``get_example_rng`` draws only from the generator it is
-given.
-
-Direct use (``dataset[i]``, ``get_example(i)``: benchmarks, callers without
-the wrapper) draws from one ``numpy.random.Generator`` per dataset object and
-process, created lazily on the first draw.  In the process that built the
-dataset it is seeded by ``seed`` alone, so a fresh dataset (or a pickled copy
-of one) fetched in the same order gives the same examples.  In any other
-process (a ``MultiprocessIterator`` worker, under ``fork`` or ``forkserver``)
-its spawn key also holds the process id, so workers do not repeat each other's
-draws; which worker serves which index is up to the scheduler, so this path is
-not reproducible across runs with loader processes.
+Training examples get fb.resnet.torch's scale/aspect crop and a random flip,
+validation examples the resize-256/centre-224 crop (Goyal et al.'s settings,
+paper Section 4); both are normalised by the per-channel mean and std.
+``get_example_rng`` draws only from the generator it is given, which
+:class:`chainer_ext.reproducible_order.EpochSeededDataset` seeds per epoch and index.
 """
 import operator
 import os
@@ -137,7 +115,7 @@ class ImageNetDataset(chainer.dataset.DatasetMixin):
             flip = self.flip and coin
 
             def choose_box(width, height):
-                return transforms.random_resized_crop_box(
+                return transforms.random_sized_crop_box(
                     width, height, rng, min_area=self.min_area)
         else:
             flip = False

@@ -1,19 +1,9 @@
-"""A ``MultiprocessIterator`` that raises a worker's error instead of hanging.
+"""A ``MultiprocessIterator`` that raises a loader worker's error instead of hanging.
 
-Chainer 7's ``MultiprocessIterator`` fetches batches with a pool of worker
-processes driven by a background thread.  When ``dataset[i]`` raises in a
-worker -- a truncated JPEG in epoch 37, say -- the exception ends that
-thread, while the training loop keeps waiting for a batch that never comes:
-the job *hangs* (with one traceback on stderr), and under MPI every other
-rank hangs with it.
-
-:class:`StrictMultiprocessIterator` wraps the dataset so that a worker
-returns the exception *as its example* instead of raising it; the iterator
-then raises it in the training process at the ``next()`` that would have
-delivered the batch.  Examples that succeed travel exactly as before (through
-the shared-memory buffer), so the wrapper costs nothing on the normal path.
-An exception that cannot be pickled is replaced by a ``RuntimeError`` with
-its text and traceback.
+Chainer 7's iterator hangs (and with it every MPI rank) when ``dataset[i]`` raises
+in a worker.  :class:`StrictMultiprocessIterator` has the worker return the
+exception as its example and raises it in the training process at the ``next()``
+that would have delivered the batch; the normal path is unchanged.
 """
 import pickle
 import traceback

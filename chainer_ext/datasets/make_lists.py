@@ -1,42 +1,12 @@
-"""Write ``train.txt``/``val.txt``/``synsets.txt`` from the ILSVRC2012 layout.
+"""Write ``train.txt``/``val.txt``/``synsets.txt`` from the ILSVRC2012 folder layout.
 
-Usage (paths in the lists are relative to ``--root``; give the same root to
-the training script)::
-
-    python -m chainer_ext.datasets.make_lists --root /data/ILSVRC2012 \\
+    python -m chainer_ext.datasets.make_lists --root /data/ILSVRC2012 \
         --train train --val val --val-labels LOC_val_solution.csv --out lists
 
-Accepted inputs
----------------
-Training (``--train DIR``): one folder per class (``DIR/n01440764/*.JPEG``).
-The class index is the position of the folder name in sorted order (the
-order of Caffe's and Chainer's ImageNet examples, and of torchvision's
-``ImageFolder``); ``synsets.txt`` records it, one name per line.  Files
-ending in ``.jpeg``, ``.jpg`` or ``.png`` (any case) are listed, sorted by
-name; hidden and other files are skipped (and counted).
-
-Validation (``--val DIR``), labelled by exactly one of:
-
-1. class sub-folders ``DIR/n01440764/*.JPEG`` (e.g. after the common
-   ``valprep.sh``): nothing else is needed;
-2. ``--val-labels FILE`` mapping file names to classes, either
-   * text lines ``ILSVRC2012_val_00000001.JPEG n01751748`` (the file name
-     with or without extension, then a synset), or the same with an integer
-     class index in the sorted order of ``synsets.txt`` (Caffe's
-     ``val.txt``), or
-   * Kaggle's ``LOC_val_solution.csv`` (header ``ImageId,PredictionString``;
-     the first word of ``PredictionString`` is the synset);
-3. ``--val-ground-truth ILSVRC2012_validation_ground_truth.txt`` (devkit:
-   line ``k`` holds the 1-based ``ILSVRC2012_ID`` of image
-   ``ILSVRC2012_val_000k.JPEG``) together with ``--synset-order FILE``
-   giving the synset of each ``ILSVRC2012_ID``: the devkit's ``meta.mat``
-   (read with SciPy) or a text file whose ``k``-th non-blank line starts
-   with the synset of ``ILSVRC2012_ID`` ``k``.  The devkit's ID order is
-   *not* the sorted order used for labels here; the IDs are translated.
-
-``--synsets FILE`` fixes the class order instead of deriving it from the
-training folders (needed with ``--val`` alone).  Every validation image
-must get a label of a known class, or the tool stops with an error.
+Classes are the sorted training folder names (Caffe's and Chainer's order).
+Validation labels come from class sub-folders, ``--val-labels`` (text or Kaggle's
+CSV) or the devkit's ``--val-ground-truth`` with ``--synset-order``; every
+validation image must get a known class.  Accepted inputs in detail: docs/DESIGN.md.
 """
 import argparse
 import csv

@@ -1,35 +1,11 @@
-"""Average batch-normalization statistics over workers before validation (Section 2).
+"""Average batch-normalization statistics over workers before validation (paper, Section 2).
 
-"... we only considered the last minibatch, instead of the moving average,
-and used all-reduce communication on these statistics to obtain the average
-over all workers before validation."  With
-:func:`chainer_ext.batchnorm.use_last_batch_statistics` each worker's
-``avg_mean``/``avg_var`` hold its last training minibatch's statistics; this
-extension replaces them, on every rank, by their mean over all ranks.
-
-It is written for this one job rather than reusing ChainerMN's
-``AllreducePersistent``, which averages *every* float persistent of the model
-(any link's, not only batch normalization's) with one float32 ``Allreduce``
-per array.  Here only ``BatchNormalization`` statistics are touched; they are
-packed into a single float64 buffer, summed with one ``MPI_Reduce`` to rank 0
-and sent back with one ``MPI_Bcast``, then divided by the number of ranks in
-float64 and rounded once to the statistics' dtype.  Reduce-then-broadcast
-makes the result bit-identical on every rank whatever reduction order MPI
-picks, and the sums never pass through the float16 gradient path.
-
-Registration: the statistics must be averaged before every validation and
-before every snapshot, so register it on the trigger of the evaluator (and of
-the snapshot, if different), on every rank::
-
-    trainer.extend(BatchNormStatsAllreduce(model, comm), trigger=val_trigger)
-    trainer.extend(evaluator, trigger=val_trigger)
-
-Its priority, ``PRIORITY_WRITER + 1``, is higher than the evaluator's
-(``PRIORITY_WRITER``) and the snapshot's (-100), so on an iteration where
-several of them fire the trainer runs it first.  The next training forward
-pass overwrites the statistics again with the new last minibatch.
+:class:`BatchNormStatsAllreduce` replaces every BN link's ``avg_mean``/``avg_var``, on
+every rank, by their mean over all ranks: one float64 reduce to rank 0 and one
+broadcast, so the result is bit-identical everywhere.  Register it on the trigger of
+the evaluator and of the snapshots; its priority runs it before both.  Why not
+ChainerMN's ``AllreducePersistent``: docs/DESIGN.md.
 """
-import mpi4py.MPI
 import numpy
 
 import chainer
@@ -91,7 +67,8 @@ class BatchNormStatsAllreduce(extension.Extension):
             local[offset:offset + array.size] = array.ravel()
             offset += array.size
         total = numpy.empty_like(local)
-        mpi_comm.Reduce(local, total, op=mpi4py.MPI.SUM, root=0)
+        from mpi4py import MPI
+        mpi_comm.Reduce(local, total, op=MPI.SUM, root=0)
         mpi_comm.Bcast(total, root=0)
         total /= self.comm.size
 

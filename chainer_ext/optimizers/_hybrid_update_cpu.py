@@ -1,23 +1,11 @@
-"""CPU kernels of the hybrid momentum-SGD/RMSprop update (Akiba et al. 2017, Appendix A.1).
+"""CPU kernels of the hybrid momentum-SGD/RMSprop update (paper, Appendix A.1).
 
-Per element, with every scalar already cast to the array dtype ``T``::
+:func:`fused_update_numba` (one vectorised numba loop) and :func:`update_numpy`
+(in-place ufuncs, the fallback) compute the same IEEE operations in the same
+order, so they agree bit for bit::
 
-    m     <- mu2 * m + (1 - mu2) * g * g
-    Delta <- mu1 * Delta - (alpha_SGD + alpha_RMSprop / (sqrt(m) + eps)) * g
-    theta <- theta + eta * Delta
-
-Two implementations compute exactly the same sequence of IEEE operations in ``T``
-(same operands, same order, no fused multiply-add), so they agree bit for bit:
-
-* :func:`fused_update_numba` -- one numba-compiled loop over the flattened arrays that reads
-  ``g, m, Delta, theta`` once and writes ``m, Delta, theta`` once.  A NumPy expression
-  chain needs about a dozen full-array passes (each temporary is written and read back);
-  LLVM vectorizes the fused loop (sqrt and division included).  Compiled lazily per dtype
-  (float32 and float64) and cached on disk (``cache=True``), so only the very first
-  process pays the ~1 s compilation.
-* :func:`update_numpy` -- in-place NumPy ufuncs with one temporary per pass; used when an
-  array is not C-contiguous, the dtype is not float32/float64 (float16 with
-  ``use_fp32_update(False)``), or numba is unavailable.
+    m <- mu2 m + (1 - mu2) g g;  Delta <- mu1 Delta - (alpha_SGD + alpha_RMSprop / (sqrt(m) + eps)) g
+    theta <- theta + eta Delta
 """
 import numpy
 

@@ -1,36 +1,12 @@
-"""Hybrid momentum-SGD / RMSprop-with-momentum update rule (Akiba et al. 2017, Appendix A.1).
+"""Hybrid momentum-SGD / RMSprop-with-momentum update rule (paper, Appendix A.1)::
 
-Per parameter array, at iteration t, with g_t the gradient (after the all-reduce mean over
-workers and after weight decay has been added to it)::
+    m_t = mu2 m_{t-1} + (1 - mu2) g_t^2
+    Delta_t = mu1 Delta_{t-1} - (alpha_SGD + alpha_RMSprop / (sqrt(m_t) + eps)) g_t
+    theta_t = theta_{t-1} + eta_SGD Delta_t,   alpha_RMSprop = (1 - alpha_SGD) eta_RMSprop / eta_SGD
 
-    m_t     = mu2 * m_{t-1} + (1 - mu2) * g_t * g_t
-    Delta_t = mu1 * Delta_{t-1} - (alpha_SGD + alpha_RMSprop / (sqrt(m_t) + eps)) * g_t
-    theta_t = theta_{t-1} + eta * Delta_t
-
-with ``eta = eta_SGD`` (:attr:`RMSpropWarmup.lr`) and
-``alpha_RMSprop = (1 - alpha_SGD) * eta_RMSprop / eta_SGD``, recomputed from the current
-hyperparameters at every update so that it follows ``lr`` and ``alpha_sgd`` while the
-schedules (:mod:`chainer_ext.schedules`, :mod:`chainer_ext.extensions.schedules`) change
-them.  The RMSprop part therefore moves theta by ``eta_RMSprop * (1 - alpha_SGD) * g /
-(sqrt(m) + eps)`` whatever eta_SGD is, and Delta does not contain eta (Goyal et al.'s
-momentum correction is built in).  ``alpha_SGD = 1`` is classical momentum SGD with
-``v = eta * Delta``; ``alpha_SGD = 0`` is RMSprop with momentum.
-
-The paper's values are mu1 = 0.9, mu2 = 0.99, eps = 1e-8 and eta_RMSprop = 3e-4.
-
-Float16 parameters are updated through Chainer's ``use_fp32_update`` mechanism, which this
-rule enables by default (it only acts on float16 parameters): a float32 master copy of the
-parameter is kept by the rule, the state ``ms``/``delta`` is float32, and the float16
-parameter receives the rounded result after every update.  eps = 1e-8 would underflow to 0
-in float16, so with ``use_fp32_update(False)`` a float16 parameter with the default eps
-raises ``ValueError`` at its first update (a larger eps, e.g. 1e-4, works in float16).
-Chainer does not serialize the float32 master copy; after a resume it is re-created from
-the float16 parameter.
-
-CPU: one fused, vectorized numba loop per array (:mod:`._hybrid_update_cpu`; NumPy
-fallback for non-contiguous arrays or other dtypes, bit-identical).  GPU: one fused CuPy
-elementwise kernel with the same arithmetic.  Weight decay is attached separately with
-:func:`chainer_ext.optimizers.add_weight_decay`.
+alpha_RMSprop is recomputed at every update from the scheduled ``lr`` and
+``alpha_sgd``.  Paper values: mu1 = 0.9, mu2 = 0.99, eps = 1e-8, eta_RMSprop = 3e-4.
+CPU: fused numba loop (NumPy fallback); GPU: one CuPy kernel.  Float16: docs/DESIGN.md.
 """
 import numpy
 

@@ -1,20 +1,9 @@
-"""Weight decay on convolution and linear weights only (Goyal et al. 2017, as adopted by
-Akiba et al. 2017, Appendix A / "the same settings unless otherwise specified").
+"""Weight decay 1e-4 on convolution and linear weights only (Goyal et al., as the paper, Appendix A).
 
-Goyal et al. use weight decay lambda = 1e-4 and do not apply it to the batch-normalization
-gamma and beta; biases are not decayed either.  :func:`add_weight_decay` therefore attaches
-Chainer's own :class:`chainer.optimizer_hooks.WeightDecay` (``g <- g + rate * W``, timing
-``'pre'``) as a per-parameter *update-rule* hook to the ``W`` of every convolution,
-deconvolution and linear link, and to nothing else.
-
-Ordering in data-parallel training: ChainerMN's multi-node optimizer
-(``chainermn/optimizers.py``, ``_MultiNodeOptimizer.update``) first calls
-``communicator.multi_node_mean_grad(target)`` and only then
-``actual_optimizer.update()``; that runs ``param.update()`` for every parameter, and
-``UpdateRule.update`` calls the rule's 'pre' hooks immediately before ``update_core``.  So
-the hook adds ``rate * W`` to the *all-reduced mean* gradient, as A.1 requires ("g_t after
-the all-reduce mean over workers and after weight decay has been added to it").  With the
-float32-update path for float16 parameters, the hook sees the float32 master copy.
+:func:`add_weight_decay` attaches Chainer's ``WeightDecay`` as a per-parameter
+update-rule hook to every conv/deconv/linear ``W`` (not BN gamma/beta, not biases).
+Under ChainerMN it runs after the gradient all-reduce, so it adds ``rate * W`` to
+the mean gradient, as A.1 requires.
 """
 import chainer
 import chainer.links as L

@@ -16,13 +16,13 @@ import hashlib
 
 import numpy as np
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
 import chainer
 import chainer.functions as F
 import chainer.links as L
 import chainermn
 
-from chainer_ext.communicators import PackedRingCommunicator
+from chainer_ext.communicators.packed_ring_communicator import PackedRingCommunicator
 from chainer_ext.communicators import create_communicator
 from rank_checks import abort_on_exception
 

@@ -2,25 +2,23 @@
 
 Checks on every rank:
   * broadcast_params makes different initial weights identical (params_identical);
-  * scatter_val_dataset splits 11 examples into disjoint shards covering all of
-    them (lengths differ by <= 1); scatter_train_dataset gives equal lengths;
+  * shard_indices splits 11 validation examples into disjoint shards covering all
+    of them (lengths differ by <= 1) and training examples into equal lengths;
   * the multi-node evaluator's loss and top-1 on that uneven split equal one
     process's on the whole set, under Chainer's keys, on every rank, twice in a
-    row (iterators reset), for both MultiNodeEvaluator and the patching
-    create_multi_node_evaluator; also with an empty shard (2 examples, 3 ranks).
+    row (iterators reset); also with an empty shard (2 examples, 3 ranks).
 """
-
 import numpy as np
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
 import chainer
 import chainer.functions as F
 import chainer.links as L
-from chainer.training import extensions
 
-from chainer_ext.communicators import create_communicator
-from rank_checks import abort_on_exception
 from chainer_ext import data_parallel as dp
+from chainer_ext.communicators import create_communicator
+from chainer_ext.evaluators import MultiNodeEvaluator
+from rank_checks import abort_on_exception, params_identical
 
 comm = create_communicator('naive', allreduce_grad_dtype='float16')
 p, r = comm.size, comm.rank
@@ -31,9 +29,9 @@ check = abort_on_exception(comm)
 # -- initial weights ----------------------------------------------------------------
 np.random.seed(r)                           # different initialisation per rank
 model = L.Classifier(L.Linear(4, 3))
-check(p == 1 or not dp.params_identical(model, comm), 'weights equal before')
+check(p == 1 or not params_identical(model, comm), 'weights equal before')
 dp.broadcast_params(model, comm)
-check(dp.params_identical(model, comm), 'weights differ after broadcast_params')
+check(params_identical(model, comm), 'weights differ after broadcast_params')
 lazy = L.Classifier(L.Linear(None, 3))
 try:
     dp.broadcast_params(lazy, comm)
@@ -47,9 +45,9 @@ rng = np.random.RandomState(0)
 x_all = rng.standard_normal((N, 4)).astype(np.float32)
 x_all[:, 0] = np.arange(N)                  # the example's index, to identify it
 t_all = rng.randint(0, 3, N).astype(np.int32)
-full = chainer.datasets.TupleDataset(x_all, t_all)
 
-val = dp.scatter_val_dataset(full if r == 0 else None, comm)
+val_idx = dp.shard_indices(N, comm, train=False)
+val = chainer.datasets.TupleDataset(x_all[val_idx], t_all[val_idx])
 idx = sorted(int(val[i][0][0]) for i in range(len(val)))
 all_idx = comm.mpi_comm.allgather(idx)
 lengths = [len(i) for i in all_idx]
@@ -57,8 +55,9 @@ check(sorted(sum(all_idx, [])) == list(range(N)), 'validation shards', all_idx)
 check(max(lengths) - min(lengths) <= 1, 'validation lengths', lengths)
 if p > 1:
     check(len(set(lengths)) > 1, 'want an uneven split for this test', lengths)
-train = dp.scatter_train_dataset(full if r == 0 else None, comm, seed=3)
+train = dp.shard_indices(N, comm, train=True, seed=3)
 check(len(set(comm.mpi_comm.allgather(len(train)))) == 1, 'train lengths')
+check(set(sum(comm.mpi_comm.allgather(train.tolist()), [])) == set(range(N)), 'train shards')
 check(len(train) == -(-N // p), 'train shard length', len(train))
 
 # -- reference: one process on the whole set -------------------------------------------
@@ -90,22 +89,19 @@ def val_iter(dataset):
                                             shuffle=False)
 
 
-ev = dp.MultiNodeEvaluator(val_iter(val), model, comm)
+ev = MultiNodeEvaluator(val_iter(val), model, comm)
 check_result(run_evaluator(ev), 'MultiNodeEvaluator')
 check_result(run_evaluator(ev), 'MultiNodeEvaluator, second call')
-patched = dp.create_multi_node_evaluator(
-    extensions.Evaluator(val_iter(val), model), comm)
-check_result(run_evaluator(patched), 'create_multi_node_evaluator')
 try:
-    dp.MultiNodeEvaluator(chainer.iterators.SerialIterator(val, 4), model, comm)
+    MultiNodeEvaluator(chainer.iterators.SerialIterator(val, 4), model, comm)
     check(False, 'repeating iterator accepted')
 except ValueError as e:
     check('repeat' in str(e), str(e))
 
 # An empty shard (2 examples over 3 ranks): the rank still takes part.
-small = chainer.datasets.TupleDataset(x_all[:2], t_all[:2])
-shard = dp.scatter_val_dataset(small if r == 0 else None, comm)
-res = run_evaluator(dp.MultiNodeEvaluator(val_iter(shard), model, comm))
+small_idx = dp.shard_indices(2, comm, train=False)
+shard = chainer.datasets.TupleDataset(x_all[small_idx], t_all[small_idx])
+res = run_evaluator(MultiNodeEvaluator(val_iter(shard), model, comm))
 with chainer.using_config('train', False), chainer.no_backprop_mode():
     acc2 = float((model.predictor(x_all[:2]).array.argmax(axis=1)
                   == t_all[:2]).mean())

@@ -7,15 +7,14 @@ identically; repeated overflow stops every rank with NonFiniteGradientError.
 """
 import numpy as np
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
 import chainer.links as L
 import chainermn
 
 from chainer_ext.communicators import create_communicator
-from chainer_ext.data_parallel import params_identical
 from chainer_ext.nonfinite import NonFiniteGradientError, SkipNonFiniteUpdate
 from chainer_ext.optimizers import RMSpropWarmup
-from rank_checks import abort_on_exception
+from rank_checks import abort_on_exception, params_identical
 
 comm = create_communicator('naive', allreduce_grad_dtype='float16')
 check = abort_on_exception(comm)

@@ -23,3 +23,27 @@ def abort_on_exception(comm):
             comm.mpi_comm.Abort(1)
 
     return check
+
+
+def params_digest(model):
+    """SHA-256 of every parameter's name, dtype, shape and bytes."""
+    import hashlib
+
+    import numpy
+
+    import chainer
+    h = hashlib.sha256()
+    for name, param in sorted(model.namedparams()):
+        h.update(name.encode())
+        if param.array is None:
+            h.update(b'<uninitialised>')
+            continue
+        array = numpy.ascontiguousarray(chainer.backend.CpuDevice().send(param.array))
+        h.update(str(array.dtype).encode() + str(array.shape).encode() + array.tobytes())
+    return h.hexdigest()
+
+
+def params_identical(model, comm):
+    """Whether every rank holds bit-identical parameters (collective)."""
+    digests = comm.mpi_comm.allgather(params_digest(model))
+    return all(d == digests[0] for d in digests)

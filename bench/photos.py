@@ -1,4 +1,4 @@
-"""Synthetic photo-like images, for benchmarks and tests without ImageNet.
+"""Synthetic photo-like images for the input-pipeline benchmark (and its tests).
 
 Decoding cost depends on JPEG entropy, so a flat or purely random image
 would mislead an input-pipeline benchmark: flat images decode too fast,
@@ -7,6 +7,8 @@ smooth colour gradients, a few sharp-edged shapes, a mild blur and sensor
 noise.  At 500x375 and quality 90 its files are about 100 kB, close to
 ImageNet training JPEGs (mean ~110 kB).
 """
+import os
+
 import numpy
 from PIL import Image
 from PIL import ImageDraw
@@ -44,7 +46,6 @@ def photo_like(rng, width=500, height=375, noise=20.):
 def write_photos(folder, n, width=500, height=375, quality=90, seed=0,
                  prefix='photo'):
     """Write ``n`` photo-like JPEGs into ``folder``; returns their names."""
-    import os
     rng = numpy.random.default_rng(seed)
     names = []
     for k in range(n):

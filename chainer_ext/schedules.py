@@ -1,0 +1,118 @@
+"""The paper's schedules as functions of the real-valued epoch e (Appendix A.1, A.2).
+
+Formulas are written for a 90-epoch run; a run of ``total_epochs`` compresses
+every epoch boundary (and beta_center, beta_period) by ``total_epochs / 90``.
+:func:`recipe` gives the schedules of one run, for the trainer
+(:class:`chainer_ext.extensions.EpochSchedule`) and for the report alike.
+Bad arguments raise ``ValueError`` naming the value.
+"""
+import functools
+import math
+
+#: Length of the paper's (and Goyal et al.'s) training run, in epochs.
+REFERENCE_EPOCHS = 90
+#: Learning rate and batch size of the linear scaling rule's reference (Goyal et al.).
+REFERENCE_LR = 0.1
+REFERENCE_BATCH = 256
+#: A.2 slow-start schedule: boundaries (of 90 epochs) and multipliers of eta_base.
+SLOW_START_BOUNDARIES = (40, 70, 85)
+SLOW_START_FACTORS = (0.5, 0.075, 0.01, 0.001)
+#: Goyal et al.'s schedule (the baseline quoted in A.2) and its warm-up length.
+GOYAL_BOUNDARIES = (30, 60, 80)
+GOYAL_FACTORS = (1.0, 0.1, 0.01, 0.001)
+WARMUP_EPOCHS = 5
+#: A.1 transition centre and period, in epochs of a 90-epoch run.
+BETA_CENTER = 10
+BETA_PERIOD = 5
+
+
+def _check_epoch(epoch):
+    if not epoch >= 0:  # NaN is rejected too
+        raise ValueError('epoch must be >= 0, got epoch={!r}'.format(epoch))
+
+
+def _check_positive(name, value):
+    if not value > 0:
+        raise ValueError('{} must be > 0, got {}={!r}'.format(name, name, value))
+
+
+def compress(epoch_of_90, total_epochs):
+    """An epoch boundary of the 90-epoch schedule, moved into a ``total_epochs`` run."""
+    _check_positive('total_epochs', total_epochs)
+    return epoch_of_90 * total_epochs / REFERENCE_EPOCHS
+
+
+def _piecewise(epoch, boundaries, factors, total_epochs):
+    for boundary, factor in zip(boundaries, factors):
+        if epoch < compress(boundary, total_epochs):
+            return factor
+    return factors[-1]
+
+
+def eta_base(total_batch):
+    """A.2, Goyal et al.'s linear scaling rule: eta_base = 0.1 * b_total / 256."""
+    _check_positive('total_batch', total_batch)
+    return REFERENCE_LR * total_batch / REFERENCE_BATCH
+
+
+def slow_start_lr(epoch, eta_base, total_epochs=REFERENCE_EPOCHS):
+    """A.2 slow start: eta_SGD = 0.5, 0.075, 0.01, 0.001 x eta_base from epochs 0, 40, 70, 85."""
+    _check_epoch(epoch)
+    _check_positive('eta_base', eta_base)
+    return _piecewise(epoch, SLOW_START_BOUNDARIES, SLOW_START_FACTORS, total_epochs) * eta_base
+
+
+def goyal_lr(epoch, eta_base, total_epochs=REFERENCE_EPOCHS, warmup_epochs=WARMUP_EPOCHS):
+    """Goyal et al.'s schedule (A.2): 1, 0.1, 0.01, 0.001 x eta_base from epochs 0, 30, 60, 80,
+    after a linear warm-up from 0.1 over ``warmup_epochs`` (in [0, 30]) when eta_base > 0.1."""
+    _check_epoch(epoch)
+    _check_positive('eta_base', eta_base)
+    if not 0 <= warmup_epochs <= GOYAL_BOUNDARIES[0]:
+        raise ValueError('warmup_epochs must lie in [0, {}], got warmup_epochs={!r}'.format(
+            GOYAL_BOUNDARIES[0], warmup_epochs))
+    warmup_end = compress(warmup_epochs, total_epochs)
+    if eta_base > REFERENCE_LR and epoch < warmup_end:
+        return REFERENCE_LR + (eta_base - REFERENCE_LR) * epoch / warmup_end
+    return _piecewise(epoch, GOYAL_BOUNDARIES, GOYAL_FACTORS, total_epochs) * eta_base
+
+
+def elu_alpha_sgd(epoch, beta_center=BETA_CENTER, beta_period=BETA_PERIOD):
+    """A.1 ELU-shaped transition RMSprop -> SGD::
+
+        alpha_SGD(e) = 0.5 exp(2 (e - beta_center) / beta_period)   e < beta_center
+                     = 0.5 + (e - beta_center) / beta_period        e < beta_center + beta_period / 2
+                     = 1                                            otherwise
+    """
+    _check_epoch(epoch)
+    if not beta_center >= 0:
+        raise ValueError('beta_center must be >= 0, got beta_center={!r}'.format(beta_center))
+    _check_positive('beta_period', beta_period)
+    if epoch < beta_center:
+        return 0.5 * math.exp(2.0 * (epoch - beta_center) / beta_period)
+    if epoch < beta_center + beta_period / 2.0:
+        return 0.5 + (epoch - beta_center) / beta_period
+    return 1.0
+
+
+def compressed_beta(total_epochs):
+    """``(beta_center, beta_period)`` of a ``total_epochs`` run: (10, 5) x total_epochs / 90."""
+    return compress(BETA_CENTER, total_epochs), compress(BETA_PERIOD, total_epochs)
+
+
+def recipe(optimizer, total_batch, epochs):
+    """The schedules of one run: ``{optimizer attribute: f(epoch)}``.
+
+    ``'rmsprop_warmup'`` (the paper): slow-start ``lr`` and ELU ``alpha_sgd``;
+    ``'momentum'`` (Goyal et al.'s baseline): ``lr`` with the 5-epoch warm-up.
+    """
+    base = eta_base(total_batch)
+    _check_positive('epochs', epochs)
+    if optimizer == 'momentum':
+        return {'lr': functools.partial(goyal_lr, eta_base=base, total_epochs=epochs)}
+    if optimizer != 'rmsprop_warmup':
+        raise ValueError("optimizer must be 'rmsprop_warmup' or 'momentum', got {!r}".format(
+            optimizer))
+    center, period = compressed_beta(epochs)
+    return {'lr': functools.partial(slow_start_lr, eta_base=base, total_epochs=epochs),
+            'alpha_sgd': functools.partial(elu_alpha_sgd, beta_center=center,
+                                           beta_period=period)}

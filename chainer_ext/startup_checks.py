@@ -1,0 +1,349 @@
+"""Start-up checks of ``train_imagenet.py``: bad flags and input fail before any model exists.
+
+Single flags are checked by argparse ``type=`` validators, combinations by
+:func:`flag_problems`, files and data by the collective checks below.  Every
+rank raises :class:`InputError` alike, so the job ends without an MPI_Abort and
+rank 0 prints each problem once, in one line naming the flag or the file and line.
+"""
+import argparse
+import multiprocessing
+import os
+import sys
+
+from chainer_ext import datasets
+from chainer_ext import snapshots
+
+GPU_ONLY_COMMUNICATORS = ('pure_nccl', 'non_cuda_aware')
+
+
+class InputError(Exception):
+    """Flags (status 2) or data (status 1) unusable; ``problems`` are one line each."""
+
+    def __init__(self, problems, status=1):
+        self.problems = list(problems)
+        self.status = status
+        super(InputError, self).__init__('\n'.join(self.problems))
+
+
+def env_rank():
+    """This process's MPI rank from the launcher's environment (before MPI starts)."""
+    for var in ('OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'PMI_RANK', 'SLURM_PROCID',
+                'MV2_COMM_WORLD_RANK'):
+        try:
+            return int(os.environ[var])
+        except (KeyError, ValueError):
+            pass
+    return 0
+
+
+# --- single flags ------------------------------------------------------------
+
+class RankZeroParser(argparse.ArgumentParser):
+    """``ArgumentParser`` that prints (help, errors) on rank 0 only; errors in one line."""
+
+    def _print_message(self, message, file=None):
+        if env_rank() == 0:
+            super(RankZeroParser, self)._print_message(message, file)
+
+    def error(self, message):
+        if message.startswith('argument '):  # "argument --x: text" -> "--x text"
+            flag, _, text = message[len('argument '):].partition(': ')
+            message = '{} {}'.format(flag.split('/')[-1], text)
+        self.exit(2, '{}: error: {}\n'.format(self.prog, message))
+
+
+def _number(kind, accept, requirement):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError('must be {}, got {}'.format(requirement, text))
+        return value
+    parse.__name__ = requirement
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, 'a positive integer')
+nonnegative_int = _number(int, lambda v: v >= 0, 'an integer >= 0')
+nonnegative_float = _number(float, lambda v: v >= 0, 'a number >= 0')
+area_fraction = _number(float, lambda v: 0 < v <= 1, 'in (0, 1]')
+at_least_two = _number(int, lambda v: v >= 2, 'an integer >= 2')
+
+
+# --- combinations of flags, and the device -----------------------------------
+
+def gpu_count():
+    """CUDA devices visible to this process (0 without CuPy or without GPUs)."""
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+def resolve_device(args):
+    """Set ``args.gpu`` from --device and ``args.communicator`` from the device."""
+    args.gpu = args.device == 'gpu' or (args.device == 'auto' and gpu_count() > 0)
+    if args.communicator is None:
+        args.communicator = 'pure_nccl' if args.gpu else 'naive'
+
+
+def flag_problems(args, min_insize):
+    """Problems of flag combinations (no MPI, no files): one line each."""
+    errors = []
+    if args.insize < min_insize:
+        errors.append('--insize {} is too small for {} (at least {})'.format(
+            args.insize, args.arch, min_insize))
+    modes = [m for m in ('demo', 'synthetic') if getattr(args, m)]
+    if len(modes) > 1:
+        errors.append('--demo and --synthetic cannot be combined')
+    if modes and (args.train or args.val):
+        errors.append('--{} builds its own data; drop --train/--val'.format(modes[0]))
+    if not modes:
+        errors += ['{} is required (or use --demo / --synthetic)'.format(flag)
+                   for flag, path in (('--train', args.train), ('--val', args.val)) if not path]
+    if args.check_dataset and args.synthetic:
+        errors.append('--check-dataset needs list files, not --synthetic')
+    return errors + communicator_problems(args)
+
+
+def communicator_problems(args):
+    """Communicator x all-reduce dtype x device combinations that cannot run.
+
+    float16 gradient exchange (Section 3) exists in ChainerMN's ``pure_nccl``
+    on GPUs and in the project's ring behind ``naive``/``flat`` on CPUs.
+    """
+    if args.device == 'gpu' and gpu_count() == 0:
+        return ['--device gpu: no CUDA device visible (is CuPy installed? '
+                'pip install ".[gpu]")']
+    name, fp16 = args.communicator, args.allreduce_dtype == 'float16'
+    if args.gpu and fp16 and name != 'pure_nccl':
+        return ['--communicator {} with --allreduce-dtype float16: on GPUs float16 '
+                'all-reduce needs pure_nccl (or use --allreduce-dtype float32)'.format(name)]
+    if not args.gpu and name in GPU_ONLY_COMMUNICATORS:
+        return ['--communicator {} needs GPUs (none in use here); on CPUs use naive or '
+                'flat'.format(name)]
+    if not args.gpu and name == 'flat' and not fp16:
+        return ["--communicator flat with --allreduce-dtype float32: ChainerMN's flat "
+                'communicator needs GPUs; on CPUs use naive']
+    return []
+
+
+def start_forkserver():
+    """Start the data loaders' forkserver now, before the communicator starts MPI.
+
+    Forking a process that holds InfiniBand resources crashes it (Open MPI
+    FAQ; ChainerMN's tips), so loader processes come from a forkserver
+    started before MPI_Init; starting one process makes it start now.
+    """
+    try:
+        multiprocessing.set_start_method('forkserver')
+    except RuntimeError:
+        pass  # already set (e.g. by a test harness)
+    # loaders unpickle Chainer objects first: chainer_ext's compat must precede them
+    multiprocessing.set_forkserver_preload(['chainer_ext'])
+    p = multiprocessing.Process(target=int)
+    p.start()
+    p.join()
+
+
+# --- collective checks (every rank calls them) ------------------------------
+
+def rank0_then_bcast(comm, compute, status=1):
+    """``compute()`` on rank 0 only, its result on every rank.
+
+    An :class:`InputError`, ``DatasetError`` or ``SnapshotError`` raised by
+    ``compute`` is raised as :class:`InputError` on every rank (with
+    ``status`` unless it was an InputError of its own).
+    """
+    message = None
+    if comm.rank == 0:
+        try:
+            message = {'value': compute(), 'problems': [], 'status': status}
+        except InputError as e:
+            message = {'value': None, 'problems': e.problems, 'status': e.status}
+        except (datasets.DatasetError, snapshots.SnapshotError) as e:
+            message = {'value': None, 'problems': [str(e)], 'status': status}
+    message = comm.bcast_obj(message)
+    if message['problems']:
+        raise InputError(message['problems'], message['status'])
+    return message['value']
+
+
+def agree_on_problems(comm, problems, status=2):
+    """Raise the union of every rank's problems on every rank, naming the ranks that
+    saw a problem when not all did."""
+    seen = {}
+    for rank, part in enumerate(comm.mpi_comm.allgather(list(problems))):
+        for p in part:
+            seen.setdefault(p, []).append(rank)
+    out = []
+    for p, ranks in sorted(seen.items()):
+        if len(ranks) < comm.size:
+            p = '{} (on rank {}{})'.format(p, ', '.join(map(str, ranks[:8])),
+                                           ' ...' if len(ranks) > 8 else '')
+        out.append(p)
+    if out:
+        raise InputError(out, status)
+
+
+def _file_problem(flag, path):
+    if not os.path.exists(path):
+        return '{} {}: no such file'.format(flag, path)
+    if not os.path.isfile(path):
+        return '{} {}: not a file'.format(flag, path)
+    if os.path.getsize(path) == 0:
+        return '{} {}: file is empty'.format(flag, path)
+    try:
+        open(path, 'rb').close()
+    except OSError as e:
+        return '{} {}: cannot read ({})'.format(flag, path, e.strerror)
+    return None
+
+
+def _dir_problem(flag, path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, '.write-test-{}'.format(os.getpid()))
+        with open(probe, 'w') as f:
+            f.write('ok')
+        os.remove(probe)
+    except OSError as e:
+        return '{} {}: output folder not writable ({})'.format(flag, path, e.strerror or e)
+    return None
+
+
+def check_paths(args, comm):
+    """Lists, --root, --out and --resume as every rank sees them (shared or not)."""
+    problems = []
+    if not (args.demo or args.synthetic):
+        problems += [_file_problem('--train', args.train), _file_problem('--val', args.val)]
+        if not os.path.isdir(args.root):
+            problems.append('--root {}: no such folder'.format(args.root))
+    if not args.check_dataset:
+        problems.append(_dir_problem('--out', args.out))
+    if args.resume and args.resume != 'auto' and not os.path.isdir(args.resume):
+        problems.append('--resume {}: no such snapshot folder'.format(args.resume))
+    agree_on_problems(comm, [p for p in problems if p])
+
+
+def choose_device(args, comm):
+    """GPU id of this rank (its intra-node rank), made current, or -1 for the CPU."""
+    if not args.gpu:
+        return -1
+    n = gpu_count()
+    if comm.intra_rank >= n:
+        raise InputError(['rank {} is intra-node rank {} but its node has only {} GPU(s): '
+                          'start one rank per GPU'.format(comm.rank, comm.intra_rank, n)],
+                         status=2)
+    import chainer
+    chainer.backends.cuda.get_device_from_id(comm.intra_rank).use()
+    if not chainer.backends.cuda.cudnn_enabled and comm.rank == 0:
+        sys.stderr.write('train_imagenet.py: warning: cuDNN is not available to Chainer '
+                         '(CuPy {}); convolutions and batch normalization will be several '
+                         'times slower than in the paper\n'.format(
+                             chainer.backends.cuda.cupy.__version__))
+    return comm.intra_rank
+
+
+def default_loaderjob(comm):
+    """Loader processes per rank: the cores of this node per rank, less one."""
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+             else os.cpu_count() or 2)
+    return max(1, cores // max(1, comm.intra_size) - 1)
+
+
+def resolve_resume(args, comm, info):
+    """The snapshot to resume from (None for a fresh run), checked by rank 0.
+
+    A compatible older snapshot resumed in place sets newer ones aside.
+    """
+    def resolve():
+        path = snapshots.resolve_resume(args.resume, args.out)
+        if path:
+            snapshots.check_compatible(path, comm.size, args.batchsize, info=info)
+            moved = snapshots.supersede_newer(args.out, path)
+            if moved:
+                print('resuming from {}: newer snapshots {} set aside as .superseded-*'
+                      .format(path, ', '.join(moved)), flush=True)
+        return path
+    return rank0_then_bcast(comm, resolve, status=2)
+
+
+def use_demo_lists(args, comm):
+    """``--demo``: rank 0 builds (or reuses) the digits data set; all ranks use its lists."""
+    args.train, args.val, args.root = rank0_then_bcast(
+        comm, lambda: datasets.build_demo_dataset(args.demo_cache))
+
+
+def read_lists(args, comm):
+    """Both lists, read and checked (duplicates, foreign labels) by rank 0."""
+    def read():
+        train = datasets.read_image_list(args.train, args.root)
+        val = datasets.read_image_list(args.val, args.root)
+        problems = (datasets.list_problems(train)
+                    + datasets.list_problems(val, n_class=train.n_class))
+        if problems:
+            raise InputError(problems)
+        return train, val
+    return rank0_then_bcast(comm, read)
+
+
+def check_images_exist(comm, *shards):
+    """Every rank stats the images of its own ``(ImageList, indices)`` shards.
+
+    Cheap at any scale and catches a wrong --root or a half-copied data set
+    before any model is built; decoding every image is --check-dataset's job.
+    """
+    problems = []
+    for pairs, indices in shards:
+        for i in map(int, indices):
+            path = pairs.full_path(i)
+            try:
+                if os.path.getsize(path) == 0:
+                    problems.append('{}: image is empty: {}'.format(pairs.where(i), path))
+            except OSError:
+                problems.append('{}: image missing: {}'.format(pairs.where(i), path))
+    found = sorted(set(p for part in comm.mpi_comm.allgather(problems) for p in part))
+    if found:
+        raise InputError(found)
+
+
+def check_dataset(args, comm):
+    """``--check-dataset``: every rank checks its share of lines; rank 0 prints.
+
+    Returns the exit status (1 if anything is wrong), the same on every rank.
+    """
+    try:  # validation labels must be classes of the training list
+        n_class = datasets.read_image_list(args.train, args.root).n_class
+    except datasets.DatasetError:
+        n_class = None  # check_dataset reports the training list's own problems
+    problems = []
+    for path, classes in ((args.train, None), (args.val, n_class)):
+        problems += datasets.check_dataset(path, args.root, n_class=classes,
+                                           rank=comm.rank, size=comm.size)
+    gathered = comm.gather_obj(problems)
+    status = None
+    if comm.rank == 0:
+        found = datasets.merge_problems(gathered)
+        for line in found:
+            print(line)
+        print('check-dataset: {} problem(s) in {} and {}'.format(
+            len(found), args.train, args.val))
+        status = 1 if found else 0
+    return comm.bcast_obj(status)
+
+
+def print_input_error(error, prog, shown=50):
+    """Rank 0 prints an :class:`InputError`'s problems, one line each."""
+    if env_rank() != 0:
+        return
+    for line in error.problems[:shown]:
+        sys.stderr.write('{}: error: {}\n'.format(prog, line))
+    if len(error.problems) > shown:
+        sys.stderr.write('{}: error: ... {} more\n'.format(prog, len(error.problems) - shown))
+    if error.status == 1:
+        sys.stderr.write('{}: {} problem(s) in the input; --check-dataset lists them '
+                         'all\n'.format(prog, len(error.problems)))
