@@ -74,18 +74,25 @@ at_least_two = _number(int, lambda v: v >= 2, 'an integer >= 2')
 
 # --- combinations of flags, and the device -----------------------------------
 
-def gpu_count():
-    """CUDA devices visible to this process (0 without CuPy or without GPUs)."""
-    try:
-        import cupy
-        return cupy.cuda.runtime.getDeviceCount()
-    except Exception:
-        return 0
+def gpus():
+    """:func:`chainer_ext.cuda_env.probe`'s answer for this process, or the NoGPU it raised."""
+    global _GPUS
+    if _GPUS is None:
+        from chainer_ext import cuda_env
+        try:
+            _GPUS = cuda_env.probe()
+        except cuda_env.NoGPU as e:
+            _GPUS = e
+    return _GPUS
+
+
+_GPUS = None
+_CUPY_FIX = 'pip install ".[gpu-cuda13]" (CUDA 13 driver) or ".[gpu-cuda12]" (CUDA 12)'
 
 
 def resolve_device(args):
     """Set ``args.gpu`` from --device and ``args.communicator`` from the device."""
-    args.gpu = args.device == 'gpu' or (args.device == 'auto' and gpu_count() > 0)
+    args.gpu = args.device == 'gpu' or (args.device == 'auto' and isinstance(gpus(), dict))
     if args.communicator is None:
         args.communicator = 'pure_nccl' if args.gpu else 'naive'
 
@@ -115,10 +122,16 @@ def communicator_problems(args):
     float16 gradient exchange (Section 3) exists in ChainerMN's ``pure_nccl``
     on GPUs and in the project's ring behind ``naive``/``flat`` on CPUs.
     """
-    if args.device == 'gpu' and gpu_count() == 0:
-        return ['--device gpu: no CUDA device visible (is CuPy installed? '
-                'pip install ".[gpu]")']
+    found = gpus()
+    if args.device != 'cpu' and not isinstance(found, dict) and found.fatal:
+        return ['--device {}: {}; or run on CPUs with --device cpu'.format(args.device, found)]
+    if args.device == 'gpu' and not isinstance(found, dict):
+        fix = _CUPY_FIX if 'not installed' in str(found) else 'check nvidia-smi and ' \
+            'CUDA_VISIBLE_DEVICES'
+        return ['--device gpu: {}; {}'.format(found, fix)]
     name, fp16 = args.communicator, args.allreduce_dtype == 'float16'
+    if args.gpu and name == 'pure_nccl' and found['nccl'] is None:
+        return ['--communicator pure_nccl: {}'.format(found['nccl_missing'])]
     if args.gpu and fp16 and name != 'pure_nccl':
         return ['--communicator {} with --allreduce-dtype float16: on GPUs float16 '
                 'all-reduce needs pure_nccl (or use --allreduce-dtype float32)'.format(name)]
@@ -233,7 +246,7 @@ def choose_device(args, comm):
     """GPU id of this rank (its intra-node rank), made current, or -1 for the CPU."""
     if not args.gpu:
         return -1
-    n = gpu_count()
+    n = gpus()['gpus']
     if comm.intra_rank >= n:
         raise InputError(['rank {} is intra-node rank {} but its node has only {} GPU(s): '
                           'start one rank per GPU'.format(comm.rank, comm.intra_rank, n)],
@@ -241,10 +254,9 @@ def choose_device(args, comm):
     import chainer
     chainer.backends.cuda.get_device_from_id(comm.intra_rank).use()
     if not chainer.backends.cuda.cudnn_enabled and comm.rank == 0:
-        sys.stderr.write('train_imagenet.py: warning: cuDNN is not available to Chainer '
-                         '(CuPy {}); convolutions and batch normalization will be several '
-                         'times slower than in the paper\n'.format(
-                             chainer.backends.cuda.cupy.__version__))
+        sys.stderr.write('train_imagenet.py: note: {}, slower than cuDNN (gpu_check measures '
+                         'both; config.json records cudnn_used)\n'.format(
+                             gpus()['cudnn_missing']))
     return comm.intra_rank
 
 

@@ -44,7 +44,7 @@ def lists(tmp_path):
     (['--communicator', 'flat', '--allreduce-dtype', 'float32'],
      "--communicator flat with --allreduce-dtype float32: ChainerMN's flat communicator "
      'needs GPUs'),
-    (['--device', 'gpu'], '--device gpu: no CUDA device visible'),
+    (['--device', 'gpu'], '--device gpu: CuPy is not installed'),
 ])
 def test_bad_flag_one_line(tmp_path, lists, extra, message):
     proc = _run(tmp_path, '--train', lists[0], '--val', lists[1], '--out',
@@ -53,6 +53,53 @@ def test_bad_flag_one_line(tmp_path, lists, extra, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith('train_imagenet.py: error: ' + message)
+
+
+_FAKE_RUNTIME = '''
+import os
+class CUDARuntimeError(RuntimeError):
+    pass
+def getDeviceCount():
+    if os.environ.get('FAKE_CUDA_ERROR'):
+        raise CUDARuntimeError(os.environ['FAKE_CUDA_ERROR'])
+    return 1
+driverGetVersion = runtimeGetVersion = lambda: 13000
+getDeviceProperties = lambda i: {'name': b'Fake GPU'}
+'''
+
+
+@pytest.fixture
+def fake_cupy(tmp_path):
+    """A CuPy whose runtime answers as told and that has no NCCL, first on PYTHONPATH."""
+    pkg = tmp_path / 'fake' / 'cupy'
+    (pkg / 'cuda').mkdir(parents=True)
+    (pkg / '__init__.py').write_text("__version__ = '14.2.0'\nfrom cupy import cuda\n")
+    (pkg / 'cuda' / '__init__.py').write_text('from cupy.cuda import runtime\n')
+    (pkg / 'cuda' / 'runtime.py').write_text(_FAKE_RUNTIME)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(pkg.parent), REPO]))
+
+
+@pytest.mark.parametrize('n', [1, 2])
+def test_cupy_that_does_not_match_the_driver(mpirun, tmp_path, fake_cupy, n):
+    env = dict(fake_cupy, FAKE_CUDA_ERROR='cudaErrorInsufficientDriver: CUDA driver '
+               'version is insufficient for CUDA runtime version')
+    proc = mpirun(n, SCRIPT, '--synthetic', '--out', tmp_path / 'out', env=env, check=False)
+    assert proc.returncode != 0
+    lines = [x for x in proc.stdout.splitlines() if 'train_imagenet.py: error:' in x]
+    assert len(lines) == 1, proc.stdout  # rank 0 only
+    assert 'InsufficientDriver' in lines[0] and 'cupy-cuda13x' in lines[0]
+    assert '--device cpu' in lines[0] and not (tmp_path / 'out' / 'config.json').exists()
+
+
+def test_pure_nccl_without_nccl(tmp_path, lists, fake_cupy):
+    proc = subprocess.run([sys.executable, SCRIPT, '--synthetic', '--device', 'gpu', '--out',
+                           str(tmp_path / 'out')], env=fake_cupy, capture_output=True,
+                          text=True, timeout=120, cwd=str(tmp_path))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        'train_imagenet.py: error: --communicator pure_nccl: NCCL is not available')
+    assert 'nvidia-nccl-cu' in lines[0]
 
 
 def test_float32_allreduce_is_chainermns_own_naive(tmp_path, lists):
