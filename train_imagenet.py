@@ -21,6 +21,7 @@ import chainer.links as L
 import chainermn.global_except_hook
 from chainer import training
 
+from chainer_ext import blas_setup
 from chainer_ext import communicators
 from chainer_ext import data_parallel
 from chainer_ext import datasets
@@ -193,6 +194,7 @@ def run(args):
     device = checks.choose_device(args, comm)
     if args.loaderjob is None:
         args.loaderjob = checks.default_loaderjob(comm)
+    blas_setup.limit_threads(comm.intra_size, args.loaderjob)  # the rank's share of cores
     resume = checks.resolve_resume(args, comm, snapshot_info(args))
 
     train, val, facts = load_data(args, comm)
@@ -235,7 +237,7 @@ def run(args):
     total_batch = comm.size * args.batchsize
     record_run(os.path.join(args.out, 'config.json'), args, comm, device, dict(
         facts, eta_base=schedules.eta_base(total_batch), total_batch=total_batch,
-        resumed_from=resume, communicator=args.communicator))
+        resumed_from=resume, communicator=args.communicator, blas=blas_setup.describe()))
     if resume:
         snapshots.load_snapshot(resume, trainer, comm)
         if comm.rank == 0:
@@ -281,6 +283,7 @@ def rank_seed(seed, rank):
 
 
 def main(argv=None):
+    blas_setup.ensure_kernel(rank=checks.env_rank())  # may re-execute this process
     args = parse_args(argv)
     problems = checks.flag_problems(args, archs[args.arch].min_insize)
     if problems:  # flag values are the same on every rank: rank 0 speaks

@@ -344,6 +344,8 @@ COMMANDS = {'baseline': baseline, 'rss-wrap': rss_wrap, 'state-check': state_che
 
 
 def main(argv=None):
+    from chainer_ext import blas_setup
+    blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in COMMANDS:
         sys.stderr.write('usage: _iteration_worker.py {{{}}} ...\n'.format(

@@ -27,6 +27,8 @@ import chainermn
 
 
 def main():
+    from chainer_ext import blas_setup
+    blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser()
     p.add_argument('--arch', default='resnet50')
     p.add_argument('--batchsize', type=int, default=32)

@@ -323,6 +323,8 @@ def _summary(results):
 
 
 def main(argv=None):
+    from chainer_ext import blas_setup
+    blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--reps', type=int, default=9)

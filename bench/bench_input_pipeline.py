@@ -155,6 +155,8 @@ def run(n_images=64, width=500, height=375, quality=90, insize=224,
 
 
 def main(argv=None):
+    from chainer_ext import blas_setup
+    blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--sizes', nargs='+',
                    default=['500x375', '1024x768', '2048x1536'],

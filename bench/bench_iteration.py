@@ -239,6 +239,8 @@ def summary(res):
 
 
 def main(argv=None):
+    from chainer_ext import blas_setup
+    blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--arch', default='resnet50', choices=('resnet50', 'resnet18'))
     p.add_argument('--insize', type=int, default=224)

@@ -131,6 +131,8 @@ def _numba_version():
 
 
 def main(argv=None):
+    from chainer_ext import blas_setup
+    blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=2)

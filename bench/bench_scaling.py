@@ -58,6 +58,8 @@ def run(ranks=(1, 2), arch='resnet50', batchsize=32, insize=224, iterations=3):
 
 
 def main(argv=None):
+    from chainer_ext import blas_setup
+    blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--arch', default='resnet50')
     p.add_argument('--batchsize', type=int, default=32)

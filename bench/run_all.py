@@ -43,6 +43,7 @@ for _p in (REPO, HERE):
         sys.path.insert(0, _p)
 
 import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer loads)
+from chainer_ext import blas_setup  # noqa: E402
 
 BENCHMARKS = ('optimizer', 'allreduce', 'input_pipeline', 'iteration', 'scaling')
 
@@ -135,6 +136,7 @@ def machine_info():
         'open_mpi': _open_mpi_version(),
         'pillow': _version('pillow'),
         'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'),
+        'blas': blas_setup.describe(),
         'load_average_at_start': os.getloadavg() if hasattr(os, 'getloadavg') else None,
     }
 
@@ -538,6 +540,10 @@ def write_markdown(path, mode, machine, results, started, finished, cost_texts,
              '| numba | {} |'.format(machine['numba']),
              '| mpi4py | {} |'.format(machine['mpi4py']),
              '| Open MPI | {} |'.format(machine['open_mpi']),
+             '| OpenBLAS kernel (every figure) | {} ({} thread(s) in this process; '
+             'OPENBLAS_CORETYPE={}) |'.format(machine['blas']['kernel'],
+                                             machine['blas']['threads'],
+                                             machine['blas']['openblas_coretype']),
              '| Pillow | {} |'.format(machine['pillow']),
              '| threads per process | OMP_NUM_THREADS={} |'.format(
                  machine['OMP_NUM_THREADS']),
@@ -586,6 +592,7 @@ def _log(msg):
 
 
 def main(argv=None):
+    blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--quick', action='store_true',
                    help='tiny settings (smoke test); writes to bench/results/quick/')

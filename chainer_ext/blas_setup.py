@@ -94,9 +94,18 @@ def ensure_kernel(rank=0):
         os.execv(sys.executable, [sys.executable] + argv[1:])
     if action == 'warn' and rank == 0:
         sys.stderr.write('warning: {}\n'.format(value))
+    return describe()
+
+
+def describe():
+    """The BLAS set-up of this process, for ``config.json`` and the benchmarks."""
+    from threadpoolctl import threadpool_info
+    kernel = openblas_kernel()
     return {'kernel': kernel, 'cpu_kernel': cpu_kernel(cpu_flags()),
             'openblas_coretype': os.environ.get('OPENBLAS_CORETYPE'),
-            'detected_kernel': os.environ.get(REEXEC_MARK, kernel)}
+            'detected_kernel': os.environ.get(REEXEC_MARK, kernel),
+            'threads': max((lib['num_threads'] for lib in threadpool_info()
+                            if lib.get('user_api') == 'blas'), default=None)}
 
 
 def threads_per_rank(cores, local_ranks, loader_processes):
@@ -110,11 +119,10 @@ def limit_threads(local_ranks, loader_processes):
 
     A thread count the user set in the environment is kept as it is.
     """
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
     if not any(var in os.environ for var in THREAD_VARS):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
             os.cpu_count() or 1)
         threadpool_limits(threads_per_rank(cores, local_ranks, loader_processes),
                           user_api='blas')
-    return max((lib['num_threads'] for lib in threadpool_info()
-                if lib.get('user_api') == 'blas'), default=None)
+    return describe()['threads']

@@ -149,3 +149,13 @@ def test_only_rank_zero_prints(tmp_path, lists):
                            '--val', lists[1]], capture_output=True, text=True,
                           timeout=120, cwd=str(tmp_path), env=env)
     assert proc.returncode == 2 and proc.stderr == ''
+
+
+def test_importing_the_trainer_does_not_start_mpi():
+    """MPI must start after the loaders' forkserver: importing it earlier crashes or
+    hangs the forked loaders (Open MPI forbids fork after MPI_Init)."""
+    code = ('import sys, train_imagenet, chainer_ext.communicators; '
+            'print("mpi4py.MPI" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == 'False', out.stderr

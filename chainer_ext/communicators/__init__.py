@@ -13,7 +13,6 @@ from chainer_ext import compat
 #: ChainerMN 7.8.1's communicator names (``dummy`` is ChainerMN's test double).
 NAMES = ('pure_nccl', 'naive', 'flat', 'non_cuda_aware')
 _RING_NAMES = ('naive', 'flat')
-compat.fix_chainermn()
 
 
 def create_communicator(communicator_name='pure_nccl', mpi_comm=None,
@@ -30,6 +29,7 @@ def create_communicator(communicator_name='pure_nccl', mpi_comm=None,
     Returns:
         A communicator implementing ``chainermn.CommunicatorBase``.
     """
+    compat.fix_chainermn()  # imports mpi4py.MPI, so only now (see below)
     if allreduce_grad_dtype is None or communicator_name == 'pure_nccl':
         return chainermn.create_communicator(
             communicator_name, mpi_comm,
