@@ -1,11 +1,13 @@
 """CPU runs at the machine's speed: the CPU's own BLAS kernel, each rank its share of cores.
 
 Chainer's CPU convolutions are im2col + GEMM in NumPy's bundled OpenBLAS, which
-picks its kernel from the CPU model.  In some VMs it misreads an AVX-512 CPU
-and falls back to ``Prescott`` (SSE3), about 5x slower.  OpenBLAS reads
+picks its kernel from the CPU model.  In some VMs it misreads an AVX-512 CPU as
+``Prescott`` (SSE3, about 5x slower), and not the same way in every process, so
+ranks and runs would compute with different kernels.  OpenBLAS reads
 ``OPENBLAS_CORETYPE`` only when it loads, so :func:`ensure_kernel` re-executes
-the process once, before MPI starts, with the kernel OpenBLAS would pick on a
-correctly read CPU; a value the user set is never changed, only warned about.
+the process once, before MPI starts, pinned to the kernel of the CPU's vector
+generation (processes it starts inherit the setting); a value the user set is
+never changed, only warned about.
 :func:`limit_threads` gives each rank's BLAS the cores of its share of the
 node, less its data-loading processes, unless the user set a thread count.
 """
@@ -37,9 +39,14 @@ def cpu_flags(path='/proc/cpuinfo'):
 
 
 def cpu_kernel(flags):
-    """The OpenBLAS kernel for a CPU with ``flags``, or None when nothing beats the default."""
+    """The OpenBLAS kernel for a CPU with ``flags``, or None when nothing beats the default.
+
+    SkylakeX for every AVX-512 CPU: its float32 GEMM is that of the newer AVX-512
+    kernels, and OpenBLAS accepts it wherever AVX-512F is there (it may refuse
+    Cooperlake where CPUID reports bfloat16 inconsistently, as in some VMs).
+    """
     if _AVX512 <= flags:
-        return 'Cooperlake' if 'avx512_bf16' in flags else 'SkylakeX'
+        return 'SkylakeX'
     if {'avx2', 'fma'} <= flags:
         return 'Haswell'
     return None
@@ -64,16 +71,24 @@ def older(kernel, than):
 def plan(kernel, flags, environ):
     """``('reexec', name)``, ``('warn', line)`` or ``(None, None)`` for this process."""
     best = cpu_kernel(flags)
-    if best is None or not older(kernel, best):
+    if best is None or kernel is None:
         return None, None
     user = environ.get('OPENBLAS_CORETYPE')
-    if user and REEXEC_MARK not in environ:
+    if REEXEC_MARK in environ:
+        if kernel.lower() == best.lower():
+            return None, None
+        return 'warn', ('OpenBLAS runs {} although OPENBLAS_CORETYPE={} was set for this CPU; '
+                        'its build may lack that kernel'.format(kernel, best))
+    if user:
+        if not older(kernel, best):
+            return None, None
         return 'warn', ('OPENBLAS_CORETYPE={} is set, an older kernel than this CPU runs '
                         '(OpenBLAS {} is several times faster at GEMM): unset it or set '
                         'OPENBLAS_CORETYPE={}'.format(user, best, best))
-    if REEXEC_MARK in environ:
-        return 'warn', ('OpenBLAS runs {} although OPENBLAS_CORETYPE={} was set for this CPU; '
-                        'its build may lack that kernel'.format(kernel, best))
+    if kernel.lower() not in _GENERATION:
+        return None, None  # a kernel newer than this module knows: leave it
+    # Also when OpenBLAS found this kernel itself: its cache sizes, and so its
+    # blocking and summation order, are read from CPUID too, not alike everywhere.
     return 'reexec', best
 
 

@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_kernel_for_cpu():
     assert blas_setup.cpu_kernel(AVX512) == 'SkylakeX'
-    assert blas_setup.cpu_kernel(AVX512 | {'avx512_bf16'}) == 'Cooperlake'
+    assert blas_setup.cpu_kernel(AVX512 | {'avx512_bf16'}) == 'SkylakeX'
     assert blas_setup.cpu_kernel({'sse3', 'avx', 'avx2', 'fma'}) == 'Haswell'
     assert blas_setup.cpu_kernel({'sse3', 'avx'}) is None
     assert blas_setup.cpu_kernel(set()) is None
@@ -28,16 +28,22 @@ def test_plan():
     assert plan('Prescott', AVX512, {}) == ('reexec', 'SkylakeX')
     assert plan('Haswell', AVX512, {}) == ('reexec', 'SkylakeX')
     assert plan('Prescott', {'avx2', 'fma'}, {}) == ('reexec', 'Haswell')
-    # same generation, newer CPU than needed, unknown kernels: leave OpenBLAS alone
-    assert plan('SkylakeX', AVX512 | {'avx512_bf16'}, {}) == (None, None)
-    assert plan('Cooperlake', AVX512, {}) == (None, None)
-    assert plan('Haswell', {'avx2', 'fma'}, {}) == (None, None)
+    # OpenBLAS's own pick varies between processes on some VMs: one kernel, pinned
+    assert plan('Cooperlake', AVX512 | {'avx512_bf16'}, {}) == ('reexec', 'SkylakeX')
+    # found by OpenBLAS itself: pinned all the same (its blocking follows CPUID too)
+    assert plan('SkylakeX', AVX512 | {'avx512_bf16'}, {}) == ('reexec', 'SkylakeX')
+    assert plan('Haswell', {'avx2', 'fma'}, {}) == ('reexec', 'Haswell')
+    assert plan('SkylakeX', AVX512, {blas_setup.REEXEC_MARK: 'SkylakeX',
+                                     'OPENBLAS_CORETYPE': 'SkylakeX'}) == (None, None)
+    # a kernel this module does not know, another BLAS, a CPU with nothing better
     assert plan('NewKernel2031', AVX512, {}) == (None, None)
     assert plan(None, AVX512, {}) == (None, None)
+    assert plan('Prescott', {'sse3'}, {}) == (None, None)
     # a value the user set is kept, with one line saying what to set
     action, line = plan('Prescott', AVX512, {'OPENBLAS_CORETYPE': 'Prescott'})
     assert action == 'warn' and 'OPENBLAS_CORETYPE=Prescott' in line and 'SkylakeX' in line
     assert plan('SkylakeX', AVX512, {'OPENBLAS_CORETYPE': 'SkylakeX'}) == (None, None)
+    assert plan('Cooperlake', AVX512, {'OPENBLAS_CORETYPE': 'Cooperlake'}) == (None, None)
     # after our re-exec the kernel is still old: one line, never a second re-exec
     action, line = plan('Prescott', AVX512, {'OPENBLAS_CORETYPE': 'SkylakeX',
                                              blas_setup.REEXEC_MARK: 'Prescott'})
