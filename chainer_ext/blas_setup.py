@@ -41,12 +41,11 @@ def cpu_flags(path='/proc/cpuinfo'):
 def cpu_kernel(flags):
     """The OpenBLAS kernel for a CPU with ``flags``, or None when nothing beats the default.
 
-    SkylakeX for every AVX-512 CPU: its float32 GEMM is that of the newer AVX-512
-    kernels, and OpenBLAS accepts it wherever AVX-512F is there (it may refuse
-    Cooperlake where CPUID reports bfloat16 inconsistently, as in some VMs).
+    What OpenBLAS picks on a correctly read CPU; a build without Cooperlake runs
+    SkylakeX for it, the same in every process.
     """
     if _AVX512 <= flags:
-        return 'SkylakeX'
+        return 'Cooperlake' if 'avx512_bf16' in flags else 'SkylakeX'
     if {'avx2', 'fma'} <= flags:
         return 'Haswell'
     return None
@@ -75,7 +74,7 @@ def plan(kernel, flags, environ):
         return None, None
     user = environ.get('OPENBLAS_CORETYPE')
     if REEXEC_MARK in environ:
-        if kernel.lower() == best.lower():
+        if not older(kernel, best):
             return None, None
         return 'warn', ('OpenBLAS runs {} although OPENBLAS_CORETYPE={} was set for this CPU; '
                         'its build may lack that kernel'.format(kernel, best))

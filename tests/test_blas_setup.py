@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_kernel_for_cpu():
     assert blas_setup.cpu_kernel(AVX512) == 'SkylakeX'
-    assert blas_setup.cpu_kernel(AVX512 | {'avx512_bf16'}) == 'SkylakeX'
+    assert blas_setup.cpu_kernel(AVX512 | {'avx512_bf16'}) == 'Cooperlake'
     assert blas_setup.cpu_kernel({'sse3', 'avx', 'avx2', 'fma'}) == 'Haswell'
     assert blas_setup.cpu_kernel({'sse3', 'avx'}) is None
     assert blas_setup.cpu_kernel(set()) is None
@@ -29,12 +29,15 @@ def test_plan():
     assert plan('Haswell', AVX512, {}) == ('reexec', 'SkylakeX')
     assert plan('Prescott', {'avx2', 'fma'}, {}) == ('reexec', 'Haswell')
     # OpenBLAS's own pick varies between processes on some VMs: one kernel, pinned
-    assert plan('Cooperlake', AVX512 | {'avx512_bf16'}, {}) == ('reexec', 'SkylakeX')
+    assert plan('Cooperlake', AVX512 | {'avx512_bf16'}, {}) == ('reexec', 'Cooperlake')
     # found by OpenBLAS itself: pinned all the same (its blocking follows CPUID too)
-    assert plan('SkylakeX', AVX512 | {'avx512_bf16'}, {}) == ('reexec', 'SkylakeX')
+    assert plan('SkylakeX', AVX512 | {'avx512_bf16'}, {}) == ('reexec', 'Cooperlake')
     assert plan('Haswell', {'avx2', 'fma'}, {}) == ('reexec', 'Haswell')
     assert plan('SkylakeX', AVX512, {blas_setup.REEXEC_MARK: 'SkylakeX',
                                      'OPENBLAS_CORETYPE': 'SkylakeX'}) == (None, None)
+    # a build without Cooperlake runs SkylakeX for it: same generation, no warning
+    assert plan('SkylakeX', AVX512 | {'avx512_bf16'}, {
+        blas_setup.REEXEC_MARK: 'Prescott', 'OPENBLAS_CORETYPE': 'Cooperlake'}) == (None, None)
     # a kernel this module does not know, another BLAS, a CPU with nothing better
     assert plan('NewKernel2031', AVX512, {}) == (None, None)
     assert plan(None, AVX512, {}) == (None, None)
