@@ -4,7 +4,10 @@
 
 MODE is ``raise`` (an exception in the update), ``kill`` (SIGKILL of the
 process), ``fsize`` (a file-size limit from that iteration on, so that the
-next snapshot write fails with EFBIG on that rank) or ``none``.
+next snapshot write fails with EFBIG on that rank), a signal name such as
+``USR1`` (sent to the process itself), ``wait`` (print ``WAITING-AT`` and wait,
+at most 120 s, for a stop signal from outside) or ``none``.  RANK ``all``
+injects on every rank.  ITERATION counts updates done, so 0 is during the first.
 """
 import os
 import resource
@@ -19,16 +22,23 @@ import chainer_ext  # noqa: F401,E402  (installs compatibility shims before chai
 from chainer.training import StandardUpdater  # noqa: E402
 
 
+def wait_for_stop_signal(limit=120):
+    from chainer_ext.extensions import stop_on_signal
+    print('WAITING-AT {:.3f}'.format(time.time()), flush=True)
+    deadline = time.time() + limit
+    while not stop_on_signal.received() and time.time() < deadline:
+        time.sleep(0.01)
+
 
 def main():
-    mode, fault_rank, fault_iteration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    mode, fault_rank, fault_iteration = sys.argv[1], sys.argv[2], int(sys.argv[3])
     assert sys.argv[4] == '--'
     flags = sys.argv[5:]
     rank = int(os.environ.get('OMPI_COMM_WORLD_RANK', '0'))
     update_core_orig = StandardUpdater.update_core
 
     def update_core(self):
-        if rank == fault_rank and self.iteration == fault_iteration:
+        if fault_rank in (str(rank), 'all') and self.iteration == fault_iteration:
             print('FAULT-AT {:.3f}'.format(time.time()), flush=True)
             if mode == 'raise':
                 raise RuntimeError('injected fault on rank {} at iteration {}'.format(
@@ -38,6 +48,10 @@ def main():
             if mode == 'fsize':
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
                 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+            if hasattr(signal, 'SIG' + mode):
+                os.kill(os.getpid(), getattr(signal, 'SIG' + mode))
+            if mode == 'wait':
+                wait_for_stop_signal()
         return update_core_orig(self)
 
     StandardUpdater.update_core = update_core
