@@ -147,11 +147,13 @@ def _take_over(path, stale):
     os.remove(aside)
 
 
-def acquire(out, wait=0.0, stale_after=STALE_AFTER, heartbeat=HEARTBEAT, on_stale=None):
+def acquire(out, wait=0.0, stale_after=STALE_AFTER, heartbeat=HEARTBEAT, on_stale=None,
+            on_wait=None):
     """Hold ``out``'s lock, waiting up to ``wait`` seconds for a live holder to end.
 
     Returns an :class:`OutputLock`; raises :class:`LockHeld` naming the holder.
-    ``on_stale(holder)`` is called for each stale lock taken over.
+    ``on_stale(holder)`` is called for each stale lock taken over, ``on_wait(holder)``
+    once when waiting starts.
     """
     path = os.path.join(out, LOCK)
     me = _me()
@@ -172,4 +174,7 @@ def acquire(out, wait=0.0, stale_after=STALE_AFTER, heartbeat=HEARTBEAT, on_stal
             raise LockHeld('--out {}: in use by {}{}; wait for it to end or use another '
                            '--out (--wait-for-lock SECONDS waits)'.format(
                                out, describe(holder), waited))
+        if on_wait is not None:
+            on_wait(holder)
+            on_wait = None
         time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))

@@ -304,11 +304,16 @@ def lock_output(args, comm):
     held = []
 
     def take():
-        def say(holder):
+        def stale(holder):
             print('--out {}: taking over the lock of {}, which has ended'.format(
                 args.out, output_lock.describe(holder)), flush=True)
+
+        def waiting(holder):
+            print('--out {}: in use by {}; waiting up to {:g} s for it to end'.format(
+                args.out, output_lock.describe(holder), args.wait_for_lock), flush=True)
         try:
-            held.append(output_lock.acquire(args.out, wait=args.wait_for_lock, on_stale=say))
+            held.append(output_lock.acquire(args.out, wait=args.wait_for_lock,
+                                            on_stale=stale, on_wait=waiting))
         except output_lock.LockHeld as e:
             raise InputError([str(e)])
         return True
