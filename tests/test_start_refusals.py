@@ -132,3 +132,19 @@ def test_stale_locks_are_taken_over(tmp_path):
     lock = output_lock.acquire(str(tmp_path), on_stale=taken.append)
     assert taken[-1]['host'] == 'node7'
     lock.release()
+
+
+def test_resume_auto_skips_a_damaged_newest_snapshot_and_says_so(tmp_path):
+    root = tmp_path / 'snapshots'
+    for name, iteration, data in (('epoch-1', 6, b'x' * 10), ('iter-8', 8, b'x' * 10)):
+        (root / name).mkdir(parents=True)
+        (root / name / 'rank-00000.npz').write_bytes(data)
+        (root / name / 'manifest.json').write_text(json.dumps(
+            {'world_size': 1, 'iteration': iteration, 'files': {'rank-00000.npz': 10}}))
+    (root / 'iter-8' / 'rank-00000.npz').write_bytes(b'x' * 4)  # truncated
+    said = []
+    chosen = snapshots.resolve_resume('auto', str(tmp_path),
+                                      skipped=lambda *a: said.append(a))
+    assert chosen == str(root / 'epoch-1')
+    assert said == [(str(root / 'iter-8'),
+                     'missing or truncated: rank-00000.npz; using {}'.format(chosen))]
