@@ -25,6 +25,7 @@ from chainer_ext import blas_setup
 from chainer_ext import communicators
 from chainer_ext import data_parallel
 from chainer_ext import datasets
+from chainer_ext.extensions import stop_on_signal
 from chainer_ext import report
 from chainer_ext import schedules
 from chainer_ext import snapshots
@@ -70,9 +71,16 @@ def build_parser():
     arg('--loaderjob', type=checks.nonnegative_int,
         help='data-loading worker processes per rank (0: load in-process)')
     arg('--out', help='output folder (default result, result/demo with --demo)')
-    arg('--resume', default='', help='snapshot folder OUT/snapshots/epoch-N to continue from, '
-        'or "auto" for the newest complete one in --out')
-    arg('--seed', type=int, default=0, help='seed of initial weights, data order and augmentation')
+    arg('--resume', default='', help='snapshot folder OUT/snapshots/epoch-N (or iter-N) to '
+        'continue from, or "auto" for the newest complete one in --out')
+    arg('--seed', type=checks.seed, default=0,
+        help='seed of initial weights, data order and augmentation')
+    arg('--stop-signals', type=checks.stop_signals, default='TERM,USR1',
+        help='signals that stop every rank at the next iteration with a snapshot and exit '
+        'status {} (preempted: requeue with --resume auto)'.format(
+            stop_on_signal.PREEMPTED_STATUS))
+    arg('--wait-for-lock', type=checks.nonnegative_float, default=0.0, metavar='SECONDS',
+        help='if another job holds --out, wait up to this long for it to end (0: refuse)')
     arg('--optimizer', default='rmsprop_warmup', choices=('rmsprop_warmup', 'momentum'),
         help='rmsprop_warmup (paper) or momentum (Goyal et al. baseline)')
     arg('--lr-rmsprop', type=checks.nonnegative_float, default=3e-4,
@@ -157,6 +165,7 @@ def load_data(args, comm):
     else:
         train_all, val_all = checks.read_lists(args, comm)
         n_class = train_all.n_class
+    checks.check_world(args, comm, len(train_all), -(-len(train_all) // comm.size))
     train_idx = data_parallel.shard_indices(len(train_all), comm, train=True, seed=args.seed)
     val_idx = data_parallel.shard_indices(len(val_all), comm, train=False)
     if args.synthetic:
@@ -168,7 +177,8 @@ def load_data(args, comm):
                                          train=True, min_area=args.min_area)
         val = datasets.ImageNetDataset(val_all.subset(val_idx), args.root, args.insize,
                                        train=False)
-    facts = dict(n_class=n_class, n_train=len(train_all), n_val=len(val_all))
+    facts = dict(n_class=n_class, n_train=len(train_all), n_val=len(val_all),
+                 train_list=None if args.synthetic else train_all.identity())
     return (EpochSeededDataset(train, seed=rank_seed(args.seed, comm.rank)),
             EpochSeededDataset(val, seed=args.seed), facts)
 
@@ -183,7 +193,7 @@ def make_iterators(args, train, val, order):
 
 
 def run(args):
-    """The training procedure; every rank runs all of it (the steps are collective)."""
+    """Start MPI and check the paths; train while holding --out's lock."""
     comm = communicators.create_communicator(args.communicator, allreduce_grad_dtype=(
         'float16' if args.allreduce_dtype == 'float16' else None))  # None: ChainerMN's own
     checks.check_paths(args, comm)
@@ -191,13 +201,23 @@ def run(args):
         checks.use_demo_lists(args, comm)
     if args.check_dataset:
         return checks.check_dataset(args, comm)
+    lock = checks.lock_output(args, comm)  # one job per output folder
+    try:
+        return train(args, comm)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def train(args, comm):
+    """The training procedure; every rank runs all of it (the steps are collective)."""
     device = checks.choose_device(args, comm)
     if args.loaderjob is None:
         args.loaderjob = checks.default_loaderjob(comm)
     blas_setup.limit_threads(comm.intra_size, args.loaderjob)  # the rank's share of cores
-    resume = checks.resolve_resume(args, comm, snapshot_info(args))
 
     train, val, facts = load_data(args, comm)
+    resume = checks.resolve_resume(args, comm, snapshot_info(args, facts))
 
     model = make_model(args, facts['n_class'], device)
     optimizer, schedule_extensions = make_optimizer(args, model, comm)
@@ -220,15 +240,19 @@ def run(args):
     if not args.no_validation:
         trainer.extend(MultiNodeEvaluator(val_iter, model, comm, device=device),
                        trigger=(1, 'epoch'))
+    info = snapshot_info(args, facts)
     trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
-                                               info=snapshot_info(args)), trigger=(1, 'epoch'))
+                                               info=info), trigger=(1, 'epoch'))
+    by_iteration = snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
+                                               info=info, by='iteration')
     if args.snapshot_iterations:
         every = (args.snapshot_iterations, 'iteration')
         trainer.extend(BatchNormStatsAllreduce(model, comm), trigger=every,
                        name='BatchNormStatsAllreduceIterations')
-        trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
-                                                   info=snapshot_info(args), by='iteration'),
-                       trigger=every, name='MultiNodeSnapshotIterations')
+        trainer.extend(by_iteration, trigger=every, name='MultiNodeSnapshotIterations')
+    # A stop signal on any rank: all stop after this iteration's extensions, with a snapshot.
+    trainer.extend(stop_on_signal.StopOnSignal(
+        comm, by_iteration, before_snapshot=BatchNormStatsAllreduce(model, comm)))
     if comm.rank == 0:
         for extension, trigger in report.training_reporters(
                 args.optimizer, args.log_interval, plots=not args.no_plots):
@@ -243,18 +267,25 @@ def run(args):
         if comm.rank == 0:
             print('resumed from {} (iteration {})'.format(resume, updater.iteration), flush=True)
 
-    # The global except hook prints a failure once, with its rank; Chainer's
-    # own loop message would print it a second time.
-    trainer.run(show_loop_exception_msg=False)
+    try:
+        # The global except hook prints a failure once, with its rank; Chainer's
+        # own loop message would print it a second time.
+        trainer.run(show_loop_exception_msg=False)
+    except stop_on_signal.Preempted as stop:
+        if comm.rank == 0:
+            print(stop.line, flush=True)
+        return stop_on_signal.PREEMPTED_STATUS
+    finally:
+        train_iter.finalize()
+        val_iter.finalize()
 
     BatchNormStatsAllreduce(model, comm)()  # the final model holds the workers' average
     if comm.rank == 0:
         path = os.path.join(args.out, 'model.npz')
-        chainer.serializers.save_npz(path + '.tmp.npz', model.predictor)
-        os.replace(path + '.tmp.npz', path)
+        tmp = '{}.tmp-{}.npz'.format(path, os.getpid())
+        chainer.serializers.save_npz(tmp, model.predictor)
+        os.replace(tmp, path)
         print(report.final_summary(args.out), flush=True)
-    train_iter.finalize()
-    val_iter.finalize()
     return 0
 
 
@@ -271,10 +302,10 @@ def make_model(args, n_class, device):
     return model
 
 
-def snapshot_info(args):
+def snapshot_info(args, facts):
     """What a snapshot must agree with to be resumed by this job."""
     return {'batchsize': args.batchsize, 'arch': args.arch, 'optimizer': args.optimizer,
-            'epochs': args.epoch}
+            'epochs': args.epoch, 'train_list': facts['train_list']}
 
 
 def rank_seed(seed, rank):
@@ -290,7 +321,9 @@ def main(argv=None):
         checks.print_input_error(checks.InputError(problems, status=2), PROG)
         return 2
     if not args.check_dataset and args.loaderjob != 0:
+        stop_on_signal.ignore_in_children(args.stop_signals)  # inherited by the loaders
         checks.start_forkserver()  # before the communicator starts MPI
+    stop_on_signal.catch(args.stop_signals)
     # Any uncaught exception on any rank aborts the whole MPI job at once
     # (MPI_Abort) instead of leaving the other ranks waiting in a collective.
     chainermn.global_except_hook.add_hook()
@@ -298,6 +331,7 @@ def main(argv=None):
         return run(args)
     except checks.InputError as e:  # raised on every rank alike: no abort needed
         checks.print_input_error(e, PROG)
+        checks.remove_created_if_empty()
         return e.status
 
 

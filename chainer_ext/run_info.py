@@ -106,7 +106,7 @@ def record_run(path, args, comm, device, extra=None):
 
 
 def write_json_atomic(path, obj):
-    tmp = path + '.tmp'
+    tmp = '{}.tmp-{}'.format(path, os.getpid())
     with open(tmp, 'w') as f:
         json.dump(obj, f, indent=2, sort_keys=True, default=str)
         f.write('\n')

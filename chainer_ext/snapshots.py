@@ -103,18 +103,23 @@ def list_snapshots(out):
     return sorted(found)
 
 
-def resolve_resume(resume, out):
+def resolve_resume(resume, out, skipped=None):
     """Map ``--resume`` to a snapshot folder, or ``None`` for a fresh start.
 
     ``'auto'`` picks the newest complete snapshot in ``out`` (``None`` if
-    there is none, so a job script can be resubmitted unchanged); any other
-    value must be a complete snapshot folder.
+    there is none, so a job script can be resubmitted unchanged) and calls
+    ``skipped(path, reason)`` for each incomplete snapshot folder it passed
+    over; any other value must be a complete snapshot folder.
     """
     if not resume:
         return None
     if resume == 'auto':
         snaps = list_snapshots(out)
-        return snaps[-1][1] if snaps else None
+        chosen = snaps[-1][1] if snaps else None
+        if skipped is not None:
+            for path, reason in incomplete_snapshots(out):
+                skipped(path, '{}; using {}'.format(reason, chosen or 'none: starting afresh'))
+        return chosen
     if not os.path.isdir(resume):
         raise SnapshotError('--resume {}: no such snapshot folder'.format(resume))
     if not is_complete(resume):
@@ -122,6 +127,26 @@ def resolve_resume(resume, out):
             '--resume {}: not a complete snapshot (manifest or rank files '
             'missing or truncated)'.format(resume))
     return resume
+
+
+def incomplete_snapshots(out):
+    """``(path, reason)`` of the snapshot-named folders of ``out`` that are not complete."""
+    root = os.path.join(out, 'snapshots')
+    found = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        path = os.path.join(root, name)
+        if not (_NAME.match(name) and os.path.isdir(path)) or is_complete(path):
+            continue
+        try:
+            manifest = read_manifest(path)
+        except SnapshotError as e:
+            found.append((path, str(e)))
+            continue
+        bad = sorted(n for n, size in manifest['files'].items()
+                     if not os.path.isfile(os.path.join(path, n))
+                     or os.path.getsize(os.path.join(path, n)) != size)
+        found.append((path, 'missing or truncated: {}'.format(', '.join(bad))))
+    return found
 
 
 def _jsonable(value):
@@ -153,8 +178,9 @@ def check_compatible(path, world_size, batchsize, info=None):
             '--resume {}: written with --batchsize {}, this job has {}; '
             'resuming with a different per-worker batch size is not '
             'supported'.format(path, manifest['batchsize'], batchsize))
+    _check_same_list(path, manifest.get('train_list'), (info or {}).get('train_list'))
     differ = []
-    for key in sorted(info or {}):
+    for key in sorted(set(info or {}) - {'train_list'}):
         if key in manifest and _jsonable(manifest[key]) != _jsonable(info[key]):
             differ.append('{} is {!r} in the snapshot, {!r} in this job'.format(
                 key, manifest[key], info[key]))
@@ -164,6 +190,19 @@ def check_compatible(path, world_size, batchsize, info=None):
             'the settings it was written with, or start afresh in another '
             '--out'.format(path, '; '.join(differ)))
     return manifest
+
+
+def _check_same_list(path, theirs, ours):
+    """The training list (its entries, wherever it lies) must be the snapshot's."""
+    if not theirs or not ours:
+        return
+    if (theirs.get('length'), theirs.get('sha256')) != (ours.get('length'), ours.get('sha256')):
+        raise SnapshotError(
+            '--resume {}: written for training list {} ({} entries, sha256 {:.12}), this '
+            'job reads {} ({} entries, sha256 {:.12}); the data order would differ: resume '
+            'with the same list, or start afresh in another --out'.format(
+                path, theirs.get('path'), theirs.get('length'), str(theirs.get('sha256')),
+                ours.get('path'), ours.get('length'), str(ours.get('sha256'))))
 
 
 def _is_array(value):
@@ -452,7 +491,20 @@ class MultiNodeSnapshot(extension.Extension):
             name = 'iter-{}'.format(updater.iteration)
         self.write(trainer, name)
 
+    def latest_at(self, iteration):
+        """The newest complete snapshot if it was taken at ``iteration``, else None
+        (collective: rank 0 looks, every rank gets its answer)."""
+        found = None
+        if self._rank == 0:
+            snaps = list_snapshots(os.path.dirname(self.root))
+            if snaps and snaps[-1][0] == iteration:
+                found = snaps[-1][1]
+        if self.comm is None or self._size == 1:
+            return found
+        return self.comm.mpi_comm.bcast(found, root=0)
+
     def write(self, trainer, name):
+        """Write snapshot ``name`` (collective); return its folder."""
         final = os.path.join(self.root, name)
         partial = os.path.join(self.root, '.partial-' + name)
         error = None
@@ -469,7 +521,7 @@ class MultiNodeSnapshot(extension.Extension):
                 partial, error or 'failed on rank 0'))
 
         target = os.path.join(partial, rank_file(self._rank))
-        tmp = target + '.tmp'
+        tmp = '{}.tmp-{}'.format(target, os.getpid())
         try:
             if self._rank == FULL_RANK:
                 _write_full(tmp, trainer)
@@ -500,6 +552,7 @@ class MultiNodeSnapshot(extension.Extension):
             self._fail(name, error)
         if self._rank == 0 and self.keep:
             self._prune()
+        return final
 
     def _fail(self, name, error):
         previous = list_snapshots(os.path.dirname(self.root))
@@ -534,7 +587,7 @@ class MultiNodeSnapshot(extension.Extension):
             'elapsed_time': float(trainer.elapsed_time),
             'files': files,
         })
-        mtmp = os.path.join(partial, MANIFEST + '.tmp')
+        mtmp = os.path.join(partial, '{}.tmp-{}'.format(MANIFEST, os.getpid()))
         with open(mtmp, 'w') as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
             f.flush()

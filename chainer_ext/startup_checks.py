@@ -9,9 +9,12 @@ import argparse
 import multiprocessing
 import os
 import sys
+import time
 
 from chainer_ext import datasets
+from chainer_ext import output_lock
 from chainer_ext import snapshots
+from chainer_ext.extensions import stop_on_signal
 
 GPU_ONLY_COMMUNICATORS = ('pure_nccl', 'non_cuda_aware')
 
@@ -70,6 +73,15 @@ nonnegative_int = _number(int, lambda v: v >= 0, 'an integer >= 0')
 nonnegative_float = _number(float, lambda v: v >= 0, 'a number >= 0')
 area_fraction = _number(float, lambda v: 0 < v <= 1, 'in (0, 1]')
 at_least_two = _number(int, lambda v: v >= 2, 'an integer >= 2')
+seed = _number(int, lambda v: 0 <= v <= 2 ** 32 - 1, 'an integer in [0, 4294967295]')
+
+
+def stop_signals(text):
+    """``--stop-signals TERM,USR1`` -> signal numbers."""
+    try:
+        return stop_on_signal.parse_signals(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError('{} (got {}); e.g. TERM,USR1'.format(e, text))
 
 
 # --- combinations of flags, and the device -----------------------------------
@@ -218,7 +230,11 @@ def _file_problem(flag, path):
 
 def _dir_problem(flag, path):
     try:
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.makedirs(path)
+            _created.append(path)
+        except FileExistsError:
+            pass  # there already, or made by another rank meanwhile
         probe = os.path.join(path, '.write-test-{}'.format(os.getpid()))
         with open(probe, 'w') as f:
             f.write('ok')
@@ -226,6 +242,18 @@ def _dir_problem(flag, path):
     except OSError as e:
         return '{} {}: output folder not writable ({})'.format(flag, path, e.strerror or e)
     return None
+
+
+_created = []  # output folders this process created (removed again if left empty)
+
+
+def remove_created_if_empty():
+    """Remove the output folders :func:`check_paths` created if nothing was written."""
+    while _created:
+        try:
+            os.rmdir(_created.pop())
+        except OSError:
+            pass
 
 
 def check_paths(args, comm):
@@ -267,13 +295,56 @@ def default_loaderjob(comm):
     return max(1, cores // max(1, comm.intra_size) - 1)
 
 
+def lock_output(args, comm):
+    """Rank 0 takes ``--out``'s lock (waiting up to --wait-for-lock s); every rank
+    learns the outcome.  Returns the lock on rank 0 (``None`` elsewhere).
+
+    The other ranks wait without spinning (a polled non-blocking barrier).
+    """
+    held = []
+
+    def take():
+        def stale(holder):
+            print('--out {}: taking over the lock of {}, which has ended'.format(
+                args.out, output_lock.describe(holder)), flush=True)
+
+        def waiting(holder):
+            print('--out {}: in use by {}; waiting up to {:g} s for it to end'.format(
+                args.out, output_lock.describe(holder), args.wait_for_lock), flush=True)
+        try:
+            held.append(output_lock.acquire(args.out, wait=args.wait_for_lock,
+                                            on_stale=stale, on_wait=waiting))
+        except output_lock.LockHeld as e:
+            raise InputError([str(e)])
+        return True
+
+    if comm.rank != 0:
+        _poll_barrier(comm)
+    rank0_then_bcast(comm, lambda: _after_barrier(comm, take))
+    return held[0] if held else None
+
+
+def _after_barrier(comm, compute):
+    try:
+        return compute()
+    finally:
+        comm.mpi_comm.Ibarrier().Wait()
+
+
+def _poll_barrier(comm, every=0.05):
+    request = comm.mpi_comm.Ibarrier()
+    while not request.Test():
+        time.sleep(every)
+
+
 def resolve_resume(args, comm, info):
     """The snapshot to resume from (None for a fresh run), checked by rank 0.
 
-    A compatible older snapshot resumed in place sets newer ones aside.
+    A compatible older snapshot resumed in place sets newer ones aside;
+    ``--resume auto`` says which damaged newer snapshots it skipped.
     """
     def resolve():
-        path = snapshots.resolve_resume(args.resume, args.out)
+        path = snapshots.resolve_resume(args.resume, args.out, skipped=_say_skipped)
         if path:
             snapshots.check_compatible(path, comm.size, args.batchsize, info=info)
             moved = snapshots.supersede_newer(args.out, path)
@@ -282,6 +353,25 @@ def resolve_resume(args, comm, info):
                       .format(path, ', '.join(moved)), flush=True)
         return path
     return rank0_then_bcast(comm, resolve, status=2)
+
+
+def _say_skipped(path, reason):
+    print('--resume auto: skipping {} ({})'.format(path, reason), flush=True)
+
+
+def check_world(args, comm, n_train, shard):
+    """The training set must give every rank at least one example per iteration."""
+    where = 'the training set ({})'.format(args.train or '--synthetic-size')
+    if n_train < comm.size:
+        raise InputError(['{} has {} example(s) for {} ranks: every rank needs at least '
+                          'one; start at most {} ranks'.format(where, n_train, comm.size,
+                                                               n_train)], status=2)
+    if args.batchsize > shard:
+        raise InputError(['--batchsize {} is larger than each rank\'s share of {} ({} of {} '
+                          'examples over {} ranks): one iteration would run several epochs; '
+                          'use --batchsize {} or less, or fewer ranks'.format(
+                              args.batchsize, where, shard, n_train, comm.size, shard)],
+                         status=2)
 
 
 def use_demo_lists(args, comm):

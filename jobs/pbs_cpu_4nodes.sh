@@ -30,6 +30,7 @@
 #PBS -l place=scatter:excl
 #PBS -l walltime=24:00:00
 #PBS -j oe
+#PBS -r y
 set -euo pipefail
 
 # ---- variables: edit here (or override paths from the environment) ----------
@@ -52,6 +53,8 @@ MPI_TRANSPORT=${MPI_TRANSPORT:-tcp} # tcp (Ethernet) | ucx (nodes with InfiniBan
 IFNAME=${IFNAME:-eth0}              # network interface for tcp (ip addr)
 IB_HCA=${IB_HCA:-mlx5_0}            # adapter for ucx (ibstat)
 IB_PORT=${IB_PORT:-1}
+JOB_SCRIPT=${JOB_SCRIPT:-$REPO/jobs/pbs_cpu_4nodes.sh}  # resubmitted after a stop
+LOCK_WAIT=${LOCK_WAIT:-600}         # s a requeued job waits for its predecessor to release $OUT
 # ------------------------------------------------------------------------------
 
 RANKS=$((NODES * RANKS_PER_NODE))
@@ -109,10 +112,33 @@ TRAIN=("$VENV/bin/python" "$REPO/train_imagenet.py"
        --train "$TRAIN_LIST" --val "$VAL_LIST" --root "$DATA" --out "$OUT"
        --arch "$ARCH" --insize "$INSIZE" --batchsize "$BATCHSIZE" --epoch "$EPOCH"
        --communicator naive --optimizer rmsprop_warmup
-       --loaderjob "$LOADERJOB" --resume auto)
+       --loaderjob "$LOADERJOB" --resume auto --wait-for-lock "$LOCK_WAIT")
 
+# ---- preemption: stop with a snapshot, then requeue ---------------------------
+# PBS has no early signal: a timer here sends SIGUSR1 600 s before the walltime
+# (PBS itself sends SIGTERM at the walltime, or on qdel, then SIGKILL after the queue's
+# kill_delay: a SIGTERM is forwarded too, but may leave too little time to snapshot).
+# This script forwards it as SIGUSR1 to the launcher, which forwards it to every
+# rank (a SIGTERM would make Open MPI kill the ranks at once): all ranks stop at
+# the same iteration, write $OUT/snapshots/iter-N and exit 75; the job is then
+# requeued and continues there (--resume auto).
+PREEMPTED=75  # train_imagenet.py's exit status after stopping on a signal
 run() {
-    if [ "$DRY_RUN" = 1 ]; then printf '%q ' "$@"; printf '\n'; else "$@"; fi
+    if [ "$DRY_RUN" = 1 ]; then printf '%q ' "$@"; printf '\n'; return 0; fi
+    "$@" &
+    local pid=$! status=0
+    trap 'kill -USR1 "$pid" 2>/dev/null || true' USR1 TERM
+    ( sleep 85800 && kill -USR1 $$ ) >/dev/null 2>&1 &  # at walltime - 600 s
+    local timer=$!
+    trap 'kill "$timer" 2>/dev/null || true' RETURN
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done  # a trap ends wait early
+    wait "$pid" || status=$?
+    trap - USR1 TERM
+    if [ "$status" -eq "$PREEMPTED" ]; then
+        echo "stopped with a snapshot before the time limit: requeueing" >&2
+        qsub "$JOB_SCRIPT"  # a new job; "qrerun" would need operator rights
+    fi
+    return "$status"
 }
 
 echo "ranks=$RANKS total_batch=$TOTAL_BATCH out=$OUT hostfile=$HOSTFILE" >&2

@@ -28,6 +28,9 @@
 #SBATCH --exclusive
 #SBATCH --time=00:45:00
 #SBATCH --output=%x-%j.out
+#SBATCH --open-mode=append
+#SBATCH --signal=B:USR1@600
+#SBATCH --requeue
 set -euo pipefail
 
 # ---- variables: edit here (or override paths from the environment) ----------
@@ -49,6 +52,7 @@ MPI_TRANSPORT=${MPI_TRANSPORT:-ucx} # ucx (Open MPI >= 4) | openib (Open MPI 1.1
 IB_HCA=${IB_HCA:-mlx5_0}            # InfiniBand adapter name (ibstat / ibv_devices)
 IB_PORT=${IB_PORT:-1}
 IB_IFNAME=${IB_IFNAME:-ib0}         # IP-over-IB interface (ip addr)
+LOCK_WAIT=${LOCK_WAIT:-600}         # s a requeued job waits for its predecessor to release $OUT
 # ------------------------------------------------------------------------------
 
 RANKS=$((NODES * GPUS_PER_NODE))
@@ -106,10 +110,29 @@ TRAIN=("$VENV/bin/python" "$REPO/train_imagenet.py"
        --train "$TRAIN_LIST" --val "$VAL_LIST" --root "$DATA" --out "$OUT"
        --arch resnet50 --insize 224 --batchsize "$BATCHSIZE" --epoch "$EPOCH"
        --communicator pure_nccl --optimizer rmsprop_warmup
-       --loaderjob "$LOADERJOB" --resume auto)
+       --loaderjob "$LOADERJOB" --resume auto --wait-for-lock "$LOCK_WAIT")
 
+# ---- preemption: stop with a snapshot, then requeue ---------------------------
+# Slurm sends SIGUSR1 to this script 600 s before the time limit
+# (#SBATCH --signal=B:USR1@600).
+# This script forwards it as SIGUSR1 to the launcher, which forwards it to every
+# rank (a SIGTERM would make Open MPI kill the ranks at once): all ranks stop at
+# the same iteration, write $OUT/snapshots/iter-N and exit 75; the job is then
+# requeued and continues there (--resume auto).
+PREEMPTED=75  # train_imagenet.py's exit status after stopping on a signal
 run() {
-    if [ "$DRY_RUN" = 1 ]; then printf '%q ' "$@"; printf '\n'; else "$@"; fi
+    if [ "$DRY_RUN" = 1 ]; then printf '%q ' "$@"; printf '\n'; return 0; fi
+    "$@" &
+    local pid=$! status=0
+    trap 'kill -USR1 "$pid" 2>/dev/null || true' USR1 TERM
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done  # a trap ends wait early
+    wait "$pid" || status=$?
+    trap - USR1 TERM
+    if [ "$status" -eq "$PREEMPTED" ]; then
+        echo "stopped with a snapshot before the time limit: requeueing" >&2
+        scontrol requeue "${SLURM_JOB_ID:?}"  # same job id; needs #SBATCH --requeue
+    fi
+    return "$status"
 }
 
 echo "ranks=$RANKS total_batch=$TOTAL_BATCH out=$OUT launcher=$LAUNCHER" >&2

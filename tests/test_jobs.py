@@ -9,8 +9,10 @@ import importlib.util
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -309,3 +311,50 @@ def test_modelled_walltime():
     assert 0 < h * 3600 + m * 60 + s <= 2 * 3600 and 'cost model' in note
     wt1, note1 = render.modelled_walltime(8, 32)          # one node: ~22 h x 2 > cap
     assert wt1 == '24:00:00' and 'resubmit' in note1
+
+
+FAKE_TRAINING = '''
+import os, signal, sys, time
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
+open(sys.argv[1], 'w').close()
+deadline = time.time() + 60
+while not got and time.time() < deadline:
+    time.sleep(0.01)
+sys.exit(75 if got else 0)
+'''
+
+
+@pytest.mark.parametrize('kind,signum,requeue', [
+    ('slurm-cpu', signal.SIGUSR1, 'scontrol requeue 4242'),
+    ('pbs-gpu', signal.SIGTERM, 'qsub /repo/jobs/job.sh')])
+def test_stop_signal_is_forwarded_and_the_job_requeued(tmp_path, kind, signum, requeue):
+    """The scripts' run(): the scheduler's signal reaches the launcher as SIGUSR1,
+    and its exit status 75 requeues the job (scheduler commands are stubs here)."""
+    text = render.render(kind, nodes=1, script_name='jobs/job.sh')
+    snippet = text[text.index('# ---- preemption'):]
+    snippet = snippet[:snippet.index('\n}\n') + 3]
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    for tool in ('scontrol', 'qsub'):
+        stub = bin_dir / tool
+        stub.write_text('#!/bin/sh\necho "{} $*" >> {}\n'.format(tool, tmp_path / 'called'))
+        stub.chmod(0o755)
+    (tmp_path / 'fake.py').write_text(FAKE_TRAINING)
+    ready = tmp_path / 'ready'
+    (tmp_path / 'job.sh').write_text(
+        'set -euo pipefail\nDRY_RUN=0\nJOB_SCRIPT=/repo/jobs/job.sh\n' + snippet
+        + 'run {} {} {}\n'.format(sys.executable, tmp_path / 'fake.py', ready))
+    env = dict(os.environ, PATH='{}:{}'.format(bin_dir, os.environ['PATH']),
+               SLURM_JOB_ID='4242')
+    job = subprocess.Popen(['bash', str(tmp_path / 'job.sh')], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 30
+    while not ready.exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.01)
+    assert ready.exists(), job.communicate()[0]
+    job.send_signal(signum)
+    out, _ = job.communicate(timeout=60)
+    assert job.returncode == 75, out
+    assert (tmp_path / 'called').read_text() == requeue + '\n'
+    assert 'requeueing' in out

@@ -4,7 +4,8 @@ The crop box is chosen from the header before decoding, JPEGs decode at a reduce
 scale when the crop allows, and one bicubic ``Image.resize(box=...)`` crops and
 scales.  Any failure to produce pixels raises
 :class:`~chainer_ext.datasets.errors.ImageLoadError` naming the file; the result is
-always RGB.  Details: docs/DESIGN.md.
+always RGB; 16-bit grey images are scaled to 8 bits (Pillow's RGB conversion would
+clip them to white).  Details: docs/DESIGN.md.
 """
 import os
 
@@ -72,6 +73,7 @@ def load_crop(path, choose_box, size, flip=False, draft=True, where=None):
                 if s > 1:
                     scale = _draft(img, s)
             img.load()
+            img = to_8bit(img, path, where)
             if img.mode not in ('RGB', 'L'):
                 img = img.convert('RGB')
             if scale != 1.:
@@ -104,12 +106,28 @@ def verify_image(path, where=None):
             if img.format == 'JPEG':
                 _draft(img, 8)
             img.load()
-            img.convert('RGB')
+            to_8bit(img, path, where).convert('RGB')
         except ImageLoadError:
             raise
         except Exception as e:
             raise _error(path, e, where)
     return width, height
+
+
+#: Pillow modes of 16-bit (and 32-bit integer) grey images.
+WIDE_GREY_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
+
+
+def to_8bit(img, path, where=None):
+    """``img`` itself, or its 16-bit grey pixels scaled to an 8-bit ``L`` image
+    (0..65535 -> 0..255, rounded); a floating-point image is refused by name."""
+    if img.mode == 'F':
+        raise ImageLoadError(path, 'floating-point pixels (mode F) are not supported; '
+                             'convert the image to 8-bit', where)
+    if img.mode not in WIDE_GREY_MODES:
+        return img
+    wide = numpy.clip(numpy.asarray(img, dtype=numpy.int64), 0, 65535)
+    return Image.fromarray(((wide * 255 + 32767) // 65535).astype(numpy.uint8), 'L')
 
 
 def open_image(path, where=None):

@@ -1,11 +1,13 @@
 """List files of Chainer's and Caffe's ImageNet examples: ``relative/path label`` per line.
 
-UTF-8; the label is the text after the last run of spaces/tabs (so paths may hold
+UTF-8 (a leading byte-order mark is ignored); the label is the text after the last run of spaces/tabs (so paths may hold
 spaces), a non-negative integer below 2**31; blank lines are skipped but counted;
 an empty list is an error.  Every problem raises
 :class:`~chainer_ext.datasets.errors.ListFileError` naming the file and line.
 The full rules: docs/DESIGN.md.
 """
+import codecs
+import hashlib
 import os
 import tempfile
 
@@ -49,6 +51,15 @@ class ImageList(list):
         indices = [int(i) for i in indices]
         return ImageList([self[i] for i in indices], source=self.source, root=self.root,
                          lines=[self.lines[i] for i in indices])
+
+    def identity(self):
+        """What a resumed run must agree with: ``{'path', 'length', 'sha256'}``, the
+        hash over the ``path label`` entries (not the file's bytes or blank lines)."""
+        digest = hashlib.sha256()
+        for rel, label in self:
+            digest.update('{}\t{}\n'.format(rel, int(label)).encode('utf-8'))
+        return {'path': os.path.abspath(self.source) if self.source else None,
+                'length': len(self), 'sha256': digest.hexdigest()}
 
     def where(self, i):
         """``"LIST:LINE"`` of the ``i``-th entry (for error messages)."""
@@ -189,6 +200,8 @@ def write_text_atomic(path, text):
 
 def _decoded_lines(data, problems):
     """``(lineno, text)`` for each line; undecodable lines become problems."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
     try:
         text = data.decode('utf-8')
     except UnicodeDecodeError:

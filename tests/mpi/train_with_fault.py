@@ -4,7 +4,13 @@
 
 MODE is ``raise`` (an exception in the update), ``kill`` (SIGKILL of the
 process), ``fsize`` (a file-size limit from that iteration on, so that the
-next snapshot write fails with EFBIG on that rank) or ``none``.
+next snapshot write fails with EFBIG on that rank), a signal name such as
+``USR1`` (sent to the process itself), ``wait`` (print ``WAITING-AT`` and wait,
+at most 120 s, for a stop signal from outside) or ``none``.  RANK ``all``
+injects on every rank.  ITERATION is a comma-separated list of places: a number
+of updates done (0: during the first update), ``startup`` (while the model is
+built), ``validation`` (inside the evaluator) or ``write`` (at the start of
+every snapshot write).
 """
 import os
 import resource
@@ -19,29 +25,53 @@ import chainer_ext  # noqa: F401,E402  (installs compatibility shims before chai
 from chainer.training import StandardUpdater  # noqa: E402
 
 
+def wait_for_stop_signal(limit=120):
+    from chainer_ext.extensions import stop_on_signal
+    print('WAITING-AT {:.3f}'.format(time.time()), flush=True)
+    deadline = time.time() + limit
+    while not stop_on_signal.received() and time.time() < deadline:
+        time.sleep(0.01)
+
 
 def main():
-    mode, fault_rank, fault_iteration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    mode, fault_rank, places = sys.argv[1], sys.argv[2], sys.argv[3].split(',')
     assert sys.argv[4] == '--'
     flags = sys.argv[5:]
     rank = int(os.environ.get('OMPI_COMM_WORLD_RANK', '0'))
-    update_core_orig = StandardUpdater.update_core
+    mine = fault_rank in (str(rank), 'all')
 
-    def update_core(self):
-        if rank == fault_rank and self.iteration == fault_iteration:
-            print('FAULT-AT {:.3f}'.format(time.time()), flush=True)
-            if mode == 'raise':
-                raise RuntimeError('injected fault on rank {} at iteration {}'.format(
-                    rank, fault_iteration))
-            if mode == 'kill':
-                os.kill(os.getpid(), signal.SIGKILL)
-            if mode == 'fsize':
-                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-                resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
-        return update_core_orig(self)
+    def inject():
+        print('FAULT-AT {:.3f}'.format(time.time()), flush=True)
+        if mode == 'raise':
+            raise RuntimeError('injected fault on rank {} at iteration {}'.format(
+                rank, places[0]))
+        if mode == 'kill':
+            os.kill(os.getpid(), signal.SIGKILL)
+        if mode == 'fsize':
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        if hasattr(signal, 'SIG' + mode):
+            os.kill(os.getpid(), getattr(signal, 'SIG' + mode))
+        if mode == 'wait':
+            wait_for_stop_signal()
 
-    StandardUpdater.update_core = update_core
+    def injecting(where, original, when=lambda *a: True):
+        def patched(*args, **kwargs):
+            if mine and where in places and when(*args):
+                inject()
+            return original(*args, **kwargs)
+        return patched
+
+    StandardUpdater.update_core = injecting(
+        'update', StandardUpdater.update_core,
+        lambda updater: str(updater.iteration) in places)
+    places.append('update')
     import train_imagenet
+    from chainer_ext import snapshots
+    from chainer_ext.evaluators import MultiNodeEvaluator
+    train_imagenet.make_model = injecting('startup', train_imagenet.make_model)
+    MultiNodeEvaluator.evaluate = injecting('validation', MultiNodeEvaluator.evaluate)
+    snapshots.MultiNodeSnapshot.write = injecting('write', snapshots.MultiNodeSnapshot.write)
     return train_imagenet.main(flags)
 
 
