@@ -20,8 +20,8 @@ from chainer_ext.mpi_launch import mpi_env, mpiexec_command, run_mpi
 
 TRAIN = os.path.join(REPO_ROOT, 'train_imagenet.py')
 WRAPPER = os.path.join(MPI_SCRIPTS, 'train_with_fault.py')
-# One BLAS kernel for every run, whichever way each start-up would choose it:
-# kernels differ in the last bits, and resume equality is checked to 1e-6.
+# The kernel the trainer pins (blas_setup), set up front: resume equality is
+# checked to 1e-6, and the runs skip the start-up re-exec.
 ENV = {'OPENBLAS_CORETYPE': blas_setup.cpu_kernel(blas_setup.cpu_flags()) or 'Prescott'}
 
 
