@@ -52,13 +52,18 @@ def cpu_kernel(flags):
 
 
 def openblas_kernel():
-    """The kernel the loaded OpenBLAS uses (threadpoolctl), or None for another BLAS."""
-    import numpy  # NOQA: loads the BLAS that threadpoolctl inspects
+    """The kernel of NumPy's OpenBLAS (threadpoolctl), or None for another BLAS.
+
+    SciPy, once imported, brings an OpenBLAS of its own; NumPy's is the one
+    Chainer's GEMMs run on.
+    """
+    import numpy
     from threadpoolctl import threadpool_info
-    for lib in threadpool_info():
-        if lib.get('internal_api') == 'openblas':
-            return lib.get('architecture')
-    return None
+    libs = [lib for lib in threadpool_info() if lib.get('internal_api') == 'openblas']
+    home = os.path.dirname(os.path.dirname(numpy.__file__))
+    mine = [lib for lib in libs if os.path.basename(os.path.dirname(lib['filepath']))
+            .startswith('numpy') and lib['filepath'].startswith(home)]
+    return (mine or libs or [{}])[0].get('architecture')
 
 
 def older(kernel, than):
