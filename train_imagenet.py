@@ -317,9 +317,8 @@ def main(argv=None):
     blas_setup.ensure_kernel(rank=checks.env_rank())  # may re-execute this process
     args = parse_args(argv)
     problems = checks.flag_problems(args, archs[args.arch].min_insize)
-    if problems:  # flag values are the same on every rank: rank 0 speaks
-        checks.print_input_error(checks.InputError(problems, status=2), PROG)
-        return 2
+    if problems:
+        return checks.report_before_mpi(checks.InputError(problems, status=2), PROG)
     if not args.check_dataset and args.loaderjob != 0:
         stop_on_signal.ignore_in_children(args.stop_signals)  # inherited by the loaders
         checks.start_forkserver()  # before the communicator starts MPI

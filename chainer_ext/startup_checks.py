@@ -52,6 +52,8 @@ class RankZeroParser(argparse.ArgumentParser):
         if message.startswith('argument '):  # "argument --x: text" -> "--x text"
             flag, _, text = message[len('argument '):].partition(': ')
             message = '{} {}'.format(flag.split('/')[-1], text)
+        if env_rank() != 0:
+            time.sleep(3.0)  # the same flags everywhere: let rank 0 speak first
         self.exit(2, '{}: error: {}\n'.format(self.prog, message))
 
 
@@ -438,9 +440,26 @@ def check_dataset(args, comm):
     return comm.bcast_obj(status)
 
 
-def print_input_error(error, prog, shown=50):
+def report_before_mpi(error, prog, grace=3.0):
+    """Report start-up problems found before MPI starts; returns the exit status.
+
+    The ranks cannot agree yet: rank 0 prints at once; another rank prints (as
+    itself) only ``grace`` seconds later, so that when rank 0 has the same problem
+    the launcher ends the job on rank 0's exit and one line is read, and when the
+    problem is this node's alone it is still said.
+    """
+    rank = env_rank()
+    if rank != 0:
+        time.sleep(grace)
+        error = InputError(['rank {}: {}'.format(rank, p) for p in error.problems],
+                           error.status)
+    print_input_error(error, prog, rank_zero_only=False)
+    return error.status
+
+
+def print_input_error(error, prog, shown=50, rank_zero_only=True):
     """Rank 0 prints an :class:`InputError`'s problems, one line each."""
-    if env_rank() != 0:
+    if rank_zero_only and env_rank() != 0:
         return
     for line in error.problems[:shown]:
         sys.stderr.write('{}: error: {}\n'.format(prog, line))

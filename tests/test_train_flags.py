@@ -159,3 +159,12 @@ def test_importing_the_trainer_does_not_start_mpi():
     out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == 'False', out.stderr
+
+
+def test_a_problem_of_another_rank_alone_is_still_said(monkeypatch, capsys):
+    from chainer_ext import startup_checks as checks
+    monkeypatch.setenv('OMPI_COMM_WORLD_RANK', '5')
+    status = checks.report_before_mpi(checks.InputError(['--device gpu: no GPU'], 2),
+                                      'train_imagenet.py', grace=0)
+    assert status == 2
+    assert capsys.readouterr().err == 'train_imagenet.py: error: rank 5: --device gpu: no GPU\n'
