@@ -6,6 +6,7 @@
 import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
 from models.resnet import BasicBlock  # NOQA
 from models.resnet import BottleneckBlock  # NOQA
+from models.resnet import CifarResNet  # NOQA
 from models.resnet import ResNet  # NOQA
 from models.resnet import ResNet18  # NOQA
 from models.resnet import ResNet50  # NOQA

@@ -202,3 +202,40 @@ class ResNet18(ResNet):
 
     def __init__(self, n_class=1000):
         super(ResNet18, self).__init__(BasicBlock, (2, 2, 2, 2), 1, n_class)
+
+
+class CifarResNet(chainer.Chain):
+    """He et al.'s small-image ResNet (6n + 2 layers, 2016, Section 4.2) for the batch-size sweep.
+
+    3x3 convolution to ``widths[0]`` channels, three stages of ``n`` basic blocks
+    (stride 1, 2, 2), global average pooling, linear classifier; the blocks, BN and
+    initialisation are those of :class:`ResNet`.
+    """
+
+    #: Product of the stage strides.
+    total_stride = 4
+    #: Smallest input side for which the last stage sees a 2x2 map.
+    min_insize = 8
+
+    def __init__(self, n=1, n_class=10, widths=(16, 32, 64), in_channels=3):
+        super(CifarResNet, self).__init__()
+        if n < 1 or n_class < 1:
+            raise ValueError('n and n_class must be positive, got n={}, n_class={}'.format(
+                n, n_class))
+        with self.init_scope():
+            self.conv1 = _conv(in_channels, widths[0], 3)
+            self.bn1 = _bn(widths[0])
+            in_ch = widths[0]
+            for k, width in enumerate(widths):
+                stage = Stage(BasicBlock, n, in_ch, width, width, 1 if k == 0 else 2)
+                setattr(self, 'res{}'.format(k + 2), stage)
+                in_ch = width
+            self.fc = L.Linear(in_ch, n_class, initialW=initializers.Normal(0.01),
+                               initial_bias=initializers.Zero())
+        self.n_stages = len(widths)
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        for k in range(self.n_stages):
+            h = getattr(self, 'res{}'.format(k + 2))(h)
+        return self.fc(F.mean(h, axis=(2, 3)))

@@ -1,0 +1,400 @@
+"""The paper's claim in miniature: top-1 against total batch size for each recipe (Sections 1-2, A).
+
+    python -m chainer_ext.experiments.large_batch [--quick] [--out DIR] [--jobs N]
+
+Trains He et al.'s ResNet-8 on scikit-learn's 8x8 digits with 32 images per worker
+and 2 to 32 workers (total batch 64 to 1,024), the same epoch budget for every run,
+for the paper's recipe, Goyal et al.'s, and one-at-a-time ablations of the paper's.
+Workers are emulated in one process (:mod:`chainer_ext.experiments.emulated_workers`).
+Writes ``results.json`` (one record per run), ``table.md`` and ``top1_vs_batch.png``;
+finished runs in ``runs.jsonl`` are kept, so an interrupted sweep continues.
+"""
+import argparse
+import collections
+import concurrent.futures
+import functools
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from dataclasses import dataclass
+
+import numpy
+
+import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer
+import chainer.links as L
+from chainer import training
+
+from chainer_ext import blas_setup
+from chainer_ext import schedules
+from chainer_ext.batchnorm import use_last_batch_statistics
+from chainer_ext.experiments.emulated_workers import EmulatedWorkersUpdater
+from chainer_ext.extensions import EpochSchedule
+from chainer_ext.extensions.bn_stats_allreduce import batch_normalization_links
+from chainer_ext.optimizers import add_weight_decay
+from chainer_ext.optimizers import RMSpropWarmup
+from models import CifarResNet
+
+PROG = 'python -m chainer_ext.experiments.large_batch'
+RESULTS_JSON = 'results.json'
+RUNS_JSONL = 'runs.jsonl'
+TABLE_MD = 'table.md'
+PLOT_PNG = 'top1_vs_batch.png'
+#: Images per worker, as in the paper.
+B_LOCAL = 32
+#: eta_RMSprop of Appendix A.1.
+LR_RMSPROP = 3e-4
+WEIGHT_DECAY = 1e-4
+#: Pixels of random translation (the digits' only augmentation).
+MAX_SHIFT = 1
+#: Points of each run's hyperparameter trace kept in the results.
+TRACE_POINTS = 21
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training recipe: optimizer, learning-rate schedule, alpha_SGD, BN statistics."""
+    name: str
+    optimizer: str   # 'rmsprop_warmup' (A.1 hybrid) or 'momentum'
+    lr: str          # 'slow_start' (A.2) or 'goyal' (linear scaling, 5-epoch warm-up)
+    alpha_sgd: str   # 'elu' (A.1 transition) or 'one' (momentum SGD throughout)
+    bn: str          # 'last_batch' (Section 2) or 'moving_average'
+    summary: str
+
+
+RECIPES = collections.OrderedDict((r.name, r) for r in (
+    Recipe('paper', 'rmsprop_warmup', 'slow_start', 'elu', 'last_batch',
+           "the paper's: RMSprop warm-up, slow start, last-batch BN"),
+    Recipe('goyal', 'momentum', 'goyal', 'one', 'moving_average',
+           "Goyal et al.'s: momentum SGD, linear scaling with warm-up, moving-average BN"),
+    Recipe('no-rmsprop-warmup', 'rmsprop_warmup', 'slow_start', 'one', 'last_batch',
+           "the paper's with alpha_SGD = 1 throughout (no RMSprop warm-up)"),
+    Recipe('goyal-lr', 'rmsprop_warmup', 'goyal', 'elu', 'last_batch',
+           "the paper's with Goyal et al.'s schedule instead of slow start"),
+    Recipe('moving-average-bn', 'rmsprop_warmup', 'slow_start', 'elu', 'moving_average',
+           "the paper's with moving-average BN instead of the last batch"),
+))
+
+#: The sweep: total batch sizes, seeds and the epoch budget of every run.
+FULL = dict(batches=(64, 128, 256, 512, 1024), seeds=(0, 1, 2), epochs=30)
+QUICK = dict(batches=(64, 256), seeds=(0,), epochs=2)
+
+
+def alpha_sgd_one(epoch):
+    """alpha_SGD = 1 at every epoch: A.1's update is plain momentum SGD."""
+    return 1.0
+
+
+def recipe_schedules(recipe, total_batch, epochs):
+    """``{optimizer attribute: f(epoch)}`` of ``recipe``, built from :func:`schedules.recipe`."""
+    paper = schedules.recipe('rmsprop_warmup', total_batch, epochs)
+    goyal = schedules.recipe('momentum', total_batch, epochs)
+    result = {'lr': paper['lr'] if recipe.lr == 'slow_start' else goyal['lr']}
+    if recipe.optimizer == 'rmsprop_warmup':
+        result['alpha_sgd'] = paper['alpha_sgd'] if recipe.alpha_sgd == 'elu' else alpha_sgd_one
+    return result
+
+
+def load_digits(val_fraction=0.2, split_seed=0):
+    """``(x_train, t_train, x_val, t_val)``: ink in [0, 1], shape (N, 1, 8, 8), with the
+    demo's stratified split."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+    digits = sklearn_digits()
+    x = (digits.images / 16.0).astype(numpy.float32)[:, None]
+    t = digits.target.astype(numpy.int32)
+    train_idx, val_idx = train_test_split(numpy.arange(len(t)), test_size=val_fraction,
+                                          stratify=t, random_state=split_seed)
+    train_idx, val_idx = numpy.sort(train_idx), numpy.sort(val_idx)
+    return x[train_idx], t[train_idx], x[val_idx], t[val_idx]
+
+
+class ShiftedImages(chainer.dataset.DatasetMixin):
+    """``(image, label)`` pairs; training images move by up to ``max_shift`` pixels,
+    filled with background, then every image is standardised by ``mean``, ``std``."""
+
+    def __init__(self, x, t, mean, std, max_shift=0, seed=0):
+        self.x, self.t = x, t
+        self.mean, self.std = numpy.float32(mean), numpy.float32(std)
+        self.max_shift = max_shift
+        self.rng = numpy.random.RandomState(seed)
+
+    def __len__(self):
+        return len(self.t)
+
+    def get_example(self, i):
+        image = self.x[i]
+        if self.max_shift:
+            s = self.max_shift
+            dy, dx = self.rng.randint(-s, s + 1, size=2)
+            padded = numpy.pad(image, ((0, 0), (s, s), (s, s)))
+            h, w = image.shape[1:]
+            image = padded[:, s + dy:s + dy + h, s + dx:s + dx + w]
+        return (image - self.mean) / self.std, self.t[i]
+
+
+class HyperparameterTrace(object):
+    """Optimizer hook (``'pre'``): the lr, alpha_SGD and eta_RMSprop each update runs with,
+    read from a parameter's update rule, i.e. what the kernel actually receives."""
+
+    name = 'HyperparameterTrace'
+    timing = 'pre'
+    call_for_each_param = False
+
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, optimizer):
+        rule = next(iter(optimizer.target.params())).update_rule
+        hp = rule.hyperparam
+        self.rows.append((optimizer.t, float(hp.lr), float(hp.alpha_sgd),
+                          float(hp.lr_rmsprop)))
+
+    def thinned(self, total_batch, n_train, points=TRACE_POINTS):
+        """``[[update_index, epoch, lr, alpha_sgd, lr_rmsprop]]`` at evenly spaced updates;
+        update ``t`` (from 0) runs at epoch ``t * total_batch / n_train``."""
+        keep = sorted(set(numpy.linspace(0, len(self.rows) - 1, points).round().astype(int)))
+        return [[t, t * total_batch / n_train, lr, alpha, lr_rms]
+                for t, lr, alpha, lr_rms in (self.rows[k] for k in keep)]
+
+
+def top1(model, x, t):
+    """Top-1 accuracy of ``model.predictor`` in test mode."""
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        y = model.predictor(x).array
+    return float((y.argmax(axis=1) == t).mean())
+
+
+def train_one(recipe_name, total_batch, seed, epochs, data=None):
+    """Train one run; returns its record (top-1 and what reached the optimizer and BN)."""
+    recipe = RECIPES[recipe_name]
+    if total_batch % B_LOCAL:
+        raise ValueError('total batch {} is not a multiple of {} images per worker'.format(
+            total_batch, B_LOCAL))
+    x_train, t_train, x_val, t_val = data if data is not None else load_digits()
+    mean, std = float(x_train.mean()), float(x_train.std())
+    n_train = len(t_train)
+
+    numpy.random.seed(seed)  # Chainer's initializers draw from NumPy's global generator
+    model = L.Classifier(CifarResNet(n=1, n_class=int(t_train.max()) + 1, in_channels=1))
+    if recipe.bn == 'last_batch':
+        use_last_batch_statistics(model)
+    plan = recipe_schedules(recipe, total_batch, epochs)
+    start = {attr: schedule(0.0) for attr, schedule in plan.items()}
+    if recipe.optimizer == 'momentum':
+        optimizer = RMSpropWarmup(lr_rmsprop=0.0, alpha_sgd=1.0, **start)
+    else:
+        optimizer = RMSpropWarmup(lr_rmsprop=LR_RMSPROP, **start)
+    optimizer.setup(model)
+    add_weight_decay(model, rate=WEIGHT_DECAY)
+    trace = HyperparameterTrace()
+    optimizer.add_hook(trace)
+
+    train = ShiftedImages(x_train, t_train, mean, std, MAX_SHIFT, seed=seed)
+    order = chainer.iterators.ShuffleOrderSampler(numpy.random.RandomState(seed))
+    iterator = chainer.iterators.SerialIterator(train, total_batch, shuffle=None,
+                                                order_sampler=order)
+    updater = EmulatedWorkersUpdater(iterator, optimizer, n_workers=total_batch // B_LOCAL)
+    n_updates = max(1, int(round(epochs * n_train / total_batch)))
+    out = tempfile.mkdtemp(prefix='large-batch-')
+    try:
+        trainer = training.Trainer(updater, (n_updates, 'iteration'), out=out)
+        for attr, schedule in plan.items():
+            trainer.extend(EpochSchedule(attr, schedule))
+        started = time.time()
+        trainer.run(show_loop_exception_msg=False)
+        seconds = time.time() - started
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    updater.average_statistics()  # the workers' mean, as before the paper's validation
+
+    finite = all(numpy.isfinite(p.array).all() for p in model.params())
+    norm = lambda x: (x - numpy.float32(mean)) / numpy.float32(std)  # noqa: E731
+    return dict(
+        recipe=recipe_name, total_batch=total_batch, seed=seed, epochs=epochs,
+        workers=total_batch // B_LOCAL, b_local=B_LOCAL, updates=n_updates,
+        top1=top1(model, norm(x_val), t_val), train_top1=top1(model, norm(x_train), t_train),
+        finite=bool(finite), seconds=round(seconds, 2),
+        eta_base=schedules.eta_base(total_batch),
+        bn_decay=sorted({float(link.decay) for _, link in batch_normalization_links(model)}),
+        trace=trace.thinned(total_batch, n_train))
+
+
+def run_key(record):
+    return (record['recipe'], record['total_batch'], record['seed'], record['epochs'])
+
+
+def read_finished(path):
+    """Records already in ``runs.jsonl``.  A torn line (a sweep killed while writing) is
+    named and dropped, and the file is rewritten without it before anything is added."""
+    records, torn = [], False
+    if os.path.exists(path):
+        with open(path) as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    torn = True
+                    print('{}: {}:{} is not a complete record; that run is done again'.format(
+                        PROG, path, number), file=sys.stderr)
+    if torn:
+        tmp = '{}.tmp-{}'.format(path, os.getpid())
+        with open(tmp, 'w') as f:
+            f.writelines(json.dumps(record) + '\n' for record in records)
+        os.replace(tmp, path)
+    return records
+
+
+def _worker_init(jobs):
+    blas_setup.limit_threads(local_ranks=jobs, loader_processes=0)  # a share of the cores
+
+
+def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print):
+    """Run every (recipe, batch, seed) of ``plan`` not yet in ``OUT/runs.jsonl``."""
+    os.makedirs(out, exist_ok=True)
+    runs_path = os.path.join(out, RUNS_JSONL)
+    wanted = [(r, b, s, plan['epochs']) for b in plan['batches'] for r in recipes
+              for s in plan['seeds']]
+    done = {run_key(rec): rec for rec in read_finished(runs_path)}
+    todo = [key for key in wanted if key not in done]
+    if len(todo) < len(wanted):
+        log('{} of {} runs already in {}'.format(len(wanted) - len(todo), len(wanted),
+                                                 runs_path))
+    data = load_digits()
+    context = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
+                                                initializer=_worker_init,
+                                                initargs=(jobs,)) as pool:
+        futures = {pool.submit(train_one, *key, data=data): key for key in todo}
+        for count, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            record = future.result()
+            with open(runs_path, 'a') as f:
+                f.write(json.dumps(record) + '\n')
+            done[run_key(record)] = record
+            log('[{}/{}] {:>18} batch {:>5} seed {}: top-1 {:.1%} ({:.0f} s)'.format(
+                count, len(todo), record['recipe'], record['total_batch'], record['seed'],
+                record['top1'], record['seconds']))
+    return [done[key] for key in wanted]
+
+
+def summarize(records):
+    """``{recipe: {batch: (mean, sd, n)}}`` of top-1 over seeds (sd with ddof 1)."""
+    groups = collections.defaultdict(list)
+    for rec in records:
+        groups[rec['recipe'], rec['total_batch']].append(rec['top1'])
+    table = collections.OrderedDict()
+    for (recipe, batch), values in sorted(groups.items(), key=lambda kv: (
+            list(RECIPES).index(kv[0][0]), kv[0][1])):
+        sd = float(numpy.std(values, ddof=1)) if len(values) > 1 else float('nan')
+        table.setdefault(recipe, collections.OrderedDict())[batch] = (
+            float(numpy.mean(values)), sd, len(values))
+    return table
+
+
+def format_table(summary):
+    """Markdown: mean ± sd top-1 per recipe and batch, and the drop from the smallest batch."""
+    batches = sorted({b for row in summary.values() for b in row})
+    lines = ['| recipe | ' + ' | '.join('batch {}'.format(b) for b in batches) +
+             ' | drop at {} |'.format(batches[-1]),
+             '|---|' + '---|' * (len(batches) + 1)]
+    for recipe, row in summary.items():
+        cells = []
+        for b in batches:
+            mean, sd, n = row.get(b, (float('nan'),) * 3)
+            cells.append('{:.1f} ± {:.1f}'.format(100 * mean, 100 * sd) if n > 1
+                         else '{:.1f}'.format(100 * mean))
+        drop = 100 * (row[batches[0]][0] - row[batches[-1]][0])
+        lines.append('| {} | {} | {:+.1f} |'.format(recipe, ' | '.join(cells), -drop))
+    return '\n'.join(lines) + '\n'
+
+
+def plot(summary, path):
+    """Top-1 against total batch size (log scale), one line per recipe, ± sd bars."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for recipe, row in summary.items():
+        batches = list(row)
+        means = [100 * row[b][0] for b in batches]
+        sds = [100 * row[b][1] if row[b][2] > 1 else 0.0 for b in batches]
+        style = '-' if recipe in ('paper', 'goyal') else '--'
+        ax.errorbar(batches, means, yerr=sds, fmt='o' + style, capsize=3, label=recipe,
+                    linewidth=2 if style == '-' else 1)
+    ax.set_xscale('log', base=2)
+    ax.set_xticks(batches)
+    ax.set_xticklabels([str(b) for b in batches])
+    ax.set_xlabel('total batch size (32 images per worker)')
+    ax.set_ylabel('validation top-1 (%)')
+    ax.set_title('ResNet-8 on 8x8 digits, same epoch budget for every run')
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(out, plan, records, command, seconds):
+    summary = summarize(records)
+    result = dict(
+        command=command, elapsed_s=round(seconds, 1), plan=plan, b_local=B_LOCAL,
+        model='CifarResNet(n=1) (ResNet-8, widths 16/32/64), 8x8 grey digits',
+        recipes={name: asdict(r) for name, r in RECIPES.items()},
+        blas=blas_setup.describe(), records=records)
+    paths = {name: os.path.join(out, name) for name in (RESULTS_JSON, TABLE_MD, PLOT_PNG)}
+    tmp = paths[RESULTS_JSON] + '.tmp-{}'.format(os.getpid())
+    with open(tmp, 'w') as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, paths[RESULTS_JSON])
+    with open(paths[TABLE_MD], 'w') as f:
+        f.write('Validation top-1 (%), mean ± sd over seeds {}, {} epochs per run.\n\n'.format(
+            list(plan['seeds']), plan['epochs']))
+        f.write(format_table(summary))
+    plot(summary, paths[PLOT_PNG])
+    return paths
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0])
+    p.add_argument('--quick', action='store_true',
+                   help='a tiny sweep (2 batch sizes, 1 seed, 2 epochs) for tests')
+    p.add_argument('--out', default=os.path.join('result', 'large_batch'),
+                   help='output folder (default result/large_batch)')
+    p.add_argument('--jobs', type=int, default=None,
+                   help='runs in parallel (default: CPU cores available)')
+    p.add_argument('--recipes', default=','.join(RECIPES),
+                   help='comma-separated subset of: ' + ', '.join(RECIPES))
+    return p
+
+
+def main(argv=None):
+    blas_setup.ensure_kernel()  # may re-execute this process
+    args = build_parser().parse_args(argv)
+    recipes = [r for r in args.recipes.split(',') if r]
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown or not recipes:
+        print('{}: --recipes: unknown recipe {} (known: {})'.format(
+            PROG, ', '.join(map(repr, unknown)) or "''", ', '.join(RECIPES)), file=sys.stderr)
+        return 2
+    jobs = args.jobs if args.jobs is not None else len(os.sched_getaffinity(0))
+    if jobs < 1:
+        print('{}: --jobs must be >= 1, got {}'.format(PROG, jobs), file=sys.stderr)
+        return 2
+    plan = QUICK if args.quick else FULL
+    command = ' '.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
+    started = time.time()
+    records = sweep(plan, args.out, jobs, recipes)
+    paths = write_outputs(args.out, plan, records, command, time.time() - started)
+    print(format_table(summarize(records)), end='')
+    print('wrote {} in {:.0f} s'.format(', '.join(paths.values()), time.time() - started))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

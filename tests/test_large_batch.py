@@ -1,0 +1,212 @@
+"""The batch-size sweep: the emulated workers are a real data-parallel step, and each
+recipe's settings reach the optimizer and batch normalization (--quick run)."""
+import copy
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+import chainer_ext  # noqa: F401
+import chainer
+import chainer.links as L
+
+from chainer_ext.experiments import large_batch
+from chainer_ext.experiments.emulated_workers import EmulatedWorkersUpdater
+from models import CifarResNet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small_model(seed=0):
+    numpy.random.seed(seed)
+    return L.Classifier(CifarResNet(n=1, n_class=3, widths=(4, 4, 4), in_channels=1))
+
+
+def toy_data(n, seed=1):
+    rng = numpy.random.RandomState(seed)
+    x = rng.normal(size=(n, 1, 8, 8)).astype(numpy.float32)
+    t = rng.randint(0, 3, size=n).astype(numpy.int32)
+    return list(zip(x, t))
+
+
+def emulated(model, data, n_workers, lr, iterations=1):
+    optimizer = chainer.optimizers.SGD(lr=lr)
+    optimizer.setup(model)
+    iterator = chainer.iterators.SerialIterator(data, len(data) // iterations, shuffle=False)
+    updater = EmulatedWorkersUpdater(iterator, optimizer, n_workers=n_workers)
+    for _ in range(iterations):
+        updater.update()
+    return updater
+
+
+def worker_gradient(model, chunk):
+    """One worker's gradient, computed on its own copy of the model."""
+    replica = copy.deepcopy(model)
+    replica.cleargrads()
+    x = numpy.stack([x for x, _ in chunk])
+    t = numpy.array([t for _, t in chunk])
+    replica(x, t).backward()
+    return {name: p.grad.copy() for name, p in replica.namedparams()}
+
+
+def test_update_is_the_mean_of_the_workers_gradients():
+    data = toy_data(12)
+    model = small_model()
+    before = {name: p.array.copy() for name, p in model.namedparams()}
+    grads = [worker_gradient(model, data[4 * k:4 * (k + 1)]) for k in range(3)]
+    emulated(model, data, n_workers=3, lr=0.5)
+    for name, p in model.namedparams():
+        mean = sum(g[name] for g in grads) / 3.0
+        numpy.testing.assert_allclose(p.array, before[name] - 0.5 * mean, rtol=1e-5,
+                                      atol=1e-6, err_msg=name)
+
+
+def test_each_worker_keeps_its_own_moving_averages():
+    data = toy_data(16)   # 2 iterations x 2 workers x 4 images
+    model = small_model()
+    replicas = [copy.deepcopy(model) for _ in range(2)]
+    updater = emulated(model, data, n_workers=2, lr=1e-12, iterations=2)
+    # Worker k saw images [4k, 4k + 4) in iteration 1 and [8 + 4k, 8 + 4k + 4) in 2.
+    for k, replica in enumerate(replicas):
+        for start in (4 * k, 8 + 4 * k):
+            x = numpy.stack([x for x, _ in data[start:start + 4]])
+            t = numpy.array([t for _, t in data[start:start + 4]])
+            replica(x, t)
+    links = [link for name, link in sorted(model.namedlinks())
+             if isinstance(link, L.BatchNormalization)]
+    first = links[0]
+    # Independent check of one link: decay 0.9 from zero, two batch means.
+    conv = replicas[0].predictor.conv1
+    with chainer.using_config('train', True):
+        h = [conv(numpy.stack([x for x, _ in data[s:s + 4]])).array for s in (0, 8)]
+    by_hand = 0.9 * (0.1 * h[0].mean(axis=(0, 2, 3))) + 0.1 * h[1].mean(axis=(0, 2, 3))
+    numpy.testing.assert_allclose(updater.worker_statistics(0)[0][0], by_hand, rtol=1e-4,
+                                  atol=1e-6)
+    for k, replica in enumerate(replicas):
+        expected = [link for name, link in sorted(replica.namedlinks())
+                    if isinstance(link, L.BatchNormalization)]
+        for (mean, var), link in zip(updater.worker_statistics(k), expected):
+            numpy.testing.assert_allclose(mean, link.avg_mean, rtol=1e-5, atol=1e-7)
+            numpy.testing.assert_allclose(var, link.avg_var, rtol=1e-5, atol=1e-7)
+    assert not numpy.allclose(updater.worker_statistics(0)[0][0],
+                              updater.worker_statistics(1)[0][0])
+    updater.average_statistics()
+    numpy.testing.assert_allclose(
+        first.avg_mean, (updater.worker_statistics(0)[0][0] +
+                         updater.worker_statistics(1)[0][0]) / 2, rtol=1e-6)
+
+
+def test_a_batch_that_does_not_split_is_refused():
+    model = small_model()
+    with pytest.raises(ValueError, match='10 examples does not split over 3 workers'):
+        emulated(model, toy_data(10), n_workers=3, lr=0.1)
+
+
+# ------------------------------------------------------------ the --quick sweep
+
+def expected_lr(recipe, epoch, batch, epochs):
+    """A.2's schedules written out again: slow start or Goyal et al.'s (with warm-up)."""
+    eta = 0.1 * batch / 256
+    f = epochs / 90.0
+    if recipe.lr == 'slow_start':
+        for edge, factor in ((40, 0.5), (70, 0.075), (85, 0.01)):
+            if epoch < edge * f:
+                return factor * eta
+        return 0.001 * eta
+    if eta > 0.1 and epoch < 5 * f:
+        return 0.1 + (eta - 0.1) * epoch / (5 * f)
+    for edge, factor in ((30, 1.0), (60, 0.1), (80, 0.01)):
+        if epoch < edge * f:
+            return factor * eta
+    return 0.001 * eta
+
+
+def expected_alpha(recipe, epoch, epochs):
+    """A.1's ELU transition with beta_center = 10, beta_period = 5 (of 90 epochs)."""
+    if recipe.alpha_sgd == 'one':
+        return 1.0
+    center, period = 10 * epochs / 90.0, 5 * epochs / 90.0
+    if epoch < center:
+        return 0.5 * math.exp(2 * (epoch - center) / period)
+    return min(1.0, 0.5 + (epoch - center) / period)
+
+
+@pytest.fixture(scope='module')
+def quick_sweep(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('sweep'))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick', '--out', out,
+         '--jobs', '2'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, proc
+
+
+def test_quick_sweep_writes_every_output(quick_sweep):
+    out, proc = quick_sweep
+    for name in ('results.json', 'table.md', 'top1_vs_batch.png', 'runs.jsonl'):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    with open(os.path.join(out, 'results.json')) as f:
+        results = json.load(f)
+    plan = large_batch.QUICK
+    keys = {(r['recipe'], r['total_batch'], r['seed']) for r in results['records']}
+    assert keys == {(r, b, s) for r in large_batch.RECIPES for b in plan['batches']
+                    for s in plan['seeds']}
+    for record in results['records']:
+        assert 0.0 <= record['top1'] <= 1.0
+        assert record['workers'] * 32 == record['total_batch']
+    with open(os.path.join(out, 'table.md')) as f:
+        table = f.read()
+    for recipe in large_batch.RECIPES:
+        assert '| {} |'.format(recipe) in table
+    assert 'top1_vs_batch.png' in proc.stdout
+
+
+def test_each_recipe_reaches_the_optimizer_and_batch_normalization(quick_sweep):
+    out, _ = quick_sweep
+    with open(os.path.join(out, 'results.json')) as f:
+        records = json.load(f)['records']
+    for record in records:
+        recipe = large_batch.RECIPES[record['recipe']]
+        batch, epochs = record['total_batch'], record['epochs']
+        assert record['bn_decay'] == ([0.0] if recipe.bn == 'last_batch' else [0.9]), record
+        assert len(record['trace']) >= 5
+        for t, epoch, lr, alpha, lr_rmsprop in record['trace']:
+            assert epoch == pytest.approx(t * batch / 1437)
+            where = '{} batch {} update {}'.format(recipe.name, batch, t)
+            assert lr == pytest.approx(expected_lr(recipe, epoch, batch, epochs), rel=1e-6), where
+            assert alpha == pytest.approx(expected_alpha(recipe, epoch, epochs),
+                                          rel=1e-6), where
+            assert lr_rmsprop == (0.0 if recipe.optimizer == 'momentum' else 3e-4), where
+    # The ablations differ from the paper's recipe where they should, within one run.
+    first = {r['recipe']: r['trace'][0] for r in records if r['total_batch'] == 64}
+    assert first['paper'][3] < 0.01 and first['no-rmsprop-warmup'][3] == 1.0
+    assert first['goyal-lr'][2] == pytest.approx(2 * first['paper'][2])
+
+
+def test_a_second_run_reuses_finished_runs(quick_sweep):
+    out, _ = quick_sweep
+    with open(os.path.join(out, 'runs.jsonl'), 'a') as f:
+        f.write('{"recipe": "paper", "total_ba')   # a sweep killed while writing
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick', '--out', out,
+         '--recipes', 'paper,goyal'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert '4 of 4 runs already in' in proc.stdout
+    assert 'runs.jsonl:11 is not a complete record' in proc.stderr
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--recipes', 'paper,sgd'], "--recipes: unknown recipe 'sgd'"),
+    (['--jobs', '0'], '--jobs must be >= 1, got 0'),
+])
+def test_bad_flags_get_one_line(tmp_path, flags, message):
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick',
+         '--out', str(tmp_path)] + flags, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not os.listdir(str(tmp_path))
