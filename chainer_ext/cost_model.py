@@ -1,8 +1,8 @@
 """Cost model of synchronous data-parallel training time (paper, Section 4 and Table 1).
 
 Everything it outputs is MODELLED: ``T_iter = T_compute + (1 - overlap) T_allreduce
-+ T_optimizer`` with an alpha-beta ring (or hierarchical) all-reduce, per epoch
-``ceil(n_train / (n b_local))`` iterations plus validation.  :data:`PAPER_CONSTANTS`
++ T_optimizer`` with an alpha-beta ring (or hierarchical) all-reduce, ``ceil(epochs
+ceil(n_train / n) / b_local)`` iterations plus a validation per epoch.  :data:`PAPER_CONSTANTS`
 holds every constant with its source, none tuned to the paper's 897.9 s;
 :func:`machine_from_measurements` calibrates on bench/bench_scaling.py's JSON.
 The formulas in full: docs/DESIGN.md.
@@ -184,9 +184,30 @@ def hierarchical_allreduce_time(nodes, gpus_per_node, nbytes, intra, inter):
     return t_intra + t_inter
 
 
+def shard_size(n, n_train=paper.IMAGENET_TRAIN):
+    """Examples per worker: ``ceil(n_train / n)``.
+
+    ``chainermn.scatter_dataset`` (1.0.0 as in Chainer 7) gives worker i the slice
+    ``[n_train * i // n, n_train * i // n + ceil(n_train / n))``: every shard has that
+    length, and neighbouring shards share an example where n does not divide n_train.
+    """
+    return int(math.ceil(n_train / float(int(n))))
+
+
 def iterations_per_epoch(n, b_local, n_train=paper.IMAGENET_TRAIN):
-    """``ceil(n_train / (n * b_local))``."""
-    return int(math.ceil(n_train / float(int(n) * int(b_local))))
+    """``shard / b_local``, a fraction: the iterator carries the rest of an epoch's
+    last batch into the next epoch, so no partial batch is ever run."""
+    return shard_size(n, n_train) / float(int(b_local))
+
+
+def total_iterations(epochs, n, b_local, n_train=paper.IMAGENET_TRAIN):
+    """Iterations of an ``epochs``-epoch run: ``ceil(epochs * shard / b_local)``.
+
+    The trainer's ``(epochs, 'epoch')`` stop trigger fires at the first iteration
+    whose ``epoch_detail`` (iterations * b_local / shard) reaches ``epochs``; at
+    1024 workers that is ceil(90 * 1252 / 32) = 3522, not 90 * ceil(39.1) = 3600.
+    """
+    return int(math.ceil(round(epochs * shard_size(n, n_train) / float(int(b_local)), 9)))
 
 
 def fit_alpha_bandwidth(points, n=None):
@@ -383,17 +404,18 @@ def predict(machine, n, b_local=32, epochs=90, n_train=paper.IMAGENET_TRAIN,
     """Modelled time of ``epochs`` epochs on ``n`` workers, with its breakdown."""
     n = int(n)
     it = machine.iteration(n, b_local)
-    ipe = iterations_per_epoch(n, b_local, n_train)
+    iters = total_iterations(epochs, n, b_local, n_train)
     t_val = machine.validation_time(n, n_val) if n_val else 0.0
-    epoch = ipe * it['total'] + t_val
+    total = iters * it['total'] + epochs * t_val
     return {
         'n': n, 'nodes': int(math.ceil(n / float(machine.gpus_per_node))),
         'b_local': int(b_local), 'total_batch': n * int(b_local),
-        'iterations_per_epoch': ipe, 'iterations': ipe * epochs,
+        'iterations_per_epoch': iterations_per_epoch(n, b_local, n_train),
+        'iterations': iters,
         't_compute': it['compute'], 't_allreduce': it['allreduce'],
         't_optimizer': it['optimizer'], 't_iter': it['total'],
-        't_validation_epoch': t_val, 't_epoch': epoch,
-        't_total': epochs * epoch, 'epochs': epochs,
+        't_validation_epoch': t_val, 't_epoch': total / epochs if epochs else 0.0,
+        't_total': total, 'epochs': epochs,
         'images_per_s': n * b_local / it['total'],
     }
 
@@ -478,7 +500,7 @@ def format_scaling_table(rows):
             'eff. vs 1 GPU | eff. vs 1 node |')
     lines = [head, '|' + '---|' * 11]
     for r in rows:
-        lines.append('| {} | {} | {} | {} | {} | {} | {} | {} | {} ({:.0f} s) | {} | {} |'.format(
+        lines.append('| {} | {} | {} | {:.2f} | {} | {} | {} | {} | {} ({:.0f} s) | {} | {} |'.format(
             r['n'], r['nodes'], r['total_batch'], r['iterations_per_epoch'],
             ms(r['t_compute']), ms(r['t_allreduce']), ms(r['t_optimizer']),
             ms(r['t_iter']), duration(r['t_total']), r['t_total'],

@@ -45,12 +45,44 @@ def test_hierarchical_and_multinode_ring_by_hand():
         cm.ring_allreduce_time(8, S, 2e-6, 12e9))
 
 
-def test_iterations_per_epoch():
-    assert cm.iterations_per_epoch(1024, 32) == 40          # 1,281,167 / 32,768 = 39.1
-    assert cm.iterations_per_epoch(1, 32) == 40037          # 40036.47
-    assert cm.iterations_per_epoch(8, 32) == 5005           # 5004.56
-    assert cm.iterations_per_epoch(2, 32, n_train=1797) == 29
-    assert cm.iterations_per_epoch(2, 32, n_train=64) == 1
+def test_shards_and_iterations_by_hand():
+    assert cm.shard_size(1024) == 1252                      # 1,281,167 / 1024 = 1251.1
+    assert cm.shard_size(8) == 160146                       # 160145.9
+    assert cm.iterations_per_epoch(1024, 32) == 39.125      # 1252 / 32
+    assert cm.iterations_per_epoch(1, 32) == pytest.approx(40036.46875)
+    assert cm.total_iterations(90, 1024, 32) == 3522        # 112,680 / 32 = 3521.25
+    assert cm.total_iterations(90, 8, 32) == 450411         # 90 * 160146 / 32 = 450410.6
+    assert cm.total_iterations(90, 1, 32) == 3603283        # 90 * 1281167 / 32 = 3603282.2
+    assert cm.total_iterations(1, 2, 32, n_train=1797) == 29  # shard 899: 28.1
+    assert cm.total_iterations(2, 2, 32, n_train=1797) == 57  # 56.2, not 2 * 29
+    assert cm.total_iterations(3, 2, 32, n_train=64) == 3     # exactly 1 per epoch
+
+
+@pytest.mark.parametrize('n_train, n, epochs', [(1281167, 1024, 90), (1797, 2, 3), (100, 3, 5)])
+def test_total_iterations_is_what_chainer_runs(n_train, n, epochs):
+    """Chainer's own iterator and stop trigger on one shard count the same."""
+    import chainer
+    from chainer.training import triggers
+    shard = -(-n_train // n)
+    it = chainer.iterators.SerialIterator(list(range(shard)), 32, repeat=True, shuffle=False)
+
+    class Updater(object):
+        pass
+
+    class Trainer(object):
+        updater = Updater()
+
+    stop, every_epoch = triggers.IntervalTrigger(epochs, 'epoch'), triggers.IntervalTrigger(1, 'epoch')
+    done = validations = 0
+    while True:
+        it.next()
+        done += 1
+        Trainer.updater.epoch_detail, Trainer.updater.iteration = it.epoch_detail, done
+        validations += every_epoch(Trainer)
+        if stop(Trainer):
+            break
+    assert cm.total_iterations(epochs, n, 32, n_train=n_train) == done
+    assert validations == epochs
 
 
 @pytest.mark.parametrize('alpha, bw', [(3e-6, 6.8e9), (80e-6, 1.2e9), (0.0, 5e8)])
@@ -96,8 +128,8 @@ def test_iteration_and_validation_by_hand():
     tv = 49 * (1 / 3.0) / 195.0 + (2046 * 2e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9)
     assert m.validation_time(1024) == pytest.approx(tv)
     p = cm.predict(m, 1024, 32, 90)
-    assert p['iterations'] == 3600 and p['total_batch'] == 32768
-    assert p['t_total'] == pytest.approx(90 * (40 * (tc + ta + t_opt) + tv))
+    assert p['iterations'] == 3522 and p['total_batch'] == 32768
+    assert p['t_total'] == pytest.approx(3522 * (tc + ta + t_opt) + 90 * tv)
     # overlap hides part of the all-reduce
     half = cm.paper_machine(overlap=0.5).iteration(1024, 32)
     assert half['total'] == pytest.approx(tc + 0.5 * ta + t_opt)
