@@ -77,11 +77,39 @@ PAPER_CONSTANTS = {
                    '-> 54.5 Gbit/s = 6.8 GB/s of data per direction.'),
     },
     'inter_latency': {
-        'value': 1.0e-6,
-        'unit': 's per message step',
-        'source': ('Mellanox FDR adapter specification: sub-microsecond '
-                   '(~0.7 us) MPI ping-pong latency; 1 us used.  This is the '
-                   'wire/adapter latency, a lower bound on NCCL\'s per-step cost.'),
+        'value': 6.6e-6,
+        'unit': 's per step of a ring that spans nodes',
+        'source': ('NCCL\'s own latency model, src/graph/tuning.cc of NCCL 2.5.6 '
+                   '(github.com/NVIDIA/nccl; the first release that publishes one, '
+                   'NCCL 2.0.5\'s source is not public): hwLat[NET][Ring][Simple] = '
+                   '6.6 us, charged to every one of the 2(n-1) steps of a ring '
+                   'all-reduce across nodes (latency = baseLat + nsteps * hwLat).  '
+                   'Simple is the protocol NCCL uses for large messages such as the '
+                   '51 MB gradient.  The FDR adapter\'s own MPI ping-pong latency '
+                   '(~0.7 us, Mellanox) is a small part of it; the rest is NCCL\'s '
+                   'per-step software path.  NCCL 2.7-2.9 put 9.6 us on the '
+                   'node-crossing steps and multiply a large multi-node ring '
+                   'all-reduce\'s latency by 1.9 (see inter_latency_nccl27).'),
+    },
+    'ring_base_latency': {
+        'value': 8.4e-6,
+        'unit': 's per ring all-reduce',
+        'source': ('NCCL 2.5.6 src/graph/tuning.cc: baseLat[Ring][Simple] = 8.4 us, '
+                   'added once per collective.'),
+    },
+    'inter_latency_nccl27': {
+        'value': 9.6e-6,
+        'unit': 's per node-crossing ring step (sensitivity only)',
+        'source': ('NCCL 2.7.3-2.9 src/graph/tuning.cc: hwLat[NET][Ring][Simple] = '
+                   '9.6 us on the 2(N-1) steps that cross nodes, hwLat[PCI] on the '
+                   'others, and the latency x ring_plateau_nccl27 for an all-reduce '
+                   'over several nodes of at least n/16 * 64 KiB ("Plateau effect of '
+                   'ring").  A later model of a later NCCL: a sensitivity case.'),
+    },
+    'ring_plateau_nccl27': {
+        'value': 1.9,
+        'unit': 'latency factor (sensitivity only)',
+        'source': 'NCCL 2.7.3-2.9 src/graph/tuning.cc, ncclTopoGetAlgoTime: lat *= 1.9.',
     },
     'nics_per_node': {
         'value': 1,
@@ -100,10 +128,11 @@ PAPER_CONSTANTS = {
                    'direction, 4 links) this term would shrink.'),
     },
     'intra_latency': {
-        'value': 2.0e-6,
-        'unit': 's per message step',
-        'source': ('Assumed: a PCIe peer-to-peer transfer plus a CUDA kernel '
-                   'step, of the order of microseconds.'),
+        'value': 5.7e-6,
+        'unit': 's per step of a ring within one node',
+        'source': ('NCCL 2.5.6 src/graph/tuning.cc: hwLat[PCI][Ring][Simple] = 5.7 us '
+                   '(GPUs linked by PCIe, no NVLink, as MN-1\'s P100s for PCIe; see '
+                   'pcie_fp32_ratio).'),
     },
     'hbm_bandwidth': {
         'value': 732e9,
@@ -136,18 +165,20 @@ def _c(name):
 # Formulas
 # ---------------------------------------------------------------------------
 
-def ring_allreduce_time(n, nbytes, alpha, bandwidth):
-    """Ring all-reduce of ``nbytes`` over ``n`` ranks: 2(n-1)a + 2(n-1)/n S/B.
+def ring_allreduce_time(n, nbytes, alpha, bandwidth, base=0.0):
+    """Ring all-reduce of ``nbytes`` over ``n`` ranks: base + 2(n-1)a + 2(n-1)/n S/B.
 
-    ``alpha`` in seconds per step, ``bandwidth`` in bytes per second.  One rank
-    needs no communication (0 s).
+    ``alpha`` in seconds per step, ``bandwidth`` in bytes per second, ``base`` in
+    seconds once per collective (NCCL's baseLat).  One rank needs no
+    communication (0 s).
     """
     n = int(n)
     if n < 1:
         raise ValueError('n must be >= 1, got {}'.format(n))
     if n == 1:
         return 0.0
-    return 2.0 * (n - 1) * alpha + 2.0 * (n - 1) / n * float(nbytes) / bandwidth
+    return (base + 2.0 * (n - 1) * alpha
+            + 2.0 * (n - 1) / n * float(nbytes) / bandwidth)
 
 
 @dataclass(frozen=True)
@@ -157,30 +188,52 @@ class Link:
     bandwidth: float
 
 
-def multinode_ring_allreduce_time(n, gpus_per_node, nbytes, intra, inter):
-    """One ring through all ``n`` ranks, ``gpus_per_node`` per node.
+def multinode_ring_allreduce_time(n, gpus_per_node, nbytes, intra, inter, base=0.0):
+    """One ring through all ``n`` ranks, ``gpus_per_node`` per node (NCCL 2.5.6's model).
 
     Within one node it is a ring over ``intra``.  Across nodes the ring runs in
     lock-step, so each of its 2(n-1) steps costs the slowest hop's latency and
-    the chunks move at the slowest hop's bandwidth.
+    the chunks move at the slowest hop's bandwidth.  ``base`` once per call.
     """
     n = int(n)
     if n <= gpus_per_node:
-        return ring_allreduce_time(n, nbytes, intra.alpha, intra.bandwidth)
+        return ring_allreduce_time(n, nbytes, intra.alpha, intra.bandwidth, base)
     return ring_allreduce_time(n, nbytes, max(intra.alpha, inter.alpha),
-                               min(intra.bandwidth, inter.bandwidth))
+                               min(intra.bandwidth, inter.bandwidth), base)
 
 
-def hierarchical_allreduce_time(nodes, gpus_per_node, nbytes, intra, inter):
+def nccl27_ring_allreduce_time(n, gpus_per_node, nbytes, intra, inter, base=0.0,
+                               plateau=1.0):
+    """The same ring under NCCL 2.7-2.9's latency model (src/graph/tuning.cc).
+
+    Of the 2(n-1) steps, the 2(N-1) that cross between the N nodes cost
+    ``inter.alpha`` and the others ``intra.alpha``; over several nodes, an
+    all-reduce of at least n/16 * 64 KiB has its latency multiplied by
+    ``plateau`` ("Plateau effect of ring").  Bandwidth as in
+    :func:`multinode_ring_allreduce_time`.
+    """
+    n, g = int(n), int(gpus_per_node)
+    if n <= g:
+        return ring_allreduce_time(n, nbytes, intra.alpha, intra.bandwidth, base)
+    nodes = int(math.ceil(n / float(g)))
+    inter_steps = 2 * (nodes - 1)
+    lat = base + (2 * (n - 1) - inter_steps) * intra.alpha + inter_steps * inter.alpha
+    if nbytes >= n / 16.0 * 65536:
+        lat *= plateau
+    return lat + ring_allreduce_time(n, nbytes, 0.0, min(intra.bandwidth, inter.bandwidth))
+
+
+def hierarchical_allreduce_time(nodes, gpus_per_node, nbytes, intra, inter, base=0.0):
     """Intra-node reduce-scatter + inter-node ring + intra-node all-gather.
 
     ``inter`` is the node's network link (all adapters together): the
     ``gpus_per_node`` inter-node rings, each on a shard of S / g bytes, share it,
-    so the inter-node term is that of one ring carrying all S bytes.
+    so the inter-node term is that of one ring carrying all S bytes.  ``base``
+    once for the intra-node and once for the inter-node collective.
     """
     nodes, g = int(nodes), int(gpus_per_node)
-    t_intra = ring_allreduce_time(g, nbytes, intra.alpha, intra.bandwidth)
-    t_inter = ring_allreduce_time(nodes, nbytes, inter.alpha, inter.bandwidth)
+    t_intra = ring_allreduce_time(g, nbytes, intra.alpha, intra.bandwidth, base)
+    t_inter = ring_allreduce_time(nodes, nbytes, inter.alpha, inter.bandwidth, base)
     return t_intra + t_inter
 
 
@@ -265,8 +318,10 @@ class Machine:
 
     ``t_optimizer`` is seconds per iteration (update + float16 pack/unpack);
     ``inter`` is the whole node's network link; ``allreduce`` is ``'ring'``
-    (one ring over all ranks, NCCL 2.0 / ChainerMN ``pure_nccl``) or
-    ``'hierarchical'``.  ``calibration`` says where the numbers come from.
+    (one ring over all ranks, NCCL 2.0 / ChainerMN ``pure_nccl``, latency as NCCL
+    2.5.6 models it), ``'ring-nccl27'`` (the same ring, latency as NCCL 2.7-2.9
+    model it, with ``ring_plateau``) or ``'hierarchical'``; ``ring_base_latency``
+    is paid once per collective.  ``calibration`` says where the numbers come from.
     """
     name: str
     gpus_per_node: int
@@ -279,6 +334,8 @@ class Machine:
     forward_fraction: float = 1.0 / 3.0
     overlap: float = 0.0
     allreduce: str = 'ring'
+    ring_base_latency: float = 0.0
+    ring_plateau: float = 1.0
     calibration: str = 'modelled'
     notes: dict = field(default_factory=dict, compare=False)
 
@@ -287,13 +344,18 @@ class Machine:
         n = int(n)
         if n <= 1:
             return 0.0
+        base = self.ring_base_latency
         if self.allreduce == 'hierarchical':
             g = min(self.gpus_per_node, n)
             nodes = int(math.ceil(n / float(g)))
-            return hierarchical_allreduce_time(nodes, g, nbytes, self.intra, self.inter)
+            return hierarchical_allreduce_time(nodes, g, nbytes, self.intra, self.inter,
+                                               base)
         if self.allreduce == 'ring':
             return multinode_ring_allreduce_time(n, self.gpus_per_node, nbytes,
-                                                 self.intra, self.inter)
+                                                 self.intra, self.inter, base)
+        if self.allreduce == 'ring-nccl27':
+            return nccl27_ring_allreduce_time(n, self.gpus_per_node, nbytes, self.intra,
+                                              self.inter, base, self.ring_plateau)
         raise ValueError('unknown all-reduce algorithm {!r}'.format(self.allreduce))
 
     def compute_time(self, b_local):
@@ -322,10 +384,11 @@ def paper_machine(**overrides):
     """MN-1 as modelled from :data:`PAPER_CONSTANTS` (keyword overrides allowed).
 
     Overrides accept any :class:`Machine` field, plus ``nics_per_node``,
-    ``inter_latency``, ``intra_bandwidth``.
+    ``inter_latency``, ``intra_latency``, ``intra_bandwidth``.
     """
     nics = overrides.pop('nics_per_node', _c('nics_per_node'))
     inter_latency = overrides.pop('inter_latency', _c('inter_latency'))
+    intra_latency = overrides.pop('intra_latency', _c('intra_latency'))
     intra_bw = overrides.pop('intra_bandwidth', _c('intra_bandwidth'))
     params = paper.RESNET50_PARAMS
     t_opt = (_c('optimizer_bytes_per_param') * params / _c('hbm_bandwidth')
@@ -336,11 +399,13 @@ def paper_machine(**overrides):
         gpus_per_node=paper.HARDWARE['gpus_per_node'],
         images_per_s=_c('images_per_s'),
         t_optimizer=t_opt,
-        intra=Link(_c('intra_latency'), intra_bw),
+        intra=Link(intra_latency, intra_bw),
         inter=Link(inter_latency, nics * _c('inter_bandwidth')),
         gradient_bytes=_c('gradient_bytes'),
         bn_stat_bytes=_c('bn_stat_bytes'),
         forward_fraction=_c('forward_fraction'),
+        ring_base_latency=_c('ring_base_latency'),
+        ring_plateau=_c('ring_plateau_nccl27'),
         calibration='modelled from published P100 / InfiniBand FDR figures '
                     '(PAPER_CONSTANTS)',
     )
@@ -558,16 +623,12 @@ def discrepancy_text(cmp):
             'question first.')
     else:
         lines.append(
-            'The likeliest term is the all-reduce latency: the ring has 2(n-1) = {} '
-            'lock-step steps at n = 1024, and a per-step cost of {:.0f} us (instead of '
-            'the {:.0f} us assumed) would alone close the gap.  NCCL 2.0\'s '
-            'per-step software overhead (GPU-proxy handshakes, IB verbs posting, '
-            'PCIe round trips) is plausibly of that order (an inference, not a '
-            'measurement: NCCL 2.4 added tree all-reduce because ring latency grows '
-            'linearly with the number of GPUs).  Stragglers (each step waits for the slowest '
-            'of 1024 workers), fat-tree contention and the unmodelled data loading '
-            'add to it.'.format(int(2 * (m['n'] - 1)), 1e6 * cmp['alpha_to_match'],
-                                 1e6 * a_now))
+            'The ring has 2(n-1) = {} lock-step steps at n = 1024; a per-step cost '
+            'of {:.0f} us, instead of the {:.1f} us of NCCL\'s own latency model, would '
+            'alone close the gap.  Even NCCL 2.7-2.9\'s model (9.6 us on the steps '
+            'between nodes, the latency x1.9 for large all-reduces) gives much less: '
+            'see the sensitivity table.'.format(
+                int(2 * (m['n'] - 1)), 1e6 * cmp['alpha_to_match'], 1e6 * a_now))
     return '\n'.join(lines)
 
 
@@ -579,7 +640,10 @@ def sensitivity_rows():
          {'images_per_s': _c('images_per_s_low')}),
         ('2 InfiniBand FDR adapters per node', {'nics_per_node': 2}),
         ('hierarchical all-reduce', {'allreduce': 'hierarchical'}),
-        ('per-step latency 10 us', {'inter_latency': 10e-6}),
+        ('NCCL 2.7-2.9 latency model (9.6 us across nodes, x1.9 plateau)',
+         {'allreduce': 'ring-nccl27', 'inter_latency': _c('inter_latency_nccl27')}),
+        ('per-step latency 1 us (FDR adapter only, no NCCL software)',
+         {'inter_latency': 1e-6, 'intra_latency': 1e-6, 'ring_base_latency': 0.0}),
         ('per-step latency 30 us', {'inter_latency': 30e-6}),
         ('overlap 50% of the all-reduce', {'overlap': 0.5}),
     ]
@@ -730,7 +794,8 @@ def main(argv=None):
                     help='calibrate on this machine instead: the JSON of bench/bench_scaling.py')
     ap.add_argument('--ranks', type=int, nargs='+', default=[1, 2],
                     help='worker counts for --measured (default 1 2)')
-    ap.add_argument('--allreduce', choices=['ring', 'hierarchical'], default='ring')
+    ap.add_argument('--allreduce', choices=['ring', 'ring-nccl27', 'hierarchical'],
+                    default='ring')
     ap.add_argument('--images-per-s', type=float, help='override single-GPU throughput')
     ap.add_argument('--nics-per-node', type=int, help='override adapters per node')
     ap.add_argument('--inter-latency-us', type=float, help='override per-step latency')

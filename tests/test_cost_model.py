@@ -113,6 +113,39 @@ def test_fit_rejects_unidentifiable_input():
     assert fit['alpha'] == 0.0 and fit['bandwidth'] > 0
 
 
+def test_ring_base_latency_by_hand():
+    # NCCL 2.5.6's ring: 8.4 us once, then 5.7 us per step within a node (PCIe)
+    assert cm.ring_allreduce_time(8, S, 5.7e-6, 12e9, base=8.4e-6) == pytest.approx(
+        88.2e-6 + 1.75 * S / 12e9)                      # 8.4 + 14 * 5.7 us
+    assert cm.ring_allreduce_time(1, S, 5.7e-6, 12e9, base=8.4e-6) == 0.0
+    intra, inter = cm.Link(5.7e-6, 12e9), cm.Link(6.6e-6, 6.8e9)
+    # across nodes every one of the 2046 steps pays the network's 6.6 us
+    assert cm.multinode_ring_allreduce_time(1024, 8, S, intra, inter, base=8.4e-6) == (
+        pytest.approx(0.013512 + 0.0150188672, rel=1e-8))
+    # hierarchical: two collectives, two base latencies
+    assert cm.hierarchical_allreduce_time(128, 8, S, intra, inter, base=8.4e-6) == (
+        pytest.approx(cm.hierarchical_allreduce_time(128, 8, S, intra, inter) + 16.8e-6))
+
+
+def test_nccl27_ring_latency_by_hand():
+    intra, inter = cm.Link(5.7e-6, 12e9), cm.Link(9.6e-6, 6.8e9)
+    bw_1024 = 0.0150188672                              # 2 * 1023/1024 * S / 6.8 GB/s
+    # 254 of the 2046 steps cross nodes; a 51 MB all-reduce is past the plateau
+    lat = (8.4 + 1792 * 5.7 + 254 * 9.6) * 1.9e-6       # 12,661.2 us x 1.9
+    assert lat == pytest.approx(0.02405628)
+    assert cm.nccl27_ring_allreduce_time(1024, 8, S, intra, inter, 8.4e-6, 1.9) == (
+        pytest.approx(lat + bw_1024, rel=1e-8))
+    # 212,480 bytes of BN statistics are below 1024/16 * 64 KiB = 4 MiB: no plateau
+    assert cm.nccl27_ring_allreduce_time(1024, 8, 212480, intra, inter, 8.4e-6, 1.9) == (
+        pytest.approx(12661.2e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9))
+    # two nodes of 8: 2 of the 30 steps cross, (8.4 + 28 * 5.7 + 2 * 9.6) us x 1.9
+    assert cm.nccl27_ring_allreduce_time(16, 8, S, intra, inter, 8.4e-6, 1.9) == (
+        pytest.approx(355.68e-6 + 2 * 15 / 16 * S / 6.8e9))
+    # within one node it is the ordinary ring, no plateau
+    assert cm.nccl27_ring_allreduce_time(8, 8, S, intra, inter, 8.4e-6, 1.9) == (
+        pytest.approx(88.2e-6 + 1.75 * S / 12e9))
+
+
 def test_iteration_and_validation_by_hand():
     m = cm.paper_machine()
     tc = 32 / 195.0
@@ -120,12 +153,14 @@ def test_iteration_and_validation_by_hand():
     t_opt = 40 * 25557032 / 732e9 + 161 * 20e-6
     assert m.t_optimizer == pytest.approx(t_opt)
     it = m.iteration(1024, 32)
-    ta = 2046 * 2e-6 + 2 * 1023 / 1024 * S / 6.8e9
+    ta = 8.4e-6 + 2046 * 6.6e-6 + 2 * 1023 / 1024 * S / 6.8e9
+    assert ta == pytest.approx(0.0285308672)
     assert it['allreduce'] == pytest.approx(ta)
     assert it['total'] == pytest.approx(tc + ta + t_opt)
     assert m.iteration(1, 32)['allreduce'] == 0.0
+    assert m.iteration(8, 32)['allreduce'] == pytest.approx(88.2e-6 + 1.75 * S / 12e9)
     # validation: ceil(50000/1024) = 49 images at 1/3 of a training image + BN all-reduce
-    tv = 49 * (1 / 3.0) / 195.0 + (2046 * 2e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9)
+    tv = 49 * (1 / 3.0) / 195.0 + (13512e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9)
     assert m.validation_time(1024) == pytest.approx(tv)
     p = cm.predict(m, 1024, 32, 90)
     assert p['iterations'] == 3522 and p['total_batch'] == 32768
@@ -135,7 +170,7 @@ def test_iteration_and_validation_by_hand():
     assert half['total'] == pytest.approx(tc + 0.5 * ta + t_opt)
 
 
-@pytest.mark.parametrize('kw', [{}, {'allreduce': 'hierarchical'},
+@pytest.mark.parametrize('kw', [{}, {'allreduce': 'hierarchical'}, {'allreduce': 'ring-nccl27'},
                                 {'inter_latency': 30e-6}, {'nics_per_node': 2}])
 def test_monotonic_scaling(kw):
     m = cm.paper_machine(**kw)
