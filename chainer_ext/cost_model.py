@@ -38,10 +38,25 @@ PAPER_CONSTANTS = {
                    'Tesla P100 of an NVIDIA DGX-1, batch 32 per GPU, synthetic '
                    'data: 195 images/s (219 at batch 64; 193 with real data). '
                    'Chosen because it is a published single-P100 figure at '
-                   'exactly the paper\'s per-worker batch of 32.  A slower '
+                   'exactly the paper\'s per-worker batch of 32; scaled to MN-1\'s '
+                   'P100s for PCIe by pcie_fp32_ratio.  A slower '
                    'framework (Chainer 3 was not faster than TF) lengthens the '
                    'modelled time and, since communication then weighs less, '
                    'raises the modelled efficiency; see the sensitivity table.'),
+    },
+    'pcie_fp32_ratio': {
+        'value': 9.3 / 10.6,
+        'unit': 'FP32 peak of the P100 for PCIe / that of the P100 SXM2',
+        'source': ('NVIDIA Tesla P100 datasheet: 9.3 TFLOPS FP32 for PCIe (250 W, boost '
+                   '~1300 MHz) against 10.6 for SXM2 (300 W, 1480 MHz), the same GP100 '
+                   'chip: the ratio is the clock.  MN-1\'s GPUs are the PCIe model: '
+                   'PFN\'s blog "MN-1: a GPU cluster behind 15-min ImageNet" '
+                   '(tech.preferred.jp, 2017-11-30) gives 4.7 TFLOPS double precision '
+                   'per GPU, the PCIe figure (SXM2: 5.3).  images_per_s was measured on '
+                   'SXM2 P100s (DGX-1), so the model multiplies it by this ratio, as if '
+                   'training were bound by the SM clock; its memory-bound layers are '
+                   'not, so the true slowdown lies between this and none (see the '
+                   'sensitivity table).'),
     },
     'images_per_s_low': {
         'value': 90 * paper.IMAGENET_TRAIN / (29 * 3600.0) / 8,
@@ -113,19 +128,30 @@ PAPER_CONSTANTS = {
     },
     'nics_per_node': {
         'value': 1,
-        'unit': 'InfiniBand FDR adapters per node',
-        'source': ('Not stated in the paper ("interconnected by Mellanox '
-                   'InfiniBand FDR").  One adapter assumed; two would halve the '
-                   'inter-node bandwidth term (see --sensitivity).'),
+        'unit': 'InfiniBand FDR adapters carrying the ring, per node',
+        'source': ('MN-1 nodes have two FDR links (56 Gbit/s x 2; PFN\'s MN-1 blog, see '
+                   'pcie_fp32_ratio).  A ring sends through one network device (NCCL '
+                   'gives each ring its adapter: getDev(ring->id) in src/transport/'
+                   'net.cu of NCCL 2.3.5, the first open NCCL 2); how many rings NCCL '
+                   '2.0.5 ran on MN-1 is not published.  One adapter here; two (then '
+                   'PCIe-bound) in the sensitivity table.'),
     },
     'intra_bandwidth': {
         'value': 12.0e9,
         'unit': 'bytes/s between GPUs of one node',
-        'source': ('PCIe gen3 x16: 15.75 GB/s theoretical, about 12 GB/s '
-                   'achieved by cudaMemcpy peer/host copies (NVIDIA '
-                   'bandwidthTest).  MN-1 nodes are assumed to hold PCIe P100s '
-                   '(no NVLink); with NVLink (P100 SXM2, ~18 GB/s per link '
-                   'direction, 4 links) this term would shrink.'),
+        'source': ('PCIe gen3 x16: 15.75 GB/s theoretical, about 12 GB/s achieved by '
+                   'cudaMemcpy peer/host copies (NVIDIA bandwidthTest); NCCL 2.5.6 '
+                   'src/graph/topo.h uses the same PCI_WIDTH 12.  MN-1\'s P100s are '
+                   'the PCIe model (see pcie_fp32_ratio), with no NVLink.'),
+    },
+    'qpi_bandwidth': {
+        'value': 8.0e9,
+        'unit': 'bytes/s between the two sockets (sensitivity only)',
+        'source': ('NCCL 2.5.6 src/graph/topo.h: QPI_WIDTH 8 (GB/s) for Intel CPUs '
+                   'before Skylake, as MN-1\'s Xeon E5-2667 (Section 3); NCCL 2.7 '
+                   'and later use 6.  Applies if a node\'s ring crosses between the '
+                   'sockets, i.e. if its 8 GPUs hang off both; MN-1\'s PCIe layout '
+                   'is not published, so this is a sensitivity case.'),
     },
     'intra_latency': {
         'value': 5.7e-6,
@@ -137,7 +163,9 @@ PAPER_CONSTANTS = {
     'hbm_bandwidth': {
         'value': 732e9,
         'unit': 'bytes/s',
-        'source': 'NVIDIA Tesla P100 datasheet: 732 GB/s HBM2 (16 GB model).',
+        'source': ('NVIDIA Tesla P100 datasheet: 732 GB/s HBM2 (16 GB models, SXM2 and '
+                   'PCIe; the 12 GB PCIe model has 549 GB/s, and MN-1\'s memory size is '
+                   'not published).'),
     },
     'optimizer_bytes_per_param': {
         'value': 28 + 12,
@@ -383,21 +411,25 @@ class Machine:
 def paper_machine(**overrides):
     """MN-1 as modelled from :data:`PAPER_CONSTANTS` (keyword overrides allowed).
 
-    Overrides accept any :class:`Machine` field, plus ``nics_per_node``,
+    The single-GPU speed is ``images_per_s`` (P100 SXM2) times ``pcie_fp32_ratio``:
+    MN-1's P100s are the PCIe model.  Overrides accept any :class:`Machine` field
+    (``images_per_s`` then replaces the derated speed), plus ``nics_per_node``,
     ``inter_latency``, ``intra_latency``, ``intra_bandwidth``.
     """
     nics = overrides.pop('nics_per_node', _c('nics_per_node'))
     inter_latency = overrides.pop('inter_latency', _c('inter_latency'))
     intra_latency = overrides.pop('intra_latency', _c('intra_latency'))
     intra_bw = overrides.pop('intra_bandwidth', _c('intra_bandwidth'))
+    images_per_s = overrides.pop('images_per_s',
+                                 _c('images_per_s') * _c('pcie_fp32_ratio'))
     params = paper.RESNET50_PARAMS
     t_opt = (_c('optimizer_bytes_per_param') * params / _c('hbm_bandwidth')
              + paper.RESNET50_PARAM_ARRAYS * _c('per_array_overhead'))
     m = Machine(
-        name='MN-1: {} nodes x {} Tesla P100, InfiniBand FDR'.format(
+        name='MN-1: {} nodes x {} Tesla P100 for PCIe, InfiniBand FDR'.format(
             paper.HARDWARE['nodes'], paper.HARDWARE['gpus_per_node']),
         gpus_per_node=paper.HARDWARE['gpus_per_node'],
-        images_per_s=_c('images_per_s'),
+        images_per_s=images_per_s,
         t_optimizer=t_opt,
         intra=Link(intra_latency, intra_bw),
         inter=Link(inter_latency, nics * _c('inter_bandwidth')),
@@ -636,9 +668,13 @@ def sensitivity_rows():
     """The 1024-GPU prediction under alternative assumptions (all modelled)."""
     cases = [
         ('baseline (PAPER_CONSTANTS)', {}),
+        ('single GPU at the SXM2 speed, 195 images/s (no PCIe derating)',
+         {'images_per_s': _c('images_per_s')}),
         ('single GPU 138 images/s (Table 1, He et al. 29 h on 8 P100)',
          {'images_per_s': _c('images_per_s_low')}),
         ('2 InfiniBand FDR adapters per node', {'nics_per_node': 2}),
+        ('ring crosses QPI inside each node (8 GB/s, NCCL 2.5.6)',
+         {'intra_bandwidth': _c('qpi_bandwidth')}),
         ('hierarchical all-reduce', {'allreduce': 'hierarchical'}),
         ('NCCL 2.7-2.9 latency model (9.6 us across nodes, x1.9 plateau)',
          {'allreduce': 'ring-nccl27', 'inter_latency': _c('inter_latency_nccl27')}),

@@ -148,7 +148,10 @@ def test_nccl27_ring_latency_by_hand():
 
 def test_iteration_and_validation_by_hand():
     m = cm.paper_machine()
-    tc = 32 / 195.0
+    # 195 images/s on a P100 SXM2, times 9.3 / 10.6 TFLOPS for MN-1's P100s for PCIe
+    assert m.images_per_s == pytest.approx(171.0849, rel=1e-6)
+    tc = 32 * 10.6 / (195.0 * 9.3)
+    assert tc == pytest.approx(0.1870416)
     assert m.compute_time(32) == pytest.approx(tc)
     t_opt = 40 * 25557032 / 732e9 + 161 * 20e-6
     assert m.t_optimizer == pytest.approx(t_opt)
@@ -160,7 +163,7 @@ def test_iteration_and_validation_by_hand():
     assert m.iteration(1, 32)['allreduce'] == 0.0
     assert m.iteration(8, 32)['allreduce'] == pytest.approx(88.2e-6 + 1.75 * S / 12e9)
     # validation: ceil(50000/1024) = 49 images at 1/3 of a training image + BN all-reduce
-    tv = 49 * (1 / 3.0) / 195.0 + (13512e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9)
+    tv = 49 * (1 / 3.0) * tc / 32 + (13512e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9)
     assert m.validation_time(1024) == pytest.approx(tv)
     p = cm.predict(m, 1024, 32, 90)
     assert p['iterations'] == 3522 and p['total_batch'] == 32768
@@ -168,6 +171,12 @@ def test_iteration_and_validation_by_hand():
     # overlap hides part of the all-reduce
     half = cm.paper_machine(overlap=0.5).iteration(1024, 32)
     assert half['total'] == pytest.approx(tc + 0.5 * ta + t_opt)
+    # an explicit speed replaces the derated one
+    assert cm.paper_machine(images_per_s=195.0).compute_time(32) == pytest.approx(32 / 195.0)
+    # the QPI case: an 8 GB/s link inside the node bounds the ring everywhere
+    q = cm.paper_machine(intra_bandwidth=8e9)
+    assert q.allreduce_time(8) == pytest.approx(88.2e-6 + 1.75 * S / 8e9)
+    assert q.allreduce_time(1024) == pytest.approx(0.013512 + 2 * 1023 / 1024 * S / 6.8e9)
 
 
 @pytest.mark.parametrize('kw', [{}, {'allreduce': 'hierarchical'}, {'allreduce': 'ring-nccl27'},
