@@ -2,8 +2,11 @@
 
 Everything it outputs is MODELLED: ``T_iter = T_compute + (1 - overlap) T_allreduce
 + T_optimizer`` with an alpha-beta ring (or hierarchical) all-reduce, ``ceil(epochs
-ceil(n_train / n) / b_local)`` iterations plus a validation per epoch.  :data:`PAPER_CONSTANTS`
-holds every constant with its source, none tuned to the paper's 897.9 s;
+ceil(n_train / n) / b_local)`` iterations plus a validation per epoch.
+:data:`PAPER_CONSTANTS` holds every constant with its source, none tuned to the
+paper's 897.9 s; :func:`paper_comparison` checks the model against that time and
+the 70 % / 80 % scaling efficiencies (Section 4) and :func:`target_check_text`
+says what the sourced terms do not account for.
 :func:`machine_from_measurements` calibrates on bench/bench_scaling.py's JSON.
 The formulas in full: docs/DESIGN.md.
 """
@@ -546,14 +549,27 @@ def scaling_table(machine, ns=None, b_local=32, epochs=90):
     return rows
 
 
+#: How close the model must come to the paper to count as accounting for it:
+#: relative error of the 90-epoch time, and points of each scaling efficiency.
+TIME_TOLERANCE = 0.15
+EFFICIENCY_TOLERANCE = 0.10
+
+
 def paper_comparison(machine=None):
     """The model's numbers for the paper's set-up next to the paper's.
 
     Returns a dict: ``modelled`` (predict() at 1024 workers plus efficiencies),
     ``paper`` (:data:`paper_numbers.HEADLINE`), ``relative_time_error``
-    (modelled / paper - 1) and ``alpha_to_match``: the inter-node per-step
+    (modelled / paper - 1), ``alpha_to_match``: the inter-node per-step
     latency that, all else fixed, would make the modelled time equal the
-    paper's (a diagnostic of the discrepancy, not a calibration).
+    paper's (a diagnostic of the discrepancy, not a calibration),
+    ``t_iter_by_n`` (modelled) and ``paper_t_iter_by_n`` (implied) for 1 GPU,
+    one node and 1024 GPUs, and ``check``: each criterion's difference and
+    whether it is within :data:`TIME_TOLERANCE` / :data:`EFFICIENCY_TOLERANCE`.
+
+    The paper's time per iteration at 1024 GPUs is its 897.9 s less the modelled
+    validation, over the modelled iteration count; at 1 GPU and one node it is
+    that times the paper's efficiencies (efficiency = T_iter(base) / T_iter(n)).
     """
     m = machine or paper_machine()
     h = paper.HEADLINE
@@ -575,15 +591,26 @@ def paper_comparison(machine=None):
         return predict(mm, n, b, h['epochs'])['t_total']
     t0, t1 = total_with(a0), total_with(a1)
     alpha_match = a0 + (h['time_s'] - t0) * (a1 - a0) / (t1 - t0)
+    g = m.gpus_per_node
+    rel = pred['t_total'] / h['time_s'] - 1.0
+    d1 = pred['efficiency_vs_1gpu'] - h['efficiency_vs_1gpu']
+    dg = pred['efficiency_vs_1node'] - h['efficiency_vs_1node']
     return {
         'machine': m.name, 'calibration': m.calibration,
         'images_per_s': m.images_per_s, 'inter_latency': m.inter.alpha,
         'allreduce': m.allreduce, 'modelled': pred, 'paper': dict(h),
-        'relative_time_error': pred['t_total'] / h['time_s'] - 1.0,
+        'relative_time_error': rel,
         'paper_t_iter': t_iter_paper,
         'paper_implied_1gpu_images_per_s': (
             b / (h['efficiency_vs_1gpu'] * t_iter_paper)),
         'alpha_to_match': alpha_match,
+        't_iter_by_n': {k: m.iteration(k, b)['total'] for k in (1, g, n)},
+        'paper_t_iter_by_n': {1: h['efficiency_vs_1gpu'] * t_iter_paper,
+                              g: h['efficiency_vs_1node'] * t_iter_paper,
+                              n: t_iter_paper},
+        'check': {'time': (rel, abs(rel) <= TIME_TOLERANCE),
+                  'efficiency_vs_1gpu': (d1, abs(d1) <= EFFICIENCY_TOLERANCE),
+                  'efficiency_vs_1node': (dg, abs(dg) <= EFFICIENCY_TOLERANCE)},
     }
 
 
@@ -611,13 +638,13 @@ def format_paper_comparison(cmp):
         '| quantity (1024 GPUs, batch 32 each, 90 epochs) | paper (measured, mean ± sd of {} runs) | '
         'cost model (MODELLED) | model / paper |'.format(p['runs']),
         '|---|---|---|---|',
-        '| training time incl. validation | {:.1f} ± {:.1f} s | {:.1f} s | {:+.0f}% |'.format(
+        '| training time incl. validation | {:.1f} ± {:.1f} s | {:.1f} s | {:+.1f}% |'.format(
             p['time_s'], p['time_sd_s'], m['t_total'], 100 * cmp['relative_time_error']),
-        '| scaling efficiency vs 1 GPU | {} | {} | {:+.0f} points |'.format(
-            percent(p['efficiency_vs_1gpu']), percent(m['efficiency_vs_1gpu']),
+        '| scaling efficiency vs 1 GPU | {} | {} | {:+.1f} points |'.format(
+            percent(p['efficiency_vs_1gpu']), percent(m['efficiency_vs_1gpu'], 1),
             100 * (m['efficiency_vs_1gpu'] - p['efficiency_vs_1gpu'])),
-        '| scaling efficiency vs 1 node (8 GPUs) | {} | {} | {:+.0f} points |'.format(
-            percent(p['efficiency_vs_1node']), percent(m['efficiency_vs_1node']),
+        '| scaling efficiency vs 1 node (8 GPUs) | {} | {} | {:+.1f} points |'.format(
+            percent(p['efficiency_vs_1node']), percent(m['efficiency_vs_1node'], 1),
             100 * (m['efficiency_vs_1node'] - p['efficiency_vs_1node'])),
         '| time per iteration | {:.0f} ms (derived: time / {} iterations) | {} ms | |'.format(
             1e3 * cmp['paper_t_iter'], m['iterations'], ms(m['t_iter'])),
@@ -657,10 +684,81 @@ def discrepancy_text(cmp):
         lines.append(
             'The ring has 2(n-1) = {} lock-step steps at n = 1024; a per-step cost '
             'of {:.0f} us, instead of the {:.1f} us of NCCL\'s own latency model, would '
-            'alone close the gap.  Even NCCL 2.7-2.9\'s model (9.6 us on the steps '
-            'between nodes, the latency x1.9 for large all-reduces) gives much less: '
-            'see the sensitivity table.'.format(
+            'alone close the gap.  NCCL 2.7-2.9\'s later model (9.6 us on the steps '
+            'between nodes, the latency x1.9 for large all-reduces) comes to less: '
+            'see its row below.'.format(
                 int(2 * (m['n'] - 1)), 1e6 * cmp['alpha_to_match'], 1e6 * a_now))
+    return '\n'.join(lines)
+
+
+def _growth_row(label, t):
+    """``| label | T(1) | T(g) | T(n) | T(g) - T(1) | T(n) - T(g) |`` in ms."""
+    (k1, t1), (kg, tg), (kn, tn) = sorted(t.items())
+    return '| {} | {:.1f} | {:.1f} | {:.1f} | {:+.1f} | {:+.1f} |'.format(
+        label, 1e3 * t1, 1e3 * tg, 1e3 * tn, 1e3 * (tg - t1), 1e3 * (tn - tg))
+
+
+def pessimistic_machine():
+    """The slowest-communicating MN-1 the sourced constants allow: NCCL 2.7-2.9's
+    ring latency model and a ring through QPI inside each node."""
+    return paper_machine(allreduce='ring-nccl27', inter_latency=_c('inter_latency_nccl27'),
+                         intra_bandwidth=_c('qpi_bandwidth'))
+
+
+def target_check_text(cmp):
+    """Whether the model comes within the tolerances of the paper, and if not, why."""
+    p, c = cmp['paper'], cmp['check']
+    yes = {True: 'yes', False: 'NO'}
+    n, t_model, t_paper = p['workers'], cmp['t_iter_by_n'], cmp['paper_t_iter_by_n']
+    g = sorted(t_model)[1]
+    lines = [
+        '| criterion | tolerance | model - paper | within |', '|---|---|---|---|',
+        '| 90-epoch time | {:.0%} | {:+.1f}% | {} |'.format(
+            TIME_TOLERANCE, 100 * c['time'][0], yes[c['time'][1]]),
+        '| efficiency vs 1 GPU | {:.0f} points | {:+.1f} points | {} |'.format(
+            100 * EFFICIENCY_TOLERANCE, 100 * c['efficiency_vs_1gpu'][0],
+            yes[c['efficiency_vs_1gpu'][1]]),
+        '| efficiency vs 1 node | {:.0f} points | {:+.1f} points | {} |'.format(
+            100 * EFFICIENCY_TOLERANCE, 100 * c['efficiency_vs_1node'][0],
+            yes[c['efficiency_vs_1node'][1]]),
+        '',
+        '| time per iteration, ms | 1 GPU | {} GPUs | {} GPUs | 1 -> {} | {} -> {} |'.format(
+            g, n, g, g, n),
+        '|---|---|---|---|---|---|',
+        _growth_row('paper (implied by {} s, {:.0%} and {:.0%})'.format(
+            p['time_s'], p['efficiency_vs_1gpu'], p['efficiency_vs_1node']), t_paper),
+        _growth_row('model', t_model),
+    ]
+    worst = paper_comparison(pessimistic_machine())
+    lines.append(_growth_row('model, NCCL 2.7-2.9 latency and a ring through QPI',
+                             worst['t_iter_by_n']))
+    if all(ok for _, ok in c.values()):
+        return '\n'.join(lines)
+    gp = (t_paper[g] - t_paper[1], t_paper[n] - t_paper[g])
+    gm = (t_model[g] - t_model[1], t_model[n] - t_model[g])
+    gw = (worst['t_iter_by_n'][g] - worst['t_iter_by_n'][1],
+          worst['t_iter_by_n'][n] - worst['t_iter_by_n'][g])
+    lines += ['', (
+        'Not within the tolerances with sourced terms.  The paper\'s efficiencies say '
+        'its iteration grew by {:.0f} ms from 1 to {} GPUs and by {:.0f} ms more to {}; '
+        'the published figures here account for {:.1f} and {:.1f} ms (the 8-GPU ring '
+        'over PCIe; then NCCL\'s ring latency and the FDR bandwidth), and at most '
+        '{:.1f} and {:.1f} ms with NCCL 2.7-2.9\'s latency model and a ring through '
+        'QPI (efficiencies {:.0%} and {:.0%}).  The remaining {:.0f} and {:.0f} ms '
+        'have no published source: Figure 1\'s communication and iteration times per '
+        'GPU count would divide them between communication and the rest, but its '
+        'values are not in the paper\'s text, and nothing here is fitted to them.  '
+        'Stragglers (each iteration waits for the slowest of {} workers), data loading '
+        'on 16 cores for 8 GPUs and contention are not modelled for want of a '
+        'measured figure.  Meanwhile the modelled single GPU ({:.1f} ms) is {:.1f} ms '
+        '{} than the {:.1f} ms the paper\'s 70% implies, which is why the modelled '
+        'time comes closer than the efficiencies.').format(
+            1e3 * gp[0], g, 1e3 * gp[1], n, 1e3 * gm[0], 1e3 * gm[1], 1e3 * gw[0],
+            1e3 * gw[1], worst['modelled']['efficiency_vs_1gpu'],
+            worst['modelled']['efficiency_vs_1node'],
+            1e3 * (gp[0] - gw[0]), 1e3 * (gp[1] - gw[1]), n, 1e3 * t_model[1],
+            1e3 * abs(t_model[1] - t_paper[1]),
+            'slower' if t_model[1] > t_paper[1] else 'faster', 1e3 * t_paper[1])]
     return '\n'.join(lines)
 
 
@@ -728,6 +826,11 @@ def paper_report(machine=None, sensitivity=True, constants=True):
         '',
         discrepancy_text(cmp),
         '',
+        '## Within {:.0%} on time and {:.0f} points on both efficiencies?'.format(
+            TIME_TOLERANCE, 100 * EFFICIENCY_TOLERANCE),
+        '',
+        target_check_text(cmp),
+        '',
         '## Modelled scaling (ResNet-50, 32 images per worker, 90 epochs)',
         '',
         format_scaling_table(scaling_table(m)),
@@ -777,7 +880,8 @@ def report_section(runs, bench=None):
              'hardware figures (constants and sources: `python -m '
              'chainer_ext.cost_model --paper`).  They are not tuned to the paper.', '',
              '### MODELLED: the paper\'s set-up (1024 P100, InfiniBand FDR)', '',
-             format_paper_comparison(cmp), '', discrepancy_text(cmp)]
+             format_paper_comparison(cmp), '', discrepancy_text(cmp), '',
+             target_check_text(cmp)]
     data = {'paper_comparison': dict(cmp)}
     if not bench:
         lines += ['', 'No benchmark of this machine given (`--bench FILE`, the JSON of '
