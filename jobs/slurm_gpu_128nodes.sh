@@ -13,7 +13,7 @@
 # ranks: 1024
 # batch per rank: 32
 # total batch: 32768
-# walltime: 00:45:00 (cost model: 90 epochs in 11 min on P100/FDR nodes, x2 + 15 min)
+# walltime: 00:45:00 (cost model: 90 epochs in 13 min on P100/FDR nodes, x2 + 15 min)
 #
 # Submit from the repository root:  sbatch jobs/slurm_gpu_128nodes.sh
 # Resubmitting the same script continues from the newest snapshot in $OUT

@@ -45,12 +45,44 @@ def test_hierarchical_and_multinode_ring_by_hand():
         cm.ring_allreduce_time(8, S, 2e-6, 12e9))
 
 
-def test_iterations_per_epoch():
-    assert cm.iterations_per_epoch(1024, 32) == 40          # 1,281,167 / 32,768 = 39.1
-    assert cm.iterations_per_epoch(1, 32) == 40037          # 40036.47
-    assert cm.iterations_per_epoch(8, 32) == 5005           # 5004.56
-    assert cm.iterations_per_epoch(2, 32, n_train=1797) == 29
-    assert cm.iterations_per_epoch(2, 32, n_train=64) == 1
+def test_shards_and_iterations_by_hand():
+    assert cm.shard_size(1024) == 1252                      # 1,281,167 / 1024 = 1251.1
+    assert cm.shard_size(8) == 160146                       # 160145.9
+    assert cm.iterations_per_epoch(1024, 32) == 39.125      # 1252 / 32
+    assert cm.iterations_per_epoch(1, 32) == pytest.approx(40036.46875)
+    assert cm.total_iterations(90, 1024, 32) == 3522        # 112,680 / 32 = 3521.25
+    assert cm.total_iterations(90, 8, 32) == 450411         # 90 * 160146 / 32 = 450410.6
+    assert cm.total_iterations(90, 1, 32) == 3603283        # 90 * 1281167 / 32 = 3603282.2
+    assert cm.total_iterations(1, 2, 32, n_train=1797) == 29  # shard 899: 28.1
+    assert cm.total_iterations(2, 2, 32, n_train=1797) == 57  # 56.2, not 2 * 29
+    assert cm.total_iterations(3, 2, 32, n_train=64) == 3     # exactly 1 per epoch
+
+
+@pytest.mark.parametrize('n_train, n, epochs', [(1281167, 1024, 90), (1797, 2, 3), (100, 3, 5)])
+def test_total_iterations_is_what_chainer_runs(n_train, n, epochs):
+    """Chainer's own iterator and stop trigger on one shard count the same."""
+    import chainer
+    from chainer.training import triggers
+    shard = -(-n_train // n)
+    it = chainer.iterators.SerialIterator(list(range(shard)), 32, repeat=True, shuffle=False)
+
+    class Updater(object):
+        pass
+
+    class Trainer(object):
+        updater = Updater()
+
+    stop, every_epoch = triggers.IntervalTrigger(epochs, 'epoch'), triggers.IntervalTrigger(1, 'epoch')
+    done = validations = 0
+    while True:
+        it.next()
+        done += 1
+        Trainer.updater.epoch_detail, Trainer.updater.iteration = it.epoch_detail, done
+        validations += every_epoch(Trainer)
+        if stop(Trainer):
+            break
+    assert cm.total_iterations(epochs, n, 32, n_train=n_train) == done
+    assert validations == epochs
 
 
 @pytest.mark.parametrize('alpha, bw', [(3e-6, 6.8e9), (80e-6, 1.2e9), (0.0, 5e8)])
@@ -81,29 +113,73 @@ def test_fit_rejects_unidentifiable_input():
     assert fit['alpha'] == 0.0 and fit['bandwidth'] > 0
 
 
+def test_ring_base_latency_by_hand():
+    # NCCL 2.5.6's ring: 8.4 us once, then 5.7 us per step within a node (PCIe)
+    assert cm.ring_allreduce_time(8, S, 5.7e-6, 12e9, base=8.4e-6) == pytest.approx(
+        88.2e-6 + 1.75 * S / 12e9)                      # 8.4 + 14 * 5.7 us
+    assert cm.ring_allreduce_time(1, S, 5.7e-6, 12e9, base=8.4e-6) == 0.0
+    intra, inter = cm.Link(5.7e-6, 12e9), cm.Link(6.6e-6, 6.8e9)
+    # across nodes every one of the 2046 steps pays the network's 6.6 us
+    assert cm.multinode_ring_allreduce_time(1024, 8, S, intra, inter, base=8.4e-6) == (
+        pytest.approx(0.013512 + 0.0150188672, rel=1e-8))
+    # hierarchical: two collectives, two base latencies
+    assert cm.hierarchical_allreduce_time(128, 8, S, intra, inter, base=8.4e-6) == (
+        pytest.approx(cm.hierarchical_allreduce_time(128, 8, S, intra, inter) + 16.8e-6))
+
+
+def test_nccl27_ring_latency_by_hand():
+    intra, inter = cm.Link(5.7e-6, 12e9), cm.Link(9.6e-6, 6.8e9)
+    bw_1024 = 0.0150188672                              # 2 * 1023/1024 * S / 6.8 GB/s
+    # 254 of the 2046 steps cross nodes; a 51 MB all-reduce is past the plateau
+    lat = (8.4 + 1792 * 5.7 + 254 * 9.6) * 1.9e-6       # 12,661.2 us x 1.9
+    assert lat == pytest.approx(0.02405628)
+    assert cm.nccl27_ring_allreduce_time(1024, 8, S, intra, inter, 8.4e-6, 1.9) == (
+        pytest.approx(lat + bw_1024, rel=1e-8))
+    # 212,480 bytes of BN statistics are below 1024/16 * 64 KiB = 4 MiB: no plateau
+    assert cm.nccl27_ring_allreduce_time(1024, 8, 212480, intra, inter, 8.4e-6, 1.9) == (
+        pytest.approx(12661.2e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9))
+    # two nodes of 8: 2 of the 30 steps cross, (8.4 + 28 * 5.7 + 2 * 9.6) us x 1.9
+    assert cm.nccl27_ring_allreduce_time(16, 8, S, intra, inter, 8.4e-6, 1.9) == (
+        pytest.approx(355.68e-6 + 2 * 15 / 16 * S / 6.8e9))
+    # within one node it is the ordinary ring, no plateau
+    assert cm.nccl27_ring_allreduce_time(8, 8, S, intra, inter, 8.4e-6, 1.9) == (
+        pytest.approx(88.2e-6 + 1.75 * S / 12e9))
+
+
 def test_iteration_and_validation_by_hand():
     m = cm.paper_machine()
-    tc = 32 / 195.0
+    # 195 images/s on a P100 SXM2, times 9.3 / 10.6 TFLOPS for MN-1's P100s for PCIe
+    assert m.images_per_s == pytest.approx(171.0849, rel=1e-6)
+    tc = 32 * 10.6 / (195.0 * 9.3)
+    assert tc == pytest.approx(0.1870416)
     assert m.compute_time(32) == pytest.approx(tc)
     t_opt = 40 * 25557032 / 732e9 + 161 * 20e-6
     assert m.t_optimizer == pytest.approx(t_opt)
     it = m.iteration(1024, 32)
-    ta = 2046 * 2e-6 + 2 * 1023 / 1024 * S / 6.8e9
+    ta = 8.4e-6 + 2046 * 6.6e-6 + 2 * 1023 / 1024 * S / 6.8e9
+    assert ta == pytest.approx(0.0285308672)
     assert it['allreduce'] == pytest.approx(ta)
     assert it['total'] == pytest.approx(tc + ta + t_opt)
     assert m.iteration(1, 32)['allreduce'] == 0.0
+    assert m.iteration(8, 32)['allreduce'] == pytest.approx(88.2e-6 + 1.75 * S / 12e9)
     # validation: ceil(50000/1024) = 49 images at 1/3 of a training image + BN all-reduce
-    tv = 49 * (1 / 3.0) / 195.0 + (2046 * 2e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9)
+    tv = 49 * (1 / 3.0) * tc / 32 + (13512e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9)
     assert m.validation_time(1024) == pytest.approx(tv)
     p = cm.predict(m, 1024, 32, 90)
-    assert p['iterations'] == 3600 and p['total_batch'] == 32768
-    assert p['t_total'] == pytest.approx(90 * (40 * (tc + ta + t_opt) + tv))
+    assert p['iterations'] == 3522 and p['total_batch'] == 32768
+    assert p['t_total'] == pytest.approx(3522 * (tc + ta + t_opt) + 90 * tv)
     # overlap hides part of the all-reduce
     half = cm.paper_machine(overlap=0.5).iteration(1024, 32)
     assert half['total'] == pytest.approx(tc + 0.5 * ta + t_opt)
+    # an explicit speed replaces the derated one
+    assert cm.paper_machine(images_per_s=195.0).compute_time(32) == pytest.approx(32 / 195.0)
+    # the QPI case: an 8 GB/s link inside the node bounds the ring everywhere
+    q = cm.paper_machine(intra_bandwidth=8e9)
+    assert q.allreduce_time(8) == pytest.approx(88.2e-6 + 1.75 * S / 8e9)
+    assert q.allreduce_time(1024) == pytest.approx(0.013512 + 2 * 1023 / 1024 * S / 6.8e9)
 
 
-@pytest.mark.parametrize('kw', [{}, {'allreduce': 'hierarchical'},
+@pytest.mark.parametrize('kw', [{}, {'allreduce': 'hierarchical'}, {'allreduce': 'ring-nccl27'},
                                 {'inter_latency': 30e-6}, {'nics_per_node': 2}])
 def test_monotonic_scaling(kw):
     m = cm.paper_machine(**kw)
@@ -135,6 +211,44 @@ def test_constants_are_sourced_and_not_tuned():
     assert cmp['alpha_to_match'] > cm.PAPER_CONSTANTS['inter_latency']['value']
     m2 = cm.paper_machine(inter_latency=cmp['alpha_to_match'])
     assert cm.predict(m2, 1024, 32, 90)['t_total'] == pytest.approx(897.9, rel=1e-3)
+
+
+def test_paper_check_by_hand():
+    """Each criterion against the paper, from the hand-computed iteration times."""
+    t_opt = 40 * 25557032 / 732e9 + 161 * 20e-6                 # 4.6166 ms
+    t1 = 32 * 10.6 / (195.0 * 9.3) + t_opt                      # 191.658 ms
+    t8 = t1 + 88.2e-6 + 1.75 * S / 12e9                         # + 7.542 ms
+    t1024 = t1 + 0.0285308672                                   # + 28.531 ms
+    t_val = 49 / 3.0 * 10.6 / (195.0 * 9.3) + 13512e-6 + 2 * 1023 / 1024 * 212480 / 6.8e9
+    total = 3522 * t1024 + 90 * t_val
+    assert total == pytest.approx(785.32, abs=0.01)
+    cmp = cm.paper_comparison()
+    assert cmp['modelled']['t_total'] == pytest.approx(total)
+    assert cmp['t_iter_by_n'] == pytest.approx({1: t1, 8: t8, 1024: t1024})
+    # the paper's: (897.9 s - validation) / 3522 at 1024, times 0.70 and 0.80 below
+    paper_1024 = (897.9 - 90 * t_val) / 3522
+    assert paper_1024 == pytest.approx(0.252154, abs=1e-6)
+    assert cmp['paper_t_iter_by_n'] == pytest.approx(
+        {1: 0.7 * paper_1024, 8: 0.8 * paper_1024, 1024: paper_1024})
+    c = cmp['check']
+    assert c['time'][0] == pytest.approx(total / 897.9 - 1) and c['time'][1]
+    assert c['efficiency_vs_1gpu'][0] == pytest.approx(t1 / t1024 - 0.70)     # +17.0 points
+    assert c['efficiency_vs_1node'][0] == pytest.approx(t8 / t1024 - 0.80)    # +10.5 points
+    assert not c['efficiency_vs_1gpu'][1] and not c['efficiency_vs_1node'][1]
+    text = cm.target_check_text(cmp)
+    assert '| 90-epoch time | 15% | {:+.1f}% | yes |'.format(100 * (total / 897.9 - 1)) in text
+    assert 'Not within the tolerances' in text
+    # had every criterion been met, no reason would be given
+    met = dict(cmp, check={k: (v, True) for k, (v, _) in c.items()})
+    assert 'Not within' not in cm.target_check_text(met)
+
+
+def test_pessimistic_machine_by_hand():
+    worst = cm.pessimistic_machine()
+    # 8 GPUs on one node: NCCL's PCIe step latency, QPI's 8 GB/s
+    assert worst.allreduce_time(8) == pytest.approx(88.2e-6 + 1.75 * S / 8e9)
+    # 1024: NCCL 2.7-2.9 latency (x1.9), the network still the narrowest link
+    assert worst.allreduce_time(1024) == pytest.approx(0.02405628 + 0.0150188672)
 
 
 def bench_scaling_json(t_fb=0.8, t_opt=0.05, alpha=20e-6, bw=2e9, params=25557032):
@@ -189,8 +303,13 @@ def test_cli_paper_prints_paper_beside_prediction():
     assert t[1] == '{:.1f} s'.format(cmp['modelled']['t_total'])
     assert rows['scaling efficiency vs 1 GPU'][0] == '70%'
     assert rows['scaling efficiency vs 1 node (8 GPUs)'][0] == '80%'
-    assert rows['scaling efficiency vs 1 GPU'][1] == '{:.0f}%'.format(
+    assert rows['scaling efficiency vs 1 GPU'][1] == '{:.1f}%'.format(
         100 * cmp['modelled']['efficiency_vs_1gpu'])
+    assert rows['90-epoch time'] == ['15%', '{:+.1f}%'.format(
+        100 * cmp['relative_time_error']), 'yes']
+    assert rows['efficiency vs 1 GPU'] == ['10 points', '{:+.1f} points'.format(
+        100 * cmp['check']['efficiency_vs_1gpu'][0]), 'NO']
+    assert 'Not within the tolerances with sourced terms' in out
     for n in (8, 16, 32, 64, 128, 256, 512, 1024):
         assert re.search(r'^\| {} \| {} \| {} \|'.format(n, max(1, n // 8), 32 * n), out, re.M)
     assert 'Calibration constants' in out and 'tensorflow.org' in out
