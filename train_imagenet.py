@@ -18,13 +18,14 @@ import numpy
 import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
 import chainer
 import chainer.links as L
-import chainermn.global_except_hook
+import chainermn
 from chainer import training
 
 from chainer_ext import blas_setup
 from chainer_ext import communicators
 from chainer_ext import data_parallel
 from chainer_ext import datasets
+from chainer_ext import except_hook
 from chainer_ext.extensions import stop_on_signal
 from chainer_ext import report
 from chainer_ext import schedules
@@ -323,9 +324,9 @@ def main(argv=None):
         stop_on_signal.ignore_in_children(args.stop_signals)  # inherited by the loaders
         checks.start_forkserver()  # before the communicator starts MPI
     stop_on_signal.catch(args.stop_signals)
-    # Any uncaught exception on any rank aborts the whole MPI job at once
-    # (MPI_Abort) instead of leaving the other ranks waiting in a collective.
-    chainermn.global_except_hook.add_hook()
+    # Any uncaught exception on any rank ends the whole MPI job at once
+    # instead of leaving the other ranks waiting in a collective.
+    except_hook.install(PROG)
     try:
         return run(args)
     except checks.InputError as e:  # raised on every rank alike: no abort needed

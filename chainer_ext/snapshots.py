@@ -4,11 +4,13 @@
 rank 0's whole trainer and, from every other rank, only what differs between
 ranks (iterator, BN statistics, scalars).  Files are written in ``.partial-NAME``
 and published by one rename after every rank succeeded; a failure anywhere keeps
-the previous snapshot and raises :class:`SnapshotError` on every rank.  Resuming
-needs the same world and recipe.  Sizes, and why not ChainerMN's checkpointer:
-docs/DESIGN.md.
+the previous snapshot and raises :class:`SnapshotError` on every rank.  The
+manifest records each file's size and SHA-256, so that ``--resume`` can tell a
+file damaged after it was written.  Resuming needs the same world and recipe.
+Sizes, costs, and why not ChainerMN's checkpointer: docs/DESIGN.md.
 """
 import errno
+import hashlib
 import json
 import os
 import re
@@ -55,6 +57,13 @@ def _all_ok(comm, ok):
     return bool(comm.mpi_comm.allreduce(int(bool(ok)), op=MPI.MIN))
 
 
+def _gather(comm, value):
+    """Every rank's ``value`` in rank order on rank 0 (``None`` elsewhere)."""
+    if comm is None or comm.size == 1:
+        return [value]
+    return comm.mpi_comm.gather(value, root=0)
+
+
 def _barrier(comm):
     if comm is not None and comm.size > 1:
         comm.mpi_comm.Barrier()
@@ -77,17 +86,59 @@ def read_manifest(path):
     return manifest
 
 
+def file_sha256(fpath):
+    """Hex SHA-256 of the file ``fpath`` (what ``sha256sum`` prints)."""
+    digest = hashlib.sha256()
+    with open(fpath, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def damaged_files(path):
+    """Names of the files of the complete snapshot ``path`` whose SHA-256 is not
+    the manifest's (bytes changed after the snapshot was written).
+
+    Snapshots written before checksums were recorded have none to compare:
+    for them this is empty (their files are checked by size only).
+    """
+    recorded = read_manifest(path).get('sha256') or {}
+    return [name for name, digest in sorted(recorded.items())
+            if _sha256_or_none(os.path.join(path, name)) != digest]
+
+
+def _sha256_or_none(fpath):
+    try:
+        return file_sha256(fpath)
+    except OSError:
+        return None
+
+
 def is_complete(path):
-    """True when ``path`` has a readable manifest and every file it lists, whole."""
+    """True when ``path`` has a readable manifest and every file it lists, whole
+    (by size; :func:`damaged_files` compares the bytes)."""
+    return _incomplete(path) is None
+
+
+def _incomplete(path, full=False):
+    """Why ``path`` is not a complete snapshot, in a few words (``None`` if it is);
+    ``full`` names files by their paths."""
     try:
         manifest = read_manifest(path)
-    except SnapshotError:
-        return False
-    for name, size in manifest['files'].items():
-        fpath = os.path.join(path, name)
-        if not os.path.isfile(fpath) or os.path.getsize(fpath) != size:
-            return False
-    return True
+    except SnapshotError as e:
+        return str(e)
+    bad = sorted(name for name, size in manifest['files'].items()
+                 if not os.path.isfile(os.path.join(path, name))
+                 or os.path.getsize(os.path.join(path, name)) != size)
+    if not bad:
+        return None
+    return 'missing or truncated: {}'.format(
+        _listing([os.path.join(path, name) for name in bad] if full else bad))
+
+
+def _listing(names, shown=3):
+    more = ' and {} more'.format(len(names) - shown) if len(names) > shown else ''
+    return ', '.join(names[:shown]) + more
 
 
 def list_snapshots(out):
@@ -106,27 +157,40 @@ def list_snapshots(out):
 def resolve_resume(resume, out, skipped=None):
     """Map ``--resume`` to a snapshot folder, or ``None`` for a fresh start.
 
-    ``'auto'`` picks the newest complete snapshot in ``out`` (``None`` if
-    there is none, so a job script can be resubmitted unchanged) and calls
-    ``skipped(path, reason)`` for each incomplete snapshot folder it passed
-    over; any other value must be a complete snapshot folder.
+    ``'auto'`` picks the newest complete snapshot in ``out`` whose files match
+    their checksums (``None`` if there is none, so a job script can be
+    resubmitted unchanged) and calls ``skipped(path, reason)`` for each
+    incomplete or damaged snapshot folder it passed over; any other value must
+    be a complete, undamaged snapshot folder.
     """
     if not resume:
         return None
     if resume == 'auto':
-        snaps = list_snapshots(out)
-        chosen = snaps[-1][1] if snaps else None
+        chosen, damaged = None, []
+        for _, path in reversed(list_snapshots(out)):
+            bad = damaged_files(path)
+            if not bad:
+                chosen = path
+                break
+            damaged.append((path, _damage(bad)))
         if skipped is not None:
-            for path, reason in incomplete_snapshots(out):
+            for path, reason in incomplete_snapshots(out) + damaged:
                 skipped(path, '{}; using {}'.format(reason, chosen or 'none: starting afresh'))
         return chosen
     if not os.path.isdir(resume):
         raise SnapshotError('--resume {}: no such snapshot folder'.format(resume))
-    if not is_complete(resume):
-        raise SnapshotError(
-            '--resume {}: not a complete snapshot (manifest or rank files '
-            'missing or truncated)'.format(resume))
-    return resume
+    reason = _incomplete(resume, full=True)
+    if reason is None:
+        bad = damaged_files(resume)
+        if not bad:
+            return resume
+        reason = _damage([os.path.join(resume, name) for name in bad])
+    raise SnapshotError('--resume {}: not a usable snapshot: {}; resume from another '
+                        '(--resume auto picks the newest whole one)'.format(resume, reason))
+
+
+def _damage(files):
+    return 'damaged: SHA-256 of {} differs from {}'.format(_listing(files), MANIFEST)
 
 
 def incomplete_snapshots(out):
@@ -135,17 +199,10 @@ def incomplete_snapshots(out):
     found = []
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
         path = os.path.join(root, name)
-        if not (_NAME.match(name) and os.path.isdir(path)) or is_complete(path):
-            continue
-        try:
-            manifest = read_manifest(path)
-        except SnapshotError as e:
-            found.append((path, str(e)))
-            continue
-        bad = sorted(n for n, size in manifest['files'].items()
-                     if not os.path.isfile(os.path.join(path, n))
-                     or os.path.getsize(os.path.join(path, n)) != size)
-        found.append((path, 'missing or truncated: {}'.format(', '.join(bad))))
+        if _NAME.match(name) and os.path.isdir(path):
+            reason = _incomplete(path)
+            if reason is not None:
+                found.append((path, reason))
     return found
 
 
@@ -522,11 +579,13 @@ class MultiNodeSnapshot(extension.Extension):
 
         target = os.path.join(partial, rank_file(self._rank))
         tmp = '{}.tmp-{}'.format(target, os.getpid())
+        digest = None
         try:
             if self._rank == FULL_RANK:
                 _write_full(tmp, trainer)
             else:
                 _write_slim(tmp, trainer)
+            digest = file_sha256(tmp)  # each rank its own file, all at once
             os.replace(tmp, target)
         except Exception as e:
             error = e
@@ -542,9 +601,10 @@ class MultiNodeSnapshot(extension.Extension):
             _barrier(self.comm)
             self._fail(name, error)
 
+        digests = _gather(self.comm, digest)
         if self._rank == 0:
             try:
-                self._publish(trainer, partial, final)
+                self._publish(trainer, partial, final, digests)
             except Exception as e:
                 error = e
                 shutil.rmtree(partial, ignore_errors=True)
@@ -567,7 +627,9 @@ class MultiNodeSnapshot(extension.Extension):
             'writing snapshot {} in {} failed on rank {}: {}; the previous '
             'snapshot ({}) is intact'.format(name, self.root, self._rank, cause, kept))
 
-    def _publish(self, trainer, partial, final):
+    def _publish(self, trainer, partial, final, digests):
+        """Rank 0: write the manifest (sizes and ``digests``, the ranks' SHA-256
+        in rank order) into ``partial``, then rename it to ``final``."""
         files = {}
         for r in range(self._size):
             fpath = os.path.join(partial, rank_file(r))
@@ -586,6 +648,7 @@ class MultiNodeSnapshot(extension.Extension):
             'epoch_detail': float(trainer.updater.epoch_detail),
             'elapsed_time': float(trainer.elapsed_time),
             'files': files,
+            'sha256': {rank_file(r): digest for r, digest in enumerate(digests)},
         })
         mtmp = os.path.join(partial, '{}.tmp-{}'.format(MANIFEST, os.getpid()))
         with open(mtmp, 'w') as f:

@@ -1,4 +1,5 @@
 """Atomic snapshots: complete ones are found, partial ones never, failures keep the old."""
+import hashlib
 import json
 import os
 import shutil
@@ -68,8 +69,11 @@ def test_auto_ignores_partial_and_truncated_snapshots(tmp_path):
     with open(os.path.join(trunc, 'rank-00000.npz'), 'wb') as f:
         f.write(b'x' * 10)
     assert snapshots.resolve_resume('auto', out).endswith('epoch-2')
-    with pytest.raises(SnapshotError, match='not a complete snapshot'):
+    with pytest.raises(SnapshotError) as e:
         snapshots.resolve_resume(trunc, out)
+    assert str(e.value) == ('--resume {0}: not a usable snapshot: missing or truncated: '
+                            '{0}/rank-00000.npz; resume from another (--resume auto picks the '
+                            'newest whole one)'.format(trunc))
     with pytest.raises(SnapshotError, match='no such snapshot'):
         snapshots.resolve_resume(os.path.join(root, 'epoch-77'), out)
     assert snapshots.resolve_resume('auto', str(tmp_path / 'empty')) is None
@@ -280,3 +284,71 @@ def test_slim_snapshots_under_mpi(mpirun, tmp_path, optimizer):
     assert len(sizes) == 1, proc.stdout
     print(sizes[0])
     assert proc.stdout.count(' OK') == 2, proc.stdout
+
+
+def _flip_byte(fpath, offset):
+    with open(fpath, 'r+b') as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+
+def test_manifest_records_the_sha256_of_every_file(tmp_path):
+    out = str(tmp_path)
+    trainer, _ = _trainer(out, epochs=1)
+    trainer.extend(MultiNodeSnapshot(None, out), trigger=(1, 'epoch'))
+    trainer.run()
+    snap = os.path.join(out, 'snapshots', 'epoch-1')
+    with open(os.path.join(snap, 'rank-00000.npz'), 'rb') as f:
+        expected = hashlib.sha256(f.read()).hexdigest()
+    assert snapshots.read_manifest(snap)['sha256'] == {'rank-00000.npz': expected}
+
+
+def test_a_flipped_bit_is_found_and_auto_falls_back(tmp_path):
+    out = str(tmp_path)
+    trainer, _ = _trainer(out, epochs=2)
+    trainer.extend(MultiNodeSnapshot(None, out, keep=0), trigger=(1, 'epoch'))
+    trainer.run()
+    root = os.path.join(out, 'snapshots')
+    newest = os.path.join(root, 'epoch-2')
+    victim = os.path.join(newest, 'rank-00000.npz')
+    _flip_byte(victim, os.path.getsize(victim) // 2)
+    assert snapshots.is_complete(newest)  # same size: only the checksum tells
+    said = []
+    chosen = snapshots.resolve_resume('auto', out, skipped=lambda *a: said.append(a))
+    assert chosen == os.path.join(root, 'epoch-1')
+    assert said == [(newest, 'damaged: SHA-256 of rank-00000.npz differs from manifest.json; '
+                             'using {}'.format(chosen))]
+    with pytest.raises(SnapshotError) as e:
+        snapshots.resolve_resume(newest, out)
+    assert str(e.value) == ('--resume {}: not a usable snapshot: damaged: SHA-256 of {} '
+                            'differs from manifest.json; resume from another (--resume auto '
+                            'picks the newest whole one)'.format(newest, victim))
+
+    _flip_byte(os.path.join(root, 'epoch-1', 'rank-00000.npz'), 100)
+    said = []
+    assert snapshots.resolve_resume('auto', out, skipped=lambda *a: said.append(a)) is None
+    assert [path for path, _ in said] == [newest, os.path.join(root, 'epoch-1')]
+    assert said[-1][1].endswith('; using none: starting afresh')
+
+
+def test_snapshot_without_checksums_is_checked_by_size_only(tmp_path):
+    """Snapshots written before the manifest recorded SHA-256 still resume."""
+    out = str(tmp_path)
+    trainer, model = _trainer(out, epochs=1)
+    trainer.extend(MultiNodeSnapshot(None, out), trigger=(1, 'epoch'))
+    trainer.run()
+    snap = os.path.join(out, 'snapshots', 'epoch-1')
+    mpath = os.path.join(snap, 'manifest.json')
+    with open(mpath) as f:
+        manifest = json.load(f)
+    del manifest['sha256']
+    with open(mpath, 'w') as f:
+        json.dump(manifest, f)
+    assert snapshots.damaged_files(snap) == []
+    assert snapshots.resolve_resume('auto', out) == snap
+    assert snapshots.resolve_resume(snap, out) == snap
+    fresh, fresh_model = _trainer(out, epochs=1)
+    snapshots.load_snapshot(snap, fresh, None)
+    assert numpy.array_equal(fresh_model.predictor.W.array, model.predictor.W.array)

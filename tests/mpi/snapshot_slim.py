@@ -21,6 +21,7 @@ rank) for 16 iterations, with one snapshot at iteration 9 (mid-epoch). Checks:
     ranks (no rank is left waiting in a broadcast).
 Prints ``SIZES rank0=... rank1=...`` (bytes) on rank 0.
 """
+import hashlib
 import os
 import shutil
 import sys
@@ -185,6 +186,11 @@ check(manifest['format'] == 2 and manifest['full_rank'] == 0 and manifest['world
 sizes = [os.path.getsize(os.path.join(path, snapshots.rank_file(i))) for i in range(p)]
 check(sizes == [manifest['files'][snapshots.rank_file(i)] for i in range(p)], sizes, manifest)
 check(sizes[1] * 10 < sizes[0], 'rank 1 file not much smaller:', sizes)
+digests = {}
+for i in range(p):
+    with open(os.path.join(path, snapshots.rank_file(i)), 'rb') as f:
+        digests[snapshots.rank_file(i)] = hashlib.sha256(f.read()).hexdigest()
+check(manifest['sha256'] == digests, 'manifest SHA-256', manifest.get('sha256'), 'files', digests)
 shared = at_snap['shared']
 n_params = len(list(model_a.namedparams()))
 check(len(shared) == 3 * n_params, 'params and two states each:', shared)
