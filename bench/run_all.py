@@ -4,10 +4,12 @@
     python bench/run_all.py            # goal settings (~20+ minutes on 2 cores)
     python bench/run_all.py --quick    # tiny settings (seconds; the smoke test's)
 
-In order: ``bench_optimizer`` (goal 1), ``bench_allreduce`` (goal 2; the 2 Gbit/s TCP
-link needs root and ``ip netns``/``tc``, and is skipped with a note otherwise),
-``bench_input_pipeline`` (goal 3), ``bench_iteration`` (goals 4 and 5) and
-``bench_scaling``, then the cost model (``python -m chainer_ext.cost_model``)
+In order: ``bench_blas`` (GEMM per OpenBLAS kernel), ``bench_optimizer`` (goal 1),
+``bench_allreduce`` (goal 2; the 2 Gbit/s TCP link needs root and ``ip netns``/``tc``,
+and is skipped with a note otherwise), ``bench_input_pipeline`` (goal 3),
+``bench_iteration`` (goals 4 and 5), ``bench_demo`` (the demo's epoch with OpenBLAS's
+set-up and the project's) and ``bench_scaling``, then the cost model
+(``python -m chainer_ext.cost_model``)
 for the paper's set-up and, calibrated on the scaling figures, for this machine.
 
 Writes ``bench/results/<name>.json`` (the raw result of each benchmark) and
@@ -45,11 +47,14 @@ for _p in (REPO, HERE):
 import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer loads)
 from chainer_ext import blas_setup  # noqa: E402
 
-BENCHMARKS = ('optimizer', 'allreduce', 'input_pipeline', 'iteration', 'scaling')
+BENCHMARKS = ('blas', 'optimizer', 'allreduce', 'input_pipeline', 'iteration', 'demo',
+              'scaling')
 
 #: Settings per benchmark: the goal settings, and the smoke test's.
 SETTINGS = {
     'full': {
+        'blas': dict(n=2048, rounds=3),
+        'demo': dict(iterations=68, log_interval=0, rounds=1),
         'optimizer': dict(rounds=20, warmup=2),
         'allreduce': dict(reps=9, links=('shm', 'tcp_2gbit')),
         'input_pipeline': dict(sizes=('500x375', '1024x768', '2048x1536'), n_images=64,
@@ -59,6 +64,8 @@ SETTINGS = {
         'scaling': dict(arch='resnet50', insize=224, batchsize=32, iterations=3),
     },
     'quick': {
+        'blas': dict(n=256, rounds=1),
+        'demo': dict(iterations=3, log_interval=1, rounds=1),
         'optimizer': dict(rounds=2, warmup=1),
         'allreduce': dict(reps=1, links=('shm',)),
         'input_pipeline': dict(sizes=('500x375',), n_images=4, rounds=1),
@@ -159,6 +166,16 @@ def netns_available():
 # The benchmarks
 # ---------------------------------------------------------------------------
 
+def run_blas(cfg):
+    import bench_blas
+    return bench_blas.run(**cfg)
+
+
+def run_demo(cfg):
+    import bench_demo
+    return bench_demo.run(**cfg)
+
+
 def run_optimizer(cfg):
     import bench_optimizer
     return bench_optimizer.run(**cfg)
@@ -201,7 +218,7 @@ def run_scaling(cfg):
     return bench_scaling.run(**cfg)
 
 
-RUNNERS = {'optimizer': run_optimizer, 'allreduce': run_allreduce,
+RUNNERS = {'blas': run_blas, 'demo': run_demo, 'optimizer': run_optimizer, 'allreduce': run_allreduce,
            'input_pipeline': run_input_pipeline, 'iteration': run_iteration,
            'scaling': run_scaling}
 
@@ -233,6 +250,52 @@ def _f(x, fmt='{:.2f}'):
 def _failed(name, res):
     return ['**FAILED** — `{}` raised:'.format(name), '', '```',
             res['error'].rstrip(), '```', '']
+
+
+def section_blas(res, goals):
+    out = ['## BLAS kernel: float32 GEMM (`bench/bench_blas.py`)', '']
+    if 'error' in res:
+        goals.append(('BLAS', 'GEMM, pinned kernel / OpenBLAS default', 'failed', '', None))
+        return out + _failed('bench_blas', res)
+    out += ['{0}x{0} float32 matrix product, {1} BLAS thread(s), each kernel in its own '
+            'process (`OPENBLAS_CORETYPE`), rounds interleaved, median. `auto` is '
+            'OpenBLAS\'s own pick; this CPU\'s kernel is {2}.'.format(
+                res['n'], res['threads'], res['cpu_kernel']), '',
+            '| OPENBLAS_CORETYPE | kernel in use | GFLOP/s | vs {} | max rel. error vs '
+            'float64 |'.format(next(iter(res['kernels']))), '|---|---|---|---|---|']
+    for name, k in res['kernels'].items():
+        out.append('| {} | {} | {:.0f} | {:.2f}x | {:.1e} |'.format(
+            name, k['kernel_in_use'], k['gflops'], k['vs_first'], k['rel_error']))
+    pinned = res['kernels'].get(res['cpu_kernel'] or '')
+    auto = res['kernels'].get('auto')
+    if pinned and auto:
+        ratio = pinned['gflops'] / auto['gflops']
+        goals.append(('BLAS', 'GEMM GFLOP/s, pinned {} / OpenBLAS\'s pick ({})'.format(
+            res['cpu_kernel'], auto['kernel_in_use']), '{:.2f}x'.format(ratio), 'reported',
+            None))
+    return out + ['']
+
+
+def section_demo(res, goals):
+    out = ['## The demo, per epoch (`bench/bench_demo.py`)', '']
+    if 'error' in res:
+        goals.append(('demo', 'demo training time (18 epochs)', 'failed', '<= 200 s', None))
+        return out + _failed('bench_demo', res)
+    out += ['`mpiexec -n {} train_imagenet.py --demo --no-plots`, {} iterations per run, '
+            'time between the first and last log entries (validation included) scaled to '
+            'one epoch of 1,437 images; {} round(s), settings interleaved.'.format(
+                res['ranks'], res['iterations'], res['rounds']), '',
+            '| setting | kernel | BLAS threads per rank | s per epoch | 18 epochs | '
+            'involuntary context switches |', '|---|---|---|---|---|---|']
+    for name, r in res['settings'].items():
+        out.append('| {} | {} | {} | {:.2f} | {:.0f} s | {:,.0f} |'.format(
+            name, r['kernel'], r['threads'], r['seconds_per_epoch'],
+            r['demo_seconds_18_epochs'], r['involuntary_switches']))
+    after = res['settings']['project']['demo_seconds_18_epochs']
+    out += ['', 'Speed-up of the project\'s set-up: {:.2f}x.'.format(res['speedup']), '']
+    goals.append(('demo', 'demo training, 18 epochs (from s per epoch)',
+                  '{:.0f} s'.format(after), '<= 200 s', after <= 200))
+    return out
 
 
 def section_optimizer(res, goals):
@@ -509,6 +572,7 @@ def write_markdown(path, mode, machine, results, started, finished, cost_texts,
                    results_dir):
     goals = []
     body = []
+    body += section_blas(results['blas'], goals) if 'blas' in results else []
     body += section_optimizer(results['optimizer'], goals) if 'optimizer' in results else []
     body += section_allreduce(results['allreduce'], goals) if 'allreduce' in results else []
     body += section_input(results['input_pipeline'], goals) if (
@@ -517,6 +581,7 @@ def write_markdown(path, mode, machine, results, started, finished, cost_texts,
         body += section_iteration(results['iteration'], goals, results.get('optimizer'),
                                   results.get('allreduce'))
         body += section_memory(results['iteration'], goals)
+    body += section_demo(results['demo'], goals) if 'demo' in results else []
     body += section_scaling(results['scaling']) if 'scaling' in results else []
 
     head = ['# Benchmarks', '',

@@ -43,7 +43,8 @@ def test_run_all_quick(tmp_path):
         cwd=REPO_ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-20000:]
 
-    names = ('optimizer', 'allreduce', 'input_pipeline', 'iteration', 'scaling')
+    names = ('blas', 'optimizer', 'allreduce', 'input_pipeline', 'iteration', 'demo',
+             'scaling')
     for name in names:
         with open(str(results / (name + '.json'))) as f:
             res = json.load(f)
@@ -61,7 +62,16 @@ def test_run_all_quick(tmp_path):
     text = md.read_text()
     assert 'QUICK MODE' in text
     for heading in ('## Machine', '## Summary', '## Goal 1', '## Goal 2', '## Goal 3',
-                    '## Goal 4', '## Goal 5', '## Scaling', '## Cost model (MODELLED)'):
+                    '## Goal 4', '## Goal 5', '## Scaling', '## Cost model (MODELLED)',
+                    '## BLAS kernel', '## The demo, per epoch'):
         assert heading in text, heading
     assert 'Open MPI' in text and 'MODELLED, not measured' in text
     assert '**FAILED**' not in text
+    with open(str(results / 'demo.json')) as f:
+        demo = json.load(f)
+    for setting, kernel in (('openblas_default', 'Prescott'), ('project', None)):
+        r = demo['settings'][setting]
+        assert r['seconds_per_epoch'] > 0
+        if kernel:
+            assert r['kernel'] == kernel and r['threads'] == os.cpu_count()
+    assert demo['settings']['project']['threads'] == max(1, os.cpu_count() // 2)
