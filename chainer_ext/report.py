@@ -25,6 +25,9 @@ from chainer_ext.formatting import percent
 #: Files written into the output folder.
 REPORT_MD = 'report.md'
 REPORT_JSON = 'report.json'
+#: The batch-size sweep's write-up and committed table, relative to the project root.
+EXPERIMENTS_MD = 'EXPERIMENTS.md'
+EXPERIMENTS_TABLE = os.path.join('docs', 'experiments', 'large_batch', 'table.md')
 PLOTS = {
     'loss': 'report_loss.png',
     'accuracy': 'report_accuracy.png',
@@ -661,6 +664,24 @@ def plot_scaling(out_dir):
 # Putting it together
 # ---------------------------------------------------------------------------
 
+def experiments_md(out):
+    """Where the batch-size sweep's results are, linked relative to ``out``, with its table."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    page = os.path.join(root, EXPERIMENTS_MD)
+    table = os.path.join(root, EXPERIMENTS_TABLE)
+    if not os.path.exists(page):
+        return ('The sweep of the paper\'s recipe, Goyal et al.\'s and ablations over total '
+                'batch sizes is described in EXPERIMENTS.md of the project\'s repository '
+                '(`python -m chainer_ext.experiments.large_batch`).')
+    md = ['The paper\'s recipe, Goyal et al.\'s and one-at-a-time ablations over total '
+          'batch sizes 64-1,024 (ResNet-8 on the digits): [EXPERIMENTS.md]({}).'.format(
+              os.path.relpath(page, os.path.abspath(out)))]
+    if os.path.exists(table):
+        with open(table) as f:
+            md += ['', f.read().strip()]
+    return '\n'.join(md)
+
+
 def build_report(paths, out=None, labels=None, bench=None):
     """Read ``paths``, write report.md, report.json and the figures into ``out``.
 
@@ -716,7 +737,9 @@ def build_report(paths, out=None, labels=None, bench=None):
            '![accuracy]({})'.format(PLOTS['accuracy']), '',
            '![schedules]({})'.format(PLOTS['schedule']), '',
            '## Cost model (MODELLED)', '', cost_md, '',
-           '![modelled scaling]({})'.format(PLOTS['scaling']), '']
+           '![modelled scaling]({})'.format(PLOTS['scaling']), '',
+           '## Accuracy against total batch size, in miniature', '',
+           experiments_md(out), '']
     md_path = os.path.join(out, REPORT_MD)
     with open(md_path, 'w') as f:
         f.write('\n'.join(md))

@@ -372,3 +372,15 @@ def test_log_of_the_project_schedule_extensions_matches(tmp_path):
     assert chk['matches'], chk
     assert chk['lr_max_rel'] < 1e-9 and chk['alpha_max_abs'] < 1e-9
     assert [r['iteration'] for r in chk['rows']] == [13, 25, 38]
+
+
+def test_report_links_the_batch_size_sweep(tmp_path):
+    d = tmp_path / 'demo_run'
+    make_run(str(d))
+    report.build_report([str(d)])
+    md = (d / 'report.md').read_text()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    link = os.path.relpath(os.path.join(root, 'EXPERIMENTS.md'), str(d))
+    assert '[EXPERIMENTS.md]({})'.format(link) in md
+    assert os.path.isfile(os.path.normpath(os.path.join(str(d), link)))
+    assert '| paper |' in md and '| goyal |' in md   # the committed table
