@@ -37,8 +37,9 @@ THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
 def environment(setting):
+    from chainer_ext.blas_setup import REEXEC_MARK
     env = {k: v for k, v in os.environ.items()
-           if k not in THREAD_VARS + ('OPENBLAS_CORETYPE',)}
+           if k not in THREAD_VARS + ('OPENBLAS_CORETYPE', REEXEC_MARK)}
     if setting == 'openblas_default':
         env['OPENBLAS_CORETYPE'] = 'Prescott'
         env['OMP_NUM_THREADS'] = str(len(os.sched_getaffinity(0)))

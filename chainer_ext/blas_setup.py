@@ -78,7 +78,9 @@ def plan(kernel, flags, environ):
     if best is None or kernel is None:
         return None, None
     user = environ.get('OPENBLAS_CORETYPE')
-    if REEXEC_MARK in environ:
+    # The mark counts only with the value it was set with: a process whose parent
+    # re-executed, but which was started without that value, decides afresh.
+    if REEXEC_MARK in environ and user == best:
         if not older(kernel, best):
             return None, None
         return 'warn', ('OpenBLAS runs {} although OPENBLAS_CORETYPE={} was set for this CPU; '

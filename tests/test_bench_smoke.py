@@ -75,3 +75,7 @@ def test_run_all_quick(tmp_path):
         if kernel:
             assert r['kernel'] == kernel and r['threads'] == os.cpu_count()
     assert demo['settings']['project']['threads'] == max(1, os.cpu_count() // 2)
+    from chainer_ext import blas_setup
+    best = blas_setup.cpu_kernel(blas_setup.cpu_flags())
+    if best:  # the project's setting runs the CPU's kernel, whatever the harness had set
+        assert demo['settings']['project']['kernel'].lower() == best.lower()

@@ -51,6 +51,12 @@ def test_plan():
     action, line = plan('Prescott', AVX512, {'OPENBLAS_CORETYPE': 'SkylakeX',
                                              blas_setup.REEXEC_MARK: 'Prescott'})
     assert action == 'warn' and 'lack' in line
+    # a child started without the pinned value but with the parent's mark still decides
+    assert plan('Prescott', AVX512, {blas_setup.REEXEC_MARK: 'Prescott'}) == (
+        'reexec', 'SkylakeX')
+    action, line = plan('Prescott', AVX512, {blas_setup.REEXEC_MARK: 'Prescott',
+                                             'OPENBLAS_CORETYPE': 'Prescott'})
+    assert action == 'warn' and 'OPENBLAS_CORETYPE=Prescott is set' in line
 
 
 @pytest.mark.parametrize('cores,ranks,loaders,expected', [
