@@ -54,7 +54,7 @@ BENCHMARKS = ('blas', 'optimizer', 'allreduce', 'input_pipeline', 'iteration', '
 SETTINGS = {
     'full': {
         'blas': dict(n=2048, rounds=3),
-        'demo': dict(iterations=68, log_interval=0, rounds=1),
+        'demo': dict(iterations=68, log_interval=0, rounds=3),
         'optimizer': dict(rounds=20, warmup=2),
         'allreduce': dict(reps=9, links=('shm', 'tcp_2gbit')),
         'input_pipeline': dict(sizes=('500x375', '1024x768', '2048x1536'), n_images=64,
