@@ -114,7 +114,7 @@ def check_snapshot_broadcast(comm, out, device='@cupy:0'):
     path = os.path.join(out, 'snapshots', 'gpu-check')
     trainer2, model2, _ = make()
     snapshots.load_snapshot(path, trainer2, comm)
-    snapshots._bcast_shared(trainer2, comm)
+    snapshots.broadcast_shared(trainer2, comm)
     originals = comm.bcast_obj(  # what rank 0 wrote, for every rank to compare with
         {n: (_host(p.array), {k: _host(v) for k, v in p.update_rule.state.items()})
          for n, p in model.namedparams()} if comm.rank == 0 else None)

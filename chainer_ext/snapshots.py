@@ -407,7 +407,7 @@ def _prepare_receive(trainer, spec):
     return todo
 
 
-def _bcast_shared(trainer, comm):
+def broadcast_shared(trainer, comm):
     """Give every rank rank 0's parameters and optimizer state (collective).
 
     The ranks first agree that their models match rank 0's (else
@@ -470,7 +470,7 @@ def load_snapshot(path, trainer, comm):
         raise error or SnapshotError(
             'cannot load snapshot {} on rank {}: loading failed on another '
             'rank'.format(path, rank))
-    _bcast_shared(trainer, comm)
+    broadcast_shared(trainer, comm)
 
 
 def _discard(root, path, prefix):
