@@ -6,8 +6,9 @@
 Runs ``mpiexec -n 2 train_imagenet.py --demo --no-plots`` for ``--iterations``
 iterations under each setting, rounds interleaved:
 
-- ``openblas_default``: ``OPENBLAS_CORETYPE=Prescott`` (what NumPy's OpenBLAS picked on
-  this project's AVX-512 VM) and every core's worth of BLAS threads in each rank;
+- ``openblas_default``: ``OPENBLAS_CORETYPE=Prescott`` (what NumPy 1.26's OpenBLAS picked
+  on this project's AVX-512 VM; NumPy 2's OpenBLAS runs its ``Katmai`` for that value) and
+  every core's worth of BLAS threads in each rank;
 - ``project``: nothing set, so ``blas_setup`` pins the CPU's kernel and gives each rank
   its share of the cores.
 

@@ -17,7 +17,7 @@ import sys
 REEXEC_MARK = 'AKIBA2017_BLAS_REEXEC'
 # OpenBLAS kernels by the widest vector instructions they use.
 _GENERATION = {
-    'prescott': 0, 'core2': 0, 'penryn': 0, 'dunnington': 0, 'nehalem': 0, 'atom': 0,
+    'katmai': 0, 'prescott': 0, 'core2': 0, 'penryn': 0, 'dunnington': 0, 'nehalem': 0, 'atom': 0,
     'sandybridge': 1, 'bulldozer': 1, 'piledriver': 1,
     'haswell': 2, 'zen': 2, 'steamroller': 2, 'excavator': 2,
     'skylakex': 3, 'cooperlake': 3, 'sapphirerapids': 3,
