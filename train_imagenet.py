@@ -36,8 +36,8 @@ from chainer_ext.evaluators import MultiNodeEvaluator
 from chainer_ext.extensions import BatchNormStatsAllreduce
 from chainer_ext.extensions import EpochSchedule
 from chainer_ext.nonfinite import SkipNonFiniteUpdate
+from chainer_ext import optimizers
 from chainer_ext.optimizers import add_weight_decay
-from chainer_ext.optimizers import RMSpropWarmup
 from chainer_ext.reproducible_order import EpochSeededDataset
 from chainer_ext.reproducible_order import EpochTaggedOrderSampler
 from chainer_ext.run_info import record_run
@@ -137,12 +137,7 @@ def make_optimizer(args, model, comm):
     """The paper's hybrid optimizer (A.1) or the momentum baseline, and its schedules."""
     recipe = schedules.recipe(args.optimizer, comm.size * args.batchsize, args.epoch)
     start = {attr: schedule(0.0) for attr, schedule in recipe.items()}
-    if args.optimizer == 'rmsprop_warmup':
-        actual = RMSpropWarmup(lr_rmsprop=args.lr_rmsprop, **start)
-    else:
-        # Momentum SGD with Goyal et al.'s momentum correction: A.1 at alpha_SGD = 1
-        # without the RMSprop term, whose momentum does not contain eta.
-        actual = RMSpropWarmup(lr_rmsprop=0.0, alpha_sgd=1.0, **start)
+    actual = optimizers.for_recipe(args.optimizer, lr_rmsprop=args.lr_rmsprop, **start)
     optimizer = chainermn.create_multi_node_optimizer(actual, comm)
     optimizer.setup(model)
     if args.weight_decay > 0:

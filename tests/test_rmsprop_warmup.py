@@ -453,3 +453,13 @@ def test_gpu_kernel_matches_reference():
     want, _, _ = reference(theta0, grads, etas, alphas)
     np.testing.assert_allclose(cupy.asnumpy(link.p.array), want[-1], rtol=1e-4,
                                atol=2e-5 * max(1.0, np.abs(want[-1]).max()))
+
+
+def test_for_recipe_builds_the_hybrid_or_momentum_sgd():
+    from chainer_ext.optimizers import for_recipe
+    hybrid = for_recipe('rmsprop_warmup', lr_rmsprop=2e-4, lr=0.4, alpha_sgd=0.25)
+    assert (hybrid.lr, hybrid.lr_rmsprop, hybrid.alpha_sgd) == (0.4, 2e-4, 0.25)
+    momentum = for_recipe('momentum', lr_rmsprop=2e-4, lr=0.4)
+    assert (momentum.lr, momentum.lr_rmsprop, momentum.alpha_sgd) == (0.4, 0.0, 1.0)
+    with pytest.raises(ValueError, match="got 'adam'"):
+        for_recipe('adam', lr=0.1)

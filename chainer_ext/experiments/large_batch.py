@@ -37,8 +37,8 @@ from chainer_ext.batchnorm import use_last_batch_statistics
 from chainer_ext.experiments.emulated_workers import EmulatedWorkersUpdater
 from chainer_ext.extensions import EpochSchedule
 from chainer_ext.extensions.bn_stats_allreduce import batch_normalization_links
+from chainer_ext import optimizers
 from chainer_ext.optimizers import add_weight_decay
-from chainer_ext.optimizers import RMSpropWarmup
 from models import CifarResNet
 
 PROG = 'python -m chainer_ext.experiments.large_batch'
@@ -115,6 +115,11 @@ def load_digits(val_fraction=0.2, split_seed=0):
     return x[train_idx], t[train_idx], x[val_idx], t[val_idx]
 
 
+def standardize(x, mean, std):
+    """``(x - mean) / std`` in float32."""
+    return (x - numpy.float32(mean)) / numpy.float32(std)
+
+
 class ShiftedImages(chainer.dataset.DatasetMixin):
     """``(image, label)`` pairs; training images move by up to ``max_shift`` pixels,
     filled with background, then every image is standardised by ``mean``, ``std``."""
@@ -136,7 +141,7 @@ class ShiftedImages(chainer.dataset.DatasetMixin):
             padded = numpy.pad(image, ((0, 0), (s, s), (s, s)))
             h, w = image.shape[1:]
             image = padded[:, s + dy:s + dy + h, s + dx:s + dx + w]
-        return (image - self.mean) / self.std, self.t[i]
+        return standardize(image, self.mean, self.std), self.t[i]
 
 
 class HyperparameterTrace(object):
@@ -187,10 +192,7 @@ def train_one(recipe_name, total_batch, seed, epochs, data=None):
         use_last_batch_statistics(model)
     plan = recipe_schedules(recipe, total_batch, epochs)
     start = {attr: schedule(0.0) for attr, schedule in plan.items()}
-    if recipe.optimizer == 'momentum':
-        optimizer = RMSpropWarmup(lr_rmsprop=0.0, alpha_sgd=1.0, **start)
-    else:
-        optimizer = RMSpropWarmup(lr_rmsprop=LR_RMSPROP, **start)
+    optimizer = optimizers.for_recipe(recipe.optimizer, lr_rmsprop=LR_RMSPROP, **start)
     optimizer.setup(model)
     add_weight_decay(model, rate=WEIGHT_DECAY)
     trace = HyperparameterTrace()
@@ -215,11 +217,11 @@ def train_one(recipe_name, total_batch, seed, epochs, data=None):
     updater.average_statistics()  # the workers' mean, as before the paper's validation
 
     finite = all(numpy.isfinite(p.array).all() for p in model.params())
-    norm = lambda x: (x - numpy.float32(mean)) / numpy.float32(std)  # noqa: E731
+    val, seen = standardize(x_val, mean, std), standardize(x_train, mean, std)
     return dict(
         recipe=recipe_name, total_batch=total_batch, seed=seed, epochs=epochs,
         workers=total_batch // B_LOCAL, b_local=B_LOCAL, updates=n_updates,
-        top1=top1(model, norm(x_val), t_val), train_top1=top1(model, norm(x_train), t_train),
+        top1=top1(model, val, t_val), train_top1=top1(model, seen, t_train),
         finite=bool(finite), seconds=round(seconds, 2),
         eta_base=schedules.eta_base(total_batch),
         bn_decay=sorted({float(link.decay) for _, link in batch_normalization_links(model)}),
