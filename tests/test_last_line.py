@@ -2,7 +2,7 @@
 
 Without ``mpiexec`` that line ends the output.  Under ``mpiexec`` it is the last line
 the job writes; Open MPI's launcher then prints a framed notice of its own after every
-non-zero exit (and ``MPI_Abort`` one more), which no option removes without also
+non-zero exit (and ``MPI_Abort`` often one more), which no option removes without also
 making ``mpiexec`` exit 0 (docs/DESIGN.md).  What may follow the line is therefore
 checked to be those frames only, and never Open MPI's "Sorry! ... No such file" noise.
 """
@@ -63,8 +63,11 @@ def test_exception_on_one_rank_under_mpiexec(tiny_imagenet, tmp_path):
     assert lines[-2:] == ['RuntimeError: injected fault on rank 1 at iteration 2',
                           'train_imagenet.py: error: rank 1: RuntimeError: injected fault on '
                           'rank 1 at iteration 2; stopping all 2 ranks'], lines[-5:]
-    # MPI_Abort's notice, then the launcher's
-    assert len(frames) == 2 and frames[0][0].startswith('MPI_ABORT was invoked on rank 1'), frames
+    # The launcher's notice last; MPI_Abort's before it when the aborting rank's output
+    # reaches prterun before prterun reports the abort (a race inside Open MPI).
+    assert frames and frames[-1][0].startswith('prterun has exited due to process rank 1'), frames
+    assert len(frames) == 1 or (
+        len(frames) == 2 and frames[0][0].startswith('MPI_ABORT was invoked on rank 1')), frames
     assert_no_missing_help(proc.stdout)
 
 
