@@ -97,6 +97,16 @@ def _kill_pids(pids, sig=signal.SIGKILL):
             pass
 
 
+def start_ticks(pid):
+    """When process ``pid`` started (clock ticks since boot), or None if it is gone:
+    with the PID, it names one process even after the PID is reused."""
+    try:
+        with open('/proc/{}/stat'.format(int(pid))) as f:
+            return int(f.read().rsplit(')', 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def netns_pids(netns):
     """PIDs of the processes inside network namespace ``netns``."""
     proc = subprocess.run(['ip', 'netns', 'pids', netns], capture_output=True, text=True)
@@ -108,7 +118,7 @@ def teardown(state):
     and folder.  Safe to call twice and from another process (the reaper)."""
     namespaces = state.get('namespaces', [])
     for _ in range(3):  # processes in the namespaces may fork while we kill
-        pids = set(state.get('pids', []))
+        pids = {pid for pid, ticks in state.get('pids', []) if start_ticks(pid) == ticks}
         for ns in namespaces:
             pids.update(netns_pids(ns))
         pids.discard(os.getpid())
@@ -248,7 +258,7 @@ class SlurmCluster(object):
                                 start_new_session=True)
         out.close()
         self._procs[name] = proc
-        self.state['pids'].append(proc.pid)
+        self.state['pids'].append([proc.pid, start_ticks(proc.pid)])
         self._save_state()
         return proc
 

@@ -50,14 +50,14 @@ def test_a_killed_owner_leaves_nothing_behind(tmp_path):
         'sys.path.insert(0, {tests!r})\n'
         'from cluster.slurm_cluster import SlurmCluster\n'
         'c = SlurmCluster(nodes=2, base={base!r}).start()\n'
-        'c.wait(c.sbatch(["-N2", "--wrap", "srun sleep 600"]), "RUNNING")\n'
+        'c.wait(c.sbatch(["-N2", "-o", "/dev/null", "--wrap", "srun sleep 600"]), "RUNNING")\n'
         'time.sleep(1)\n'
         'print(json.dumps(c.state), flush=True)\n'
         'time.sleep(600)\n').format(tests=os.path.join(REPO_ROOT, 'tests'), base=str(tmp_path))
     owner = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
     state = json.loads(owner.stdout.readline())
     during = host_network()
-    pids = set(state['pids'])
+    pids = {pid for pid, _ in state['pids']}
     for ns in state['namespaces']:
         pids.update(slurm_cluster.netns_pids(ns))
     assert len(pids) >= 2 + 2 * 3, pids  # munged, slurmctld, and per node slurmd + the job
