@@ -24,18 +24,23 @@ from cluster.slurm_cluster import SlurmCluster, unavailable_reason
 NODES = 2
 #: Epochs of every run compared with the uninterrupted one: long enough that a
 #: time-limit signal lands mid-run (6 iterations per epoch, see job_env).
-EPOCH = 12
+EPOCH = 16
 RENDER = os.path.join(REPO_ROOT, 'jobs', 'render.py')
 
 
-@pytest.fixture(scope='session')
-def cluster(tmp_path_factory):
+def skip_without_cluster():
+    """Skip, saying why in one line, where no cluster test can run."""
     if os.environ.get('AKIBA_CLUSTER_TESTS', '1') == '0':
         pytest.skip('cluster tests off (AKIBA_CLUSTER_TESTS=0)')
     reason = unavailable_reason()
     if reason:
         pytest.skip('no Slurm cluster: ' + reason)
-    with SlurmCluster(nodes=NODES, base=str(tmp_path_factory.getbasetemp())) as c:
+
+
+@pytest.fixture(scope='session')
+def cluster():
+    skip_without_cluster()
+    with SlurmCluster(nodes=NODES) as c:
         yield c
 
 

@@ -161,6 +161,8 @@ class SlurmCluster(object):
         cred_expire: lifetime of a job credential, which is also how long a
             requeued job waits before it may start again (Slurm's default: 120 s).
         keep: keep the folder (logs) after teardown.
+        base: the folder to create the cluster's folder in (default ``/tmp``); it
+            must be short, as the cluster's Unix sockets live there.
     """
 
     def __init__(self, nodes=2, cpus_per_node=2, subnet=DEFAULT_SUBNET, slurmd_timeout=30,
@@ -223,6 +225,13 @@ class SlurmCluster(object):
         if reason:
             raise ClusterUnavailable(reason)
         self.base = tempfile.mkdtemp(prefix='akiba-slurm-', dir=self._base_parent or '/tmp')
+        # slurmd and slurmstepd put Unix sockets (at most 107 bytes of path) in the
+        # spool folder, named NODE_JOB.STEP: a long folder makes every job fail.
+        longest = len(self.path('spool', 'n99', 'n99_4294967294.4294967291'))
+        if longest > 107:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise ValueError('{} is too long a folder for the cluster: its sockets would '
+                             'have {} bytes of path (at most 107)'.format(self.base, longest))
         for sub in ('etc', 'munge', 'log', 'state', 'spool', 'run'):
             os.makedirs(self.path(sub))
         os.chmod(self.base, 0o755)

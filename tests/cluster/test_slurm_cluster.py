@@ -3,6 +3,7 @@ it leaves the machine's own network alone, and it is gone after any exit."""
 import ipaddress
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from cluster import slurm_cluster
+from cluster.conftest import skip_without_cluster
 from conftest import REPO_ROOT
 
 
@@ -37,24 +39,26 @@ def test_nodes_are_hosts_of_their_own(cluster):
     assert '/etc/slurm' not in conf and 'AuthInfo=socket=' + cluster.base in conf
 
 
-def test_a_killed_owner_leaves_nothing_behind(tmp_path):
+def test_a_killed_owner_leaves_nothing_behind():
     """The process holding a cluster is SIGKILLed: its reaper kills the daemons and
     every process in the namespaces (by PID), removes the namespaces and the folder;
     the machine's own interfaces and routes never changed."""
-    reason = slurm_cluster.unavailable_reason()
-    if reason:
-        pytest.skip('no Slurm cluster: ' + reason)
+    skip_without_cluster()
     before = host_network()
     code = (
         'import json, sys, time\n'
         'sys.path.insert(0, {tests!r})\n'
         'from cluster.slurm_cluster import SlurmCluster\n'
-        'c = SlurmCluster(nodes=2, base={base!r}).start()\n'
+        'c = SlurmCluster(nodes=2).start()\n'
         'c.wait(c.sbatch(["-N2", "-o", "/dev/null", "--wrap", "srun sleep 600"]), "RUNNING")\n'
         'time.sleep(1)\n'
         'print(json.dumps(c.state), flush=True)\n'
-        'time.sleep(600)\n').format(tests=os.path.join(REPO_ROOT, 'tests'), base=str(tmp_path))
+        'time.sleep(600)\n').format(tests=os.path.join(REPO_ROOT, 'tests'))
     owner = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([owner.stdout], [], [], 120)
+    if not ready:
+        owner.kill()
+        pytest.fail('the cluster did not start within 120 s')
     state = json.loads(owner.stdout.readline())
     during = host_network()
     pids = {pid for pid, _ in state['pids']}

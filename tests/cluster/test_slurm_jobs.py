@@ -17,7 +17,6 @@ import pytest
 from cluster.conftest import (EPOCH, Watch, job_env, log_epochs, max_weight_difference,
                               render)
 
-PREEMPTED = 75
 ITERATIONS = EPOCH * 6  # 48 images / (2 ranks x 4)
 
 
@@ -57,16 +56,16 @@ def test_time_limit_stops_requeues_and_resumes(cluster, data, script, reference,
     id), the requeued run resumes there and ends on the uninterrupted weights."""
     out, out_file = tmp_path / 'out', tmp_path / 'job.out'
     # slurmctld checks time limits every 30 s from its start and signals at the
-    # first check once fewer than N + 30 s are left: with -t 1 and N = 12, the
-    # first check 18 s or more into the job.  Submitted 20 s before a check, the
-    # job is signalled 20 s in: after its first iterations, long before its end.
+    # first check once fewer than N + 30 s are left: with -t 1 and N = 14, the
+    # first check 16 s or more into the job.  Submitted 18 s before a check, the
+    # job is signalled 18 s in: after its first iterations, long before its end.
     since = (time.time() - cluster.ctl_started) % 30
-    time.sleep((30 - 20 - since) % 30)
+    time.sleep((30 - 18 - since) % 30)
     watch = Watch(out_file)
     try:
         submitted = time.time()
         job = submit(cluster, script, job_env(data, out), out_file,
-                     '-t', '1', '--signal=B:USR1@12')
+                     '-t', '1', '--signal=B:USR1@14')
         requeue = watch.wait_for('requeueing', timeout=240)
         info = cluster.wait(job, ('PENDING',), timeout=30)
         assert info['Restarts'] == '1', info
@@ -108,11 +107,10 @@ def newest_complete(out):
             continue
         with open(manifest) as f:
             m = json.load(f)
-        whole = all(os.path.getsize(os.path.join(root, name, f)) == size
-                    for f, size in m['files'].items()
-                    if os.path.exists(os.path.join(root, name, f)))
-        present = all(os.path.exists(os.path.join(root, name, f)) for f in m['files'])
-        if whole and present and (best is None or m['iteration'] > best[0]):
+        whole = all(os.path.isfile(os.path.join(root, name, f))
+                    and os.path.getsize(os.path.join(root, name, f)) == size
+                    for f, size in m['files'].items())
+        if whole and (best is None or m['iteration'] > best[0]):
             best = (m['iteration'], os.path.join(root, name))
     return best
 
