@@ -693,6 +693,12 @@ def build_report(paths, out=None, labels=None, bench=None):
     labels = list(labels or [])
     if labels and len(labels) != len(paths):
         raise ReportError('{} labels for {} result folders'.format(len(labels), len(paths)))
+    seen_paths = {}
+    for p in paths:
+        first = seen_paths.setdefault(os.path.realpath(p), p)
+        if first is not p:
+            raise ReportError('{} is given twice (as {} and {}): give each result folder '
+                              'once'.format(p, first, p))
     runs = [load_run(p, labels[i] if labels else None) for i, p in enumerate(paths)]
     seen = {}
     for r in runs:                      # distinct labels for legends and columns
