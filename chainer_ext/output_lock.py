@@ -109,11 +109,23 @@ class OutputLock(object):
 
     def release(self):
         self._stop.set()
-        if _read(self.path) == self.holder:
-            try:
-                os.remove(self.path)
-            except FileNotFoundError:
-                pass
+        release_if_held(self.path, self.holder)
+
+
+def holder_of(path):
+    """The holder recorded in the lock file ``path`` (None: no lock; {}: unreadable)."""
+    return _read(path)
+
+
+def release_if_held(path, holder):
+    """Remove the lock file ``path`` if it still records ``holder``; True if removed."""
+    if _read(path) == holder:
+        try:
+            os.remove(path)
+            return True
+        except FileNotFoundError:
+            pass
+    return False
 
 
 def _try_create(path, holder):

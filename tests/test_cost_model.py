@@ -329,6 +329,36 @@ def test_cli_json_and_measured(tmp_path):
 
 
 
+@pytest.mark.parametrize('args,line', [
+    (['--images-per-s', '0'], '--images-per-s must be a finite number > 0, got 0'),
+    (['--images-per-s', '-5'], '--images-per-s must be a finite number > 0, got -5'),
+    (['--images-per-s', 'nan'], '--images-per-s must be a finite number > 0, got nan'),
+    (['--nics-per-node', '0'], '--nics-per-node must be a positive integer, got 0'),
+    (['--inter-latency-us', 'inf'], '--inter-latency-us must be a finite number >= 0, got inf'),
+    (['--overlap', '2'], '--overlap must be in [0, 1], got 2'),
+    (['--overlap', 'nan'], '--overlap must be in [0, 1], got nan'),
+    (['--ranks', '0', '--measured', 'm.json'], '--ranks must be a positive integer, got 0'),
+    (['--measured', 'missing.json'], '--measured missing.json: No such file or directory'),
+])
+def test_cli_refuses_bad_input_in_one_line(tmp_path, args, line):
+    """Zeros used to be replaced by defaults, negative rates gave negative times, an overlap
+    of 2 gave 117 % efficiency and nan a table of nan; a missing file a traceback."""
+    (tmp_path / 'm.json').write_text(json.dumps(bench_scaling_json()))
+    proc = subprocess.run([sys.executable, '-m', 'chainer_ext.cost_model'] + args,
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert proc.returncode == 2 and proc.stdout == ''
+    assert proc.stderr == 'python -m chainer_ext.cost_model: error: {}\n'.format(line)
+
+
+def test_cli_refuses_a_file_that_is_not_a_benchmark(tmp_path):
+    path = tmp_path / 'other.json'
+    path.write_text('{"ranks": {}}')
+    proc = _cli('--measured', str(path))
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith('python -m chainer_ext.cost_model: error: --measured '
+                                  '{}: not the JSON of bench/bench_scaling.py ('.format(path))
+
+
 def test_bench_scaling_format_is_accepted():
     """The JSON of bench/bench_scaling.py (per rank count medians)."""
     p = 25557032

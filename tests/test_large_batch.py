@@ -4,8 +4,10 @@ import copy
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy
 import pytest
@@ -210,3 +212,33 @@ def test_bad_flags_get_one_line(tmp_path, flags, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert not os.listdir(str(tmp_path))
+
+
+def test_ctrl_c_stops_at_once_and_says_what_is_kept(quick_sweep, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) used to wait for the run in
+    progress, drop it anyway and print an 18-line traceback."""
+    out = str(tmp_path / 'sweep')
+    os.makedirs(out)
+    with open(os.path.join(quick_sweep[0], 'runs.jsonl')) as f:
+        first = [line for line in f if '"recipe": "paper", "total_batch": 64,' in line]
+    with open(os.path.join(out, 'runs.jsonl'), 'w') as f:
+        f.writelines(first)
+    job = subprocess.Popen(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick', '--out', out,
+         '--recipes', 'paper', '--jobs', '1'], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    lines = [job.stdout.readline()]
+    assert lines[0].startswith('1 of 2 runs already in'), lines
+    time.sleep(3)  # the second run under way in its worker process
+    os.killpg(job.pid, signal.SIGINT)
+    sent = time.time()
+    rest, _ = job.communicate(timeout=120)
+    assert time.time() - sent < 10, rest
+    assert job.returncode == 130, rest
+    assert rest.splitlines() == [
+        'python -m chainer_ext.experiments.large_batch: interrupted: 1 of 2 runs kept in {} '
+        '(1 in progress dropped); run the same command again to do the others'.format(
+            os.path.join(out, 'runs.jsonl'))]
+    with open(os.path.join(out, 'runs.jsonl')) as f:
+        assert f.readlines() == first

@@ -288,6 +288,16 @@ def test_missing_folder_is_an_error(tmp_path):
         report.build_report([str(tmp_path / 'nope')])
 
 
+def test_a_folder_given_twice_is_an_error(tmp_path):
+    """report r1 r1 used to list the same run twice, as r1 and r1 (2)."""
+    make_run(str(tmp_path / 'r1'))
+    proc = run_cli(tmp_path / 'r1', str(tmp_path / 'r1') + '/', '--out', tmp_path / 'rep')
+    assert proc.returncode == 2
+    assert proc.stderr == 'error: {0}/ is given twice (as {0} and {0}/): give each result ' \
+        'folder once\n'.format(tmp_path / 'r1')
+    assert not (tmp_path / 'rep').exists()
+
+
 def test_bench_calibrates_local_cost_model(tmp_path):
     from test_cost_model import bench_scaling_json
     d = tmp_path / 'r'

@@ -18,6 +18,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -254,7 +255,22 @@ def read_finished(path):
 
 
 def _worker_init(jobs):
+    # Ctrl-C reaches the terminal's whole process group: the sweep itself decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     blas_setup.limit_threads(local_ranks=jobs, loader_processes=0)  # a share of the cores
+
+
+class Interrupted(Exception):
+    """The sweep stopped on Ctrl-C: ``kept`` of ``wanted`` runs are in ``runs.jsonl``."""
+
+    def __init__(self, kept, wanted, dropped, runs_path):
+        super(Interrupted, self).__init__(kept, wanted, dropped, runs_path)
+        self.kept, self.wanted, self.dropped, self.runs_path = kept, wanted, dropped, runs_path
+
+    def line(self):
+        return ('interrupted: {} of {} runs kept in {} ({} in progress dropped); run the '
+                'same command again to do the others'.format(
+                    self.kept, self.wanted, self.runs_path, self.dropped))
 
 
 def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print):
@@ -268,20 +284,30 @@ def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print):
     if len(todo) < len(wanted):
         log('{} of {} runs already in {}'.format(len(wanted) - len(todo), len(wanted),
                                                  runs_path))
-    data = load_digits()
-    context = multiprocessing.get_context('spawn')
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
-                                                initializer=_worker_init,
-                                                initargs=(jobs,)) as pool:
+    running = 0
+    try:
+        data = load_digits()
+        context = multiprocessing.get_context('spawn')
+        pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
+                                                      initializer=_worker_init,
+                                                      initargs=(jobs,))
         futures = {pool.submit(train_one, *key, data=data): key for key in todo}
+        running = min(jobs, len(todo))
         for count, future in enumerate(concurrent.futures.as_completed(futures), 1):
             record = future.result()
             with open(runs_path, 'a') as f:
                 f.write(json.dumps(record) + '\n')
             done[run_key(record)] = record
+            running = min(jobs, len(todo) - count)
             log('[{}/{}] {:>18} batch {:>5} seed {}: top-1 {:.1%} ({:.0f} s)'.format(
                 count, len(todo), record['recipe'], record['total_batch'], record['seed'],
                 record['top1'], record['seconds']))
+    except KeyboardInterrupt:
+        for worker in multiprocessing.active_children():  # the pool's: stop them now
+            worker.terminate()
+        kept = sum(key in done for key in wanted)
+        raise Interrupted(kept, len(wanted), running, runs_path)
+    pool.shutdown()
     return [done[key] for key in wanted]
 
 
@@ -391,7 +417,11 @@ def main(argv=None):
     plan = QUICK if args.quick else FULL
     command = ' '.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
     started = time.time()
-    records = sweep(plan, args.out, jobs, recipes)
+    try:
+        records = sweep(plan, args.out, jobs, recipes)
+    except Interrupted as e:
+        print('{}: {}'.format(PROG, e.line()), file=sys.stderr)
+        return 128 + signal.SIGINT
     paths = write_outputs(args.out, plan, records, command, time.time() - started)
     print(format_table(summarize(records)), end='')
     print('wrote {} in {:.0f} s'.format(', '.join(paths.values()), time.time() - started))
