@@ -8,8 +8,8 @@ ranks and runs would compute with different kernels.  OpenBLAS reads
 the process once, before MPI starts, pinned to the kernel of the CPU's vector
 generation (processes it starts inherit the setting); a value the user set is
 never changed, only warned about.
-:func:`limit_threads` gives each rank's BLAS the cores of its share of the
-node, less its data-loading processes, unless the user set a thread count.
+:func:`limit_threads` gives each rank's BLAS the cores it owns (:mod:`chainer_ext.cores`),
+less its data-loading processes, unless the user set a thread count.
 """
 import os
 import sys
@@ -129,21 +129,13 @@ def describe():
                             if lib.get('user_api') == 'blas'), default=None)}
 
 
-def threads_per_rank(cores, local_ranks, loader_processes):
-    """BLAS threads for one rank: its share of the node's cores, less its loaders."""
-    share = max(1, cores // max(1, local_ranks))
-    return max(1, share - max(0, loader_processes))
-
-
-def limit_threads(local_ranks, loader_processes):
-    """Limit this process's BLAS threads to its share; returns the count in use.
+def limit_threads(cores, loader_processes):
+    """Give this process's BLAS its ``cores`` (:mod:`chainer_ext.cores`) less its loader
+    processes, at least one thread; returns the count in use.
 
     A thread count the user set in the environment is kept as it is.
     """
     from threadpoolctl import threadpool_limits
     if not any(var in os.environ for var in THREAD_VARS):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
-            os.cpu_count() or 1)
-        threadpool_limits(threads_per_rank(cores, local_ranks, loader_processes),
-                          user_api='blas')
+        threadpool_limits(max(1, int(cores) - max(0, int(loader_processes))), user_api='blas')
     return describe()['threads']

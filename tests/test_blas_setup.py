@@ -59,10 +59,14 @@ def test_plan():
     assert action == 'warn' and 'OPENBLAS_CORETYPE=Prescott is set' in line
 
 
-@pytest.mark.parametrize('cores,ranks,loaders,expected', [
-    (2, 2, 0, 1), (2, 1, 0, 2), (16, 2, 3, 5), (2, 4, 1, 1), (64, 8, 7, 1), (64, 8, 2, 6)])
-def test_threads_per_rank(cores, ranks, loaders, expected):
-    assert blas_setup.threads_per_rank(cores, ranks, loaders) == expected
+@pytest.mark.parametrize('cores,loaders,expected', [
+    (2, 0, 2), (1, 0, 1), (6, 3, 3), (8, 7, 1), (2, 4, 1)])
+def test_threads_are_the_owned_cores_less_the_loaders(monkeypatch, cores, loaders, expected):
+    from threadpoolctl import threadpool_limits
+    for var in blas_setup.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    with threadpool_limits(limits=None, user_api='blas'):  # restored on leaving
+        assert blas_setup.limit_threads(cores, loaders) == expected
 
 
 # Pretends OpenBLAS misread this CPU as Prescott until the project set the kernel,
@@ -132,8 +136,8 @@ def test_every_rank_reexecs_before_mpi_starts(tmp_path, n):
 
 
 def test_thread_limit_follows_cores_unless_user_set(tmp_path):
-    code = ('import sys; sys.path.insert(0, {!r}); from chainer_ext import blas_setup; '
-            'print(blas_setup.limit_threads(local_ranks=1, loader_processes=0))').format(REPO)
+    code = ('import sys; sys.path.insert(0, {!r}); from chainer_ext import blas_setup, cores; '
+            'print(blas_setup.limit_threads(cores.of_process(), loader_processes=0))').format(REPO)
     env = _env()
     for var in blas_setup.THREAD_VARS:
         env.pop(var, None)
