@@ -9,7 +9,8 @@ iterations under each setting, rounds interleaved:
 - ``openblas_default``: ``OPENBLAS_CORETYPE=Prescott`` (what NumPy 1.26's OpenBLAS picked
   on this project's AVX-512 VM; NumPy 2's OpenBLAS runs its ``Katmai`` for that value) and
   every core's worth of BLAS threads in each rank;
-- ``project``: nothing set, so ``blas_setup`` pins the CPU's kernel and gives each rank
+- ``project``: nothing set, so ``blas_setup`` runs the CPU's kernel (restarting the rank
+  with it where OpenBLAS picked an older one) and gives each rank
   the cores it owns (chainer_ext.cores).
 
 Time per epoch is read from the run's log between its first and last entries (start-up
