@@ -27,6 +27,7 @@ from chainer import training
 
 from chainer_ext import blas_setup
 from chainer_ext import communicators
+from chainer_ext import cores
 from chainer_ext import data_parallel
 from chainer_ext import datasets
 from chainer_ext import except_hook
@@ -220,9 +221,10 @@ def run(args, guard=None):
 def train(args, comm):
     """The training procedure; every rank runs all of it (the steps are collective)."""
     device = checks.choose_device(args, comm)
+    owned = cores.of_rank(comm)  # the CPU cores this rank owns on its node
     if args.loaderjob is None:
-        args.loaderjob = checks.default_loaderjob(comm)
-    blas_setup.limit_threads(comm.intra_size, args.loaderjob)  # the rank's share of cores
+        args.loaderjob = checks.default_loaderjob(owned)
+    blas_setup.limit_threads(owned, args.loaderjob)
 
     train, val, facts = load_data(args, comm)
     resume = checks.resolve_resume(args, comm, snapshot_info(args, facts))

@@ -277,11 +277,9 @@ def choose_device(args, comm):
     return comm.intra_rank
 
 
-def default_loaderjob(comm):
-    """Loader processes per rank: the cores of this node per rank, less one."""
-    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-             else os.cpu_count() or 2)
-    return max(1, cores // max(1, comm.intra_size) - 1)
+def default_loaderjob(cores):
+    """Loader processes per rank: the ``cores`` it owns (:mod:`chainer_ext.cores`), less one."""
+    return max(1, int(cores) - 1)
 
 
 def lock_output(args, comm):

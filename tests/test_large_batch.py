@@ -137,6 +137,45 @@ def expected_alpha(recipe, epoch, epochs):
     return min(1.0, 0.5 + (epoch - center) / period)
 
 
+#: Training digits of every run: scikit-learn's 1,797, less the 20 % (360) held out.
+N_TRAIN = 1437
+#: Where each schedule changes, in epochs of a 90-epoch run (A.1, A.2; Goyal et al.).
+BOUNDARIES = {'slow_start': (40, 70, 85), 'goyal': (5, 30, 60, 80), 'elu': (10, 12.5),
+              'one': ()}
+
+
+@pytest.mark.parametrize('recipe_name, batch', [
+    ('paper', 64), ('goyal', 64), ('goyal', 512), ('goyal-lr', 512)])
+def test_every_update_runs_the_schedule_of_its_epoch(monkeypatch, recipe_name, batch):
+    """The trace of every update, with each update's epoch derived here (update t, from
+    0, starts after t batches: t * batch / examples), checked on both sides of every
+    boundary of the run's schedules."""
+    real = large_batch.HyperparameterTrace.thinned
+    monkeypatch.setattr(large_batch.HyperparameterTrace, 'thinned',
+                        lambda self, b, n: real(self, b, n, points=len(self.rows)))
+    epochs = 2
+    record = large_batch.train_one(recipe_name, batch, seed=0, epochs=epochs)
+    recipe = large_batch.RECIPES[recipe_name]
+    updates = round(epochs * N_TRAIN / batch)
+    assert [row[0] for row in record['trace']] == list(range(updates))
+    lrs = {}
+    for t, _, lr, alpha, _ in record['trace']:
+        epoch = t * batch / N_TRAIN
+        where = '{} batch {} update {} (epoch {:.4f})'.format(recipe_name, batch, t, epoch)
+        assert lr == pytest.approx(expected_lr(recipe, epoch, batch, epochs), rel=1e-6), where
+        assert alpha == pytest.approx(expected_alpha(recipe, epoch, epochs), rel=1e-6), where
+        lrs[t] = lr
+    eta = 0.1 * batch / 256
+    edges = BOUNDARIES[recipe.lr] + BOUNDARIES[recipe.alpha_sgd]
+    if recipe.lr == 'goyal' and eta <= 0.1:
+        edges = edges[1:]  # no warm-up below eta_base 0.1
+    for edge in edges:
+        first_after = math.ceil(edge * epochs / 90 * N_TRAIN / batch)  # first t at or past
+        assert 1 <= first_after < updates, (edge, first_after)     # both sides in the run
+        if edge in BOUNDARIES[recipe.lr][int(recipe.lr == 'goyal'):]:  # a step of lr
+            assert lrs[first_after] < lrs[first_after - 1], (edge, first_after)
+
+
 @pytest.fixture(scope='module')
 def quick_sweep(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('sweep'))
@@ -176,8 +215,9 @@ def test_each_recipe_reaches_the_optimizer_and_batch_normalization(quick_sweep):
         batch, epochs = record['total_batch'], record['epochs']
         assert record['bn_decay'] == ([0.0] if recipe.bn == 'last_batch' else [0.9]), record
         assert len(record['trace']) >= 5
-        for t, epoch, lr, alpha, lr_rmsprop in record['trace']:
-            assert epoch == pytest.approx(t * batch / 1437)
+        for t, traced_epoch, lr, alpha, lr_rmsprop in record['trace']:
+            epoch = t * batch / N_TRAIN
+            assert traced_epoch == pytest.approx(epoch)
             where = '{} batch {} update {}'.format(recipe.name, batch, t)
             assert lr == pytest.approx(expected_lr(recipe, epoch, batch, epochs), rel=1e-6), where
             assert alpha == pytest.approx(expected_alpha(recipe, epoch, epochs),

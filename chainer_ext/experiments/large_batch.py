@@ -33,6 +33,7 @@ import chainer.links as L
 from chainer import training
 
 from chainer_ext import blas_setup
+from chainer_ext import cores
 from chainer_ext import schedules
 from chainer_ext.batchnorm import use_last_batch_statistics
 from chainer_ext.experiments.emulated_workers import EmulatedWorkersUpdater
@@ -257,7 +258,7 @@ def read_finished(path):
 def _worker_init(jobs):
     # Ctrl-C reaches the terminal's whole process group: the sweep itself decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    blas_setup.limit_threads(local_ranks=jobs, loader_processes=0)  # a share of the cores
+    blas_setup.limit_threads(cores.of_process(jobs), loader_processes=0)
 
 
 class Interrupted(Exception):
@@ -410,7 +411,7 @@ def main(argv=None):
         print('{}: --recipes: unknown recipe {} (known: {})'.format(
             PROG, ', '.join(map(repr, unknown)) or "''", ', '.join(RECIPES)), file=sys.stderr)
         return 2
-    jobs = args.jobs if args.jobs is not None else len(os.sched_getaffinity(0))
+    jobs = args.jobs if args.jobs is not None else cores.of_process()
     if jobs < 1:
         print('{}: --jobs must be >= 1, got {}'.format(PROG, jobs), file=sys.stderr)
         return 2
