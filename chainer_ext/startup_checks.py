@@ -73,6 +73,7 @@ def _number(kind, accept, requirement):
 positive_int = _number(int, lambda v: v > 0, 'a positive integer')
 nonnegative_int = _number(int, lambda v: v >= 0, 'an integer >= 0')
 nonnegative_float = _number(float, lambda v: v >= 0, 'a number >= 0')
+positive_float = _number(float, lambda v: 0 < v < float('inf'), 'a finite number > 0')
 area_fraction = _number(float, lambda v: 0 < v <= 1, 'in (0, 1]')
 at_least_two = _number(int, lambda v: v >= 2, 'an integer >= 2')
 seed = _number(int, lambda v: 0 <= v <= 2 ** 32 - 1, 'an integer in [0, 4294967295]')
