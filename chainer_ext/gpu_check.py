@@ -2,8 +2,8 @@
 
     python -m chainer_ext.gpu_check [--out DIR]
 
-The CuPy kernel of ``RMSpropWarmup`` against its CPU path (float32 and float16
-parameters), the snapshot broadcast, ChainerMN's ``pure_nccl`` float16
+The CuPy kernels of ``RMSpropWarmup`` and ``LARS`` against their CPU paths (float32 and
+float16 parameters), the snapshot broadcast, ChainerMN's ``pure_nccl`` float16
 all-reduce (one rank, then every GPU of the machine under ``mpiexec``),
 ResNet-50 training images/s with and without cuDNN (and torchvision's, as the
 peer, where PyTorch is installed), and a 20-iteration
@@ -77,6 +77,49 @@ def check_update_rule(dtype, device='@cupy:0', steps=10, seed=1):
             ulp = numpy.spacing(numpy.abs(c.array)).astype(numpy.float32)
             assert numpy.all(numpy.abs(_host(d.array).astype(numpy.float32) - c.array)
                              <= ulp), '{}: float16 parameters differ by over 1 ulp'.format(n)
+        else:
+            pairs.append(('param', c.array, d.array))
+        for what, cpu, dev in pairs:
+            dev = _host(dev)
+            numpy.testing.assert_allclose(dev, cpu, rtol=RTOL, atol=1e-6,
+                                          err_msg='{} {}'.format(n, what))
+            rel = numpy.abs(dev.astype(numpy.float64) - cpu) / numpy.maximum(
+                numpy.abs(cpu), 1e-6)
+            worst[what] = max(worst.get(what, 0.0), float(rel.max()))
+    return {'steps': steps, 'max_relative_error': worst, 'rtol': RTOL}
+
+
+def check_lars_rule(dtype, device='@cupy:0', steps=10, seed=1):
+    """``LARS`` on ``device`` against its NumPy path, gamma changing every step, weight
+    decay on every array and one all-zero array (local rate 1); float16 parameters
+    through their float32 master copies."""
+    from chainer_ext.optimizers import LARS
+    links = {}
+    for k, where in (('cpu', '@numpy'), ('device', device)):
+        link = _link(dtype, '@numpy')
+        link.p2.array[...] = 0
+        links[k] = link.to_device(where)
+    opts = {k: LARS(lr=1.0) for k in links}
+    for k, link in links.items():
+        opts[k].setup(link)
+        for p in link.params():
+            p.update_rule.hyperparam.weight_decay = 1e-4
+    rng = numpy.random.RandomState(seed)
+    for step in range(steps):
+        grads = {n: rng.normal(0, 1, p.shape).astype(dtype)
+                 for n, p in links['cpu'].namedparams()}
+        for k, link in links.items():
+            opts[k].lr = 10.0 * (1 - step / steps) ** 2
+            for n, p in link.namedparams():
+                p.grad = p.device.send(grads[n].copy())
+            opts[k].update()
+    worst = {}
+    for (n, c), (_, d) in zip(sorted(links['cpu'].namedparams()),
+                              sorted(links['device'].namedparams())):
+        pairs = [('v', c.update_rule.state['v'], d.update_rule.state['v'])]
+        if dtype == numpy.float16:
+            pairs.append(('fp32 master', c.update_rule._fp32_param.array,
+                          d.update_rule._fp32_param.array))
         else:
             pairs.append(('param', c.array, d.array))
         for what, cpu, dev in pairs:
@@ -326,6 +369,8 @@ def main(argv=None):
     chainer.backends.cuda.get_device_from_id(0).use()
     _step(report, 'update_rule_float32', check_update_rule, numpy.float32)
     _step(report, 'update_rule_float16', check_update_rule, numpy.float16)
+    _step(report, 'lars_rule_float32', check_lars_rule, numpy.float32)
+    _step(report, 'lars_rule_float16', check_lars_rule, numpy.float16)
     comm = None
     if machine['nccl'] is not None:
         from chainer_ext.communicators import create_communicator

@@ -118,6 +118,30 @@ def test_update_rule_check_catches_a_wrong_kernel(monkeypatch):
         gpu_check.check_update_rule(numpy.float32, device='@numpy', steps=3)
 
 
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float16])
+def test_lars_check_runs_on_cpu_arrays(dtype):
+    res = gpu_check.check_lars_rule(dtype, device='@numpy', steps=3)
+    assert res['max_relative_error'] and all(
+        v == 0 for v in res['max_relative_error'].values())
+
+
+def test_lars_check_catches_a_wrong_kernel(monkeypatch):
+    """The check must fail when the device path computes something else."""
+    from chainer_ext.optimizers import lars
+    real = lars.local_rate
+    calls = []
+
+    def skewed(w_norm, g_norm, eta, weight_decay):
+        calls.append(1)
+        # the reference (CPU) side updates its 4 arrays first in every step
+        return real(w_norm, g_norm, eta, weight_decay) * (
+            1 if (len(calls) - 1) % 8 < 4 else 1 + 1e-3)
+
+    monkeypatch.setattr(lars, 'local_rate', skewed)
+    with pytest.raises(AssertionError):
+        gpu_check.check_lars_rule(numpy.float32, device='@numpy', steps=3)
+
+
 def test_single_rank_checks_on_cpu(tmp_path):
     comm = create_communicator('naive', allreduce_grad_dtype='float16')
     snap = gpu_check.check_snapshot_broadcast(comm, str(tmp_path), device='@numpy')
