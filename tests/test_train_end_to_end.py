@@ -214,7 +214,7 @@ def test_lars_baseline_runs_its_schedule_with_weight_decay_once(tiny_imagenet, t
     from chainer_ext.mpi_launch import run_mpi
     out = str(tmp_path / 'lars')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
-        tiny_imagenet, out, '--epoch', '2', '--loaderjob', '0', '--optimizer', 'lars',
+        tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--optimizer', 'lars',
         '--log-interval', '1', '--no-plots', '--no-validation'), timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-5000:]
     check = report.schedule_check(report.load_run(out))
