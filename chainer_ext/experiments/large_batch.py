@@ -402,7 +402,7 @@ def sign_agreement(differences):
     def sign(x):
         x = round(x, 12)   # top-1 is a multiple of 1 / |validation set|
         return (x > 0) - (x < 0)
-    mean = sign(sum(differences) / len(differences))
+    mean = sign(math.fsum(differences) / len(differences))
     return sum(1 for d in differences if sign(d) == mean), len(differences)
 
 
@@ -427,7 +427,7 @@ def format_paired(paired, reference=REFERENCE_RECIPE):
                 continue
             k, n = sign_agreement(diffs)
             cells.append('{:+.1f} ({}) {}/{}'.format(
-                100 * sum(diffs) / n, ', '.join('{:+.1f}'.format(100 * d) for d in diffs),
+                100 * math.fsum(diffs) / n, ', '.join('{:+.1f}'.format(100 * d) for d in diffs),
                 k, n))
         lines.append('| {} | {} |'.format(recipe, ' | '.join(cells)))
     return '\n'.join(lines) + '\n'
@@ -469,8 +469,8 @@ def format_facts(result):
         by_recipe.setdefault(rec['recipe'], []).append(rec['seconds'])
     lines.append('- Training time of the runs themselves (`seconds`, `trainer.run` in the '
                  'worker), summed: {:,.1f} s over {} runs ({}).'.format(
-                     sum(sum(v) for v in by_recipe.values()), len(records),
-                     ', '.join('{} {:,.1f} s'.format(k, sum(v))
+                     math.fsum(t for v in by_recipe.values() for t in v), len(records),
+                     ', '.join('{} {:,.1f} s'.format(k, math.fsum(v))
                                for k, v in by_recipe.items())))
     gaps = collections.OrderedDict()
     for rec in records:
