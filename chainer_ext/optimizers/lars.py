@@ -9,8 +9,13 @@ array w with gradient g (after the all-reduce mean)::
 gamma_t is ``lr`` (:func:`chainer_ext.schedules.lars_lr` sets it every iteration), eta the
 trust coefficient, beta the weight decay, m the momentum.  beta enters the rule itself, for
 conv/linear ``W`` only; :func:`~chainer_ext.optimizers.add_weight_decay` refuses LARS rules.
-Chainer's ``GradientLARS`` hook is not Algorithm 1; why, and the zero-norm case:
-docs/DESIGN.md.  CPU: NumPy; GPU: norms on the device and one CuPy kernel.
+
+Chainer's ``GradientLARS`` hook on ``MomentumSGD`` is not used: its ``lr`` is gamma * eta (it
+has no eta), and its ``threshold`` (default 0.01, none in Algorithm 1) gives the raw rate to
+arrays with ||w|| <= threshold.  ``GradientLARS(threshold=0, weight_decay=beta, eps=0)`` on
+``MomentumSGD(lr=gamma * eta)`` is this rule where both norms are positive; it differs where a
+norm is 0 and decays every array it is hooked to (docs/DESIGN.md).  CPU: NumPy; GPU: norms on
+the device and one CuPy kernel.
 """
 import math
 
