@@ -7,7 +7,7 @@ The defaults are the paper's recipe (Sections 2-3, Appendix A): 32 images per wo
 epochs, ResNet-50 at 224 px, the RMSprop->SGD hybrid optimizer with the slow-start rate, BN
 from the last minibatch averaged over workers, float16 gradient all-reduce.  ``--epoch 18``
 compresses every schedule by 18/90; ``--demo`` trains on built-in digits; ``--optimizer
-momentum`` and ``--bn-moving-average`` are the baselines.
+momentum`` or ``lars`` and ``--bn-moving-average`` are the baselines.
 """
 import functools
 import os
@@ -89,12 +89,16 @@ def build_parser():
             stop_signals.PREEMPTED_STATUS))
     arg('--wait-for-lock', type=checks.nonnegative_float, default=0.0, metavar='SECONDS',
         help='if another job holds --out, wait up to this long for it to end (0: refuse)')
-    arg('--optimizer', default='rmsprop_warmup', choices=('rmsprop_warmup', 'momentum'),
-        help='rmsprop_warmup (paper) or momentum (Goyal et al. baseline)')
+    arg('--optimizer', default='rmsprop_warmup', choices=optimizers.NAMES,
+        help='rmsprop_warmup (paper), momentum (Goyal et al. baseline) or lars (You et al. '
+        'baseline: LARS, linear warm-up and polynomial decay of its global rate)')
     arg('--lr-rmsprop', type=checks.nonnegative_float, default=3e-4,
         help='eta_RMSprop of Appendix A.1 (paper: 0.0003)')
+    arg('--lars-eta', type=checks.positive_finite, default=0.001,
+        help='trust coefficient eta of LARS (You et al.: 0.001)')
     arg('--weight-decay', type=checks.nonnegative_float, default=1e-4,
-        help='weight decay on conv/linear weights (Goyal et al.: 1e-4)')
+        help='weight decay on conv/linear weights (Goyal et al.: 1e-4; inside the update '
+        'with lars)')
     arg('--bn-moving-average', action='store_true',
         help="baseline: keep Chainer's moving averages in batch normalization")
     arg('--min-area', type=checks.area_fraction,
@@ -142,13 +146,17 @@ def parse_args(argv=None):
 
 
 def make_optimizer(args, model, comm):
-    """The paper's hybrid optimizer (A.1) or the momentum baseline, and its schedules."""
+    """The paper's hybrid optimizer (A.1), the momentum or LARS baseline, and its schedules."""
     recipe = schedules.recipe(args.optimizer, comm.size * args.batchsize, args.epoch)
     start = {attr: schedule(0.0) for attr, schedule in recipe.items()}
-    actual = optimizers.for_recipe(args.optimizer, lr_rmsprop=args.lr_rmsprop, **start)
+    if args.optimizer == 'lars':   # weight decay inside its update (Algorithm 1)
+        actual = optimizers.for_recipe('lars', eta=args.lars_eta,
+                                       weight_decay=args.weight_decay, **start)
+    else:
+        actual = optimizers.for_recipe(args.optimizer, lr_rmsprop=args.lr_rmsprop, **start)
     optimizer = chainermn.create_multi_node_optimizer(actual, comm)
     optimizer.setup(model)
-    if args.weight_decay > 0:
+    if args.weight_decay > 0 and args.optimizer != 'lars':
         add_weight_decay(model, rate=args.weight_decay)
     optimizer.add_hook(SkipNonFiniteUpdate(comm, max_consecutive=args.max_nonfinite))
     return optimizer, [EpochSchedule(attr, schedule) for attr, schedule in recipe.items()]

@@ -2,8 +2,8 @@
 
     python -m chainer_ext.gpu_check [--out DIR]
 
-The CuPy kernel of ``RMSpropWarmup`` against the same updates in float64 on the CPU
-(float32 and float16 parameters), the snapshot broadcast, ChainerMN's ``pure_nccl`` float16
+The CuPy kernels of ``RMSpropWarmup`` and ``LARS`` against the same updates in float64 on
+the CPU (float32 and float16 parameters), the snapshot broadcast, ChainerMN's ``pure_nccl`` float16
 all-reduce (one rank, then every GPU of the machine under ``mpiexec``),
 ResNet-50 training images/s with and without cuDNN (and torchvision's, as the
 peer, where PyTorch is installed), and a 20-iteration
@@ -68,25 +68,23 @@ def _link(dtype, device, seed=0):
     return link.to_device(device)
 
 
-def check_update_rule(dtype, device='@cupy:0', steps=10, seed=1):
-    """``RMSpropWarmup`` on ``device`` with ``dtype`` parameters against the same updates in
-    float64 on the CPU, with alpha_SGD and lr changing every step; float16 parameters
-    through their float32 master copies, of which they must be the float16 rounding.
-    Reports the largest error as a fraction of the tolerance (``ATOL + RTOL * |x|``)."""
-    from chainer_ext.optimizers import RMSpropWarmup
+def _against_float64(set_up, state_keys, schedule, dtype, device, steps, seed):
+    """One optimizer's updates of ``dtype`` parameters on ``device`` against the same
+    updates in float64 on the CPU.  ``set_up(link)`` returns the optimizer set up on
+    ``link``; ``schedule(optimizer, step)`` sets its hyperparameters before every step.
+    float16 parameters go through their float32 master copies, of which they must be the
+    float16 rounding.  Reports the largest error as a fraction of the tolerance
+    (``ATOL + RTOL * |x|``)."""
     links = {'reference': _link(dtype, '@numpy'), 'device': _link(dtype, device)}
     for p in links['reference'].params():  # the same starting values, in float64
         p.array = p.array.astype(numpy.float64)
-    opts = {k: RMSpropWarmup(lr=0.5) for k in links}
-    for k in links:
-        opts[k].setup(links[k])
+    opts = {k: set_up(link) for k, link in links.items()}
     rng = numpy.random.RandomState(seed)
     for step in range(steps):
         grads = {n: rng.normal(0, 1, p.shape).astype(dtype)
                  for n, p in links['reference'].namedparams()}
         for k, link in links.items():
-            opts[k].alpha_sgd = step / (steps - 1)
-            opts[k].lr = 0.5 * (1 + step)
+            schedule(opts[k], step)
             for n, p in link.namedparams():
                 p.grad = p.device.send(grads[n].astype(p.dtype))
             opts[k].update()
@@ -94,7 +92,7 @@ def check_update_rule(dtype, device='@cupy:0', steps=10, seed=1):
     for (n, r), (_, d) in zip(sorted(links['reference'].namedparams()),
                               sorted(links['device'].namedparams())):
         pairs = [(key, r.update_rule.state[key], d.update_rule.state[key])
-                 for key in ('ms', 'delta')]
+                 for key in state_keys]
         if dtype == numpy.float16:
             master = _host(d.update_rule._fp32_param.array)
             pairs.append(('fp32 master', r.array, master))
@@ -112,6 +110,39 @@ def check_update_rule(dtype, device='@cupy:0', steps=10, seed=1):
             worst[what] = max(worst.get(what, 0.0), float(used.max()))
     return {'steps': steps, 'max_error_over_tolerance': worst, 'rtol': RTOL, 'atol': ATOL,
             'reference': 'float64 on the CPU'}
+
+
+def check_update_rule(dtype, device='@cupy:0', steps=10, seed=1):
+    """``RMSpropWarmup`` on ``device`` against float64 on the CPU, with alpha_SGD and lr
+    changing every step (:func:`_against_float64`)."""
+    from chainer_ext.optimizers import RMSpropWarmup
+
+    def schedule(opt, step):
+        opt.alpha_sgd = step / (steps - 1)
+        opt.lr = 0.5 * (1 + step)
+    def set_up(link):
+        opt = RMSpropWarmup(lr=0.5)
+        opt.setup(link)
+        return opt
+    return _against_float64(set_up, ('ms', 'delta'), schedule, dtype, device, steps, seed)
+
+
+def check_lars_rule(dtype, device='@cupy:0', steps=10, seed=1):
+    """``LARS`` on ``device`` against float64 on the CPU, gamma changing every step, weight
+    decay on every array and one all-zero array (local rate 1) (:func:`_against_float64`)."""
+    from chainer_ext.optimizers import LARS
+
+    def set_up(link):
+        link.p2.array[...] = 0
+        opt = LARS(lr=1.0)
+        opt.setup(link)
+        for p in link.params():  # LARS decays only conv/linear W by itself
+            p.update_rule.hyperparam.weight_decay = 1e-4
+        return opt
+
+    def schedule(opt, step):
+        opt.lr = 10.0 * (1 - step / steps) ** 2
+    return _against_float64(set_up, ('v',), schedule, dtype, device, steps, seed)
 
 
 def check_snapshot_broadcast(comm, out, device=None):
@@ -361,6 +392,8 @@ def main(argv=None):
     chainer.backends.cuda.get_device_from_id(0).use()
     _step(report, 'update_rule_float32', check_update_rule, numpy.float32)
     _step(report, 'update_rule_float16', check_update_rule, numpy.float16)
+    _step(report, 'lars_rule_float32', check_lars_rule, numpy.float32)
+    _step(report, 'lars_rule_float16', check_lars_rule, numpy.float16)
     comm = None
     if machine['nccl'] is not None:
         from chainer_ext.communicators import create_communicator

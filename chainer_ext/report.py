@@ -447,7 +447,8 @@ def headline_md(s):
           if s['bn_moving_average'] is False else
           'moving averages (baseline)' if s['bn_moving_average'] else NA)
     opt = {'rmsprop_warmup': 'RMSprop warm-up -> SGD, slow-start lr',
-           'momentum': 'momentum SGD, Goyal et al. schedule (baseline)'}.get(
+           'momentum': 'momentum SGD, Goyal et al. schedule (baseline)',
+           'lars': 'LARS, warm-up and polynomial decay (You et al. baseline)'}.get(
                s['optimizer'], s['optimizer'] or NA)
     epochs = NA if s['epochs_planned'] is None else '{} (schedule compressed by {}/90)'.format(
         s['epochs_planned'], s['epochs_planned']) if s['epochs_planned'] != 90 else '90'

@@ -273,6 +273,34 @@ def test_each_rank_checks_the_allreduce_on_its_own_gpu(monkeypatch, tmp_path, ra
     assert gpu_check.rank_device(_Comm(rank, intra_rank)) == '@cupy:{}'.format(intra_rank)
 
 
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float16])
+def test_lars_check_measures_against_float64(dtype):
+    """As for RMSpropWarmup: the float32 side's rounding differences are seen, and within
+    the tolerance (the all-zero array included)."""
+    res = gpu_check.check_lars_rule(dtype, device='@numpy', steps=3)
+    errors = res['max_error_over_tolerance']
+    assert set(errors) == {'v', 'param' if dtype == numpy.float32 else 'fp32 master'}
+    assert all(0 < e <= 1 for e in errors.values()), errors
+
+
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float16])
+def test_lars_check_catches_a_wrong_kernel(monkeypatch, dtype):
+    """The check must fail when the checked side's local rate is 0.1 % off."""
+    from chainer_ext.optimizers import lars
+    real = lars.local_rate
+    calls = []
+
+    def skewed(w_norm, g_norm, eta, weight_decay):
+        calls.append(1)
+        # every step updates the reference's 4 arrays first, then the checked side's 4
+        checked = (len(calls) - 1) % 8 >= 4
+        return real(w_norm, g_norm, eta, weight_decay) * (1 + 1e-3 if checked else 1)
+
+    monkeypatch.setattr(lars, 'local_rate', skewed)
+    with pytest.raises(AssertionError):
+        gpu_check.check_lars_rule(dtype, device='@numpy', steps=3)
+
+
 def test_single_rank_checks_on_cpu(tmp_path):
     comm = create_communicator('naive', allreduce_grad_dtype='float16')
     snap = gpu_check.check_snapshot_broadcast(comm, str(tmp_path), device='@numpy')

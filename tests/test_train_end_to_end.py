@@ -304,3 +304,21 @@ def test_max_iterations_before_the_first_epoch_says_so(tiny_imagenet, tmp_path):
         'of at least one epoch)'.format(out)]
     assert 'stopping at iteration 2 (--max-iterations counts from the start of the run, a ' \
            'resumed one included); --epoch 1 would end it at iteration 6' in proc.stdout
+
+
+def test_lars_baseline_runs_its_schedule_with_weight_decay_once(tiny_imagenet, tmp_path):
+    """--optimizer lars: gamma follows the warm-up and polynomial decay every iteration
+    (the report's check of the log against schedules.recipe), and the weights stay finite."""
+    from chainer_ext import report
+    from chainer_ext.mpi_launch import run_mpi
+    out = str(tmp_path / 'lars')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--optimizer', 'lars',
+        '--log-interval', '1', '--no-plots', '--no-validation'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    check = report.schedule_check(report.load_run(out))
+    assert check['available'] and check['matches'], check
+    assert check['definition'].startswith('lr = lars_lr(e, gamma_peak=10')
+    lrs = [row['lr'] for row in check['rows']]
+    assert lrs[0] == 0.0 and max(lrs) > lrs[-1] > 0   # warm-up from 0, then decay
+    assert all(numpy.isfinite(v).all() for v in weights(out).values())
