@@ -14,7 +14,8 @@ import time
 from chainer_ext import datasets
 from chainer_ext.flag_types import OneLineParser
 from chainer_ext.flag_types import (  # noqa: F401  (train_imagenet's flag types)
-    area_fraction, at_least_two, nonnegative_float, nonnegative_int, positive_int, seed)
+    area_fraction, at_least_two, nonnegative_float, nonnegative_int, positive_finite,
+    positive_int, seed)
 from chainer_ext import output_lock
 from chainer_ext import run_length
 from chainer_ext import snapshots
