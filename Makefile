@@ -26,7 +26,7 @@ $(VENV)/.installed: setup.py stacks/$(STACK).txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(MPIEXEC) -n $(NP) --oversubscribe $(PY) train_imagenet.py --demo
+	$(PY) -m chainer_ext.launch $(MPIEXEC) -n $(NP) --oversubscribe $(PY) train_imagenet.py --demo
 
 test: setup
 	$(PY) -m pytest -q tests

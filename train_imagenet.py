@@ -7,15 +7,19 @@ The defaults are the paper's recipe (Sections 2-3, Appendix A): 32 images per wo
 epochs, ResNet-50 at 224 px, the RMSprop->SGD hybrid optimizer with the slow-start rate, BN
 from the last minibatch averaged over workers, float16 gradient all-reduce.  ``--epoch 18``
 compresses every schedule by 18/90; ``--demo`` trains on built-in digits; ``--optimizer
-momentum`` and ``--bn-moving-average`` are the baselines.
+momentum`` or ``lars`` and ``--bn-moving-average`` are the baselines.
 """
 import functools
 import os
 import sys
 
-import numpy
-
 import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+from chainer_ext import stop_signals
+
+if __name__ == '__main__':  # a stop signal during the imports below is recorded
+    stop_signals.catch_early(sys.argv[1:])
+
+import numpy
 import chainer
 import chainer.links as L
 import chainermn
@@ -23,11 +27,14 @@ from chainer import training
 
 from chainer_ext import blas_setup
 from chainer_ext import communicators
+from chainer_ext import cores
 from chainer_ext import data_parallel
 from chainer_ext import datasets
 from chainer_ext import except_hook
+from chainer_ext import out_guard
 from chainer_ext.extensions import stop_on_signal
 from chainer_ext import report
+from chainer_ext import run_length
 from chainer_ext import schedules
 from chainer_ext import snapshots
 from chainer_ext import startup_checks as checks
@@ -79,15 +86,19 @@ def build_parser():
     arg('--stop-signals', type=checks.stop_signals, default='TERM,USR1',
         help='signals that stop every rank at the next iteration with a snapshot and exit '
         'status {} (preempted: requeue with --resume auto)'.format(
-            stop_on_signal.PREEMPTED_STATUS))
+            stop_signals.PREEMPTED_STATUS))
     arg('--wait-for-lock', type=checks.nonnegative_float, default=0.0, metavar='SECONDS',
         help='if another job holds --out, wait up to this long for it to end (0: refuse)')
-    arg('--optimizer', default='rmsprop_warmup', choices=('rmsprop_warmup', 'momentum'),
-        help='rmsprop_warmup (paper) or momentum (Goyal et al. baseline)')
+    arg('--optimizer', default='rmsprop_warmup', choices=optimizers.NAMES,
+        help='rmsprop_warmup (paper), momentum (Goyal et al. baseline) or lars (You et al. '
+        'baseline: LARS, linear warm-up and polynomial decay of its global rate)')
     arg('--lr-rmsprop', type=checks.nonnegative_float, default=3e-4,
         help='eta_RMSprop of Appendix A.1 (paper: 0.0003)')
+    arg('--lars-eta', type=checks.positive_finite, default=0.001,
+        help='trust coefficient eta of LARS (You et al.: 0.001)')
     arg('--weight-decay', type=checks.nonnegative_float, default=1e-4,
-        help='weight decay on conv/linear weights (Goyal et al.: 1e-4)')
+        help='weight decay on conv/linear weights (Goyal et al.: 1e-4; inside the update '
+        'with lars)')
     arg('--bn-moving-average', action='store_true',
         help="baseline: keep Chainer's moving averages in batch normalization")
     arg('--min-area', type=checks.area_fraction,
@@ -100,7 +111,8 @@ def build_parser():
         help='images per epoch with --synthetic (default: ImageNet-1k train)')
     arg('--n-class', type=checks.at_least_two, default=1000, help='classes with --synthetic')
     arg('--max-iterations', type=checks.nonnegative_int, default=0,
-        help='stop after this many iterations (0: run all epochs)')
+        help='stop at this iteration, counted from the start of the run (a resumed run '
+        'included), if the last epoch has not ended before (0: run all epochs)')
     arg('--log-interval', type=checks.nonnegative_int, default=0,
         help='LogReport every N iterations (0: every epoch)')
     arg('--no-plots', action='store_true', help='skip the per-epoch PNG plots (about 0.16 s '
@@ -134,13 +146,17 @@ def parse_args(argv=None):
 
 
 def make_optimizer(args, model, comm):
-    """The paper's hybrid optimizer (A.1) or the momentum baseline, and its schedules."""
+    """The paper's hybrid optimizer (A.1), the momentum or LARS baseline, and its schedules."""
     recipe = schedules.recipe(args.optimizer, comm.size * args.batchsize, args.epoch)
     start = {attr: schedule(0.0) for attr, schedule in recipe.items()}
-    actual = optimizers.for_recipe(args.optimizer, lr_rmsprop=args.lr_rmsprop, **start)
+    if args.optimizer == 'lars':   # weight decay inside its update (Algorithm 1)
+        actual = optimizers.for_recipe('lars', eta=args.lars_eta,
+                                       weight_decay=args.weight_decay, **start)
+    else:
+        actual = optimizers.for_recipe(args.optimizer, lr_rmsprop=args.lr_rmsprop, **start)
     optimizer = chainermn.create_multi_node_optimizer(actual, comm)
     optimizer.setup(model)
-    if args.weight_decay > 0:
+    if args.weight_decay > 0 and args.optimizer != 'lars':
         add_weight_decay(model, rate=args.weight_decay)
     optimizer.add_hook(SkipNonFiniteUpdate(comm, max_consecutive=args.max_nonfinite))
     return optimizer, [EpochSchedule(attr, schedule) for attr, schedule in recipe.items()]
@@ -188,17 +204,22 @@ def make_iterators(args, train, val, order):
             make(val, args.val_batchsize, repeat=False, shuffle=False))
 
 
-def run(args):
-    """Start MPI and check the paths; train while holding --out's lock."""
+def run(args, guard=None):
+    """Start MPI and check the paths; train while holding --out's lock (which ``guard``,
+    rank 0's :class:`chainer_ext.out_guard.OutGuard`, removes if rank 0 is killed)."""
     comm = communicators.create_communicator(args.communicator, allreduce_grad_dtype=(
         'float16' if args.allreduce_dtype == 'float16' else None))  # None: ChainerMN's own
     checks.check_paths(args, comm)
-    if args.demo:
-        checks.use_demo_lists(args, comm)
     if args.check_dataset:
+        if args.demo:
+            checks.use_demo_lists(args, comm)
         return checks.check_dataset(args, comm)
-    lock = checks.lock_output(args, comm)  # one job per output folder
+    lock = checks.lock_output(args, comm)  # one job per output folder, before anything slow
+    if lock is not None and guard is not None:
+        guard.watch(args.out, lock.holder)
     try:
+        if args.demo:
+            checks.use_demo_lists(args, comm)
         return train(args, comm)
     finally:
         if lock is not None:
@@ -208,9 +229,10 @@ def run(args):
 def train(args, comm):
     """The training procedure; every rank runs all of it (the steps are collective)."""
     device = checks.choose_device(args, comm)
+    owned = cores.of_rank(comm)  # the CPU cores this rank owns on its node
     if args.loaderjob is None:
-        args.loaderjob = checks.default_loaderjob(comm)
-    blas_setup.limit_threads(comm.intra_size, args.loaderjob)  # the rank's share of cores
+        args.loaderjob = checks.default_loaderjob(owned)
+    blas_setup.limit_threads(owned, args.loaderjob)
 
     train, val, facts = load_data(args, comm)
     resume = checks.resolve_resume(args, comm, snapshot_info(args, facts))
@@ -227,8 +249,8 @@ def train(args, comm):
     train_iter, val_iter = make_iterators(args, train, val, order)
 
     updater = training.StandardUpdater(train_iter, optimizer, device=device)
-    stop = (args.max_iterations, 'iteration') if args.max_iterations else (args.epoch, 'epoch')
-    trainer = training.Trainer(updater, stop, out=args.out)
+    length = run_length.RunLength(args.epoch, args.max_iterations, len(train) / args.batchsize)
+    trainer = training.Trainer(updater, length, out=args.out)
     for extension in schedule_extensions:
         trainer.extend(extension)
     # BN statistics averaged over workers before every validation and snapshot (Section 2).
@@ -262,6 +284,12 @@ def train(args, comm):
         snapshots.load_snapshot(resume, trainer, comm)
         if comm.rank == 0:
             print('resumed from {} (iteration {})'.format(resume, updater.iteration), flush=True)
+            moved = report.restore_log(trainer, args.out)
+            if moved:
+                print('resuming from {}: {} of the later iterations set aside as '
+                      '.superseded-*'.format(resume, ', '.join(moved)), flush=True)
+    if comm.rank == 0 and length.stops_early():
+        print(length.describe(), flush=True)
 
     try:
         # The global except hook prints a failure once, with its rank; Chainer's
@@ -270,7 +298,7 @@ def train(args, comm):
     except stop_on_signal.Preempted as stop:
         if comm.rank == 0:
             print(stop.line, flush=True)
-        return stop_on_signal.PREEMPTED_STATUS
+        return stop_signals.PREEMPTED_STATUS
     finally:
         train_iter.finalize()
         val_iter.finalize()
@@ -281,7 +309,8 @@ def train(args, comm):
         tmp = '{}.tmp-{}.npz'.format(path, os.getpid())
         chainer.serializers.save_npz(tmp, model.predictor)
         os.replace(tmp, path)
-        print(report.final_summary(args.out), flush=True)
+        print(report.final_summary(args.out, updater.iteration, updater.epoch_detail,
+                                   trainer.elapsed_time, length), flush=True)
     return 0
 
 
@@ -310,24 +339,38 @@ def rank_seed(seed, rank):
 
 
 def main(argv=None):
-    blas_setup.ensure_kernel(rank=checks.env_rank())  # may re-execute this process
+    # Stop signals are recorded from here on; the BLAS re-exec carries them over.
+    stop_signals.catch_early(sys.argv[1:] if argv is None else argv)
+    with stop_signals.held():
+        blas_setup.ensure_kernel(rank=checks.env_rank())  # may re-execute this process
     args = parse_args(argv)
+    stop_signals.catch(args.stop_signals)
     problems = checks.flag_problems(args, archs[args.arch].min_insize)
     if problems:
         return checks.report_before_mpi(checks.InputError(problems, status=2), PROG)
     if not args.check_dataset and args.loaderjob != 0:
-        stop_on_signal.ignore_in_children(args.stop_signals)  # inherited by the loaders
-        checks.start_forkserver()  # before the communicator starts MPI
-    stop_on_signal.catch(args.stop_signals)
+        with stop_signals.ignored_by_forkserver(args.stop_signals):  # and by the loaders
+            checks.start_forkserver()  # before the communicator starts MPI
     # Any uncaught exception on any rank ends the whole MPI job at once
     # instead of leaving the other ranks waiting in a collective.
     except_hook.install(PROG)
+    # Rank 0's lock and unfinished snapshots are removed even if it is killed.
+    guard = out_guard.start() if checks.env_rank() == 0 and not args.check_dataset else None
     try:
-        return run(args)
+        status = run(args, guard)
     except checks.InputError as e:  # raised on every rank alike: no abort needed
         checks.print_input_error(e, PROG)
         checks.remove_created_if_empty()
-        return e.status
+        status = e.status
+    except run_length.NothingToTrain as e:
+        if checks.env_rank() == 0:
+            print('{}: {}'.format(PROG, e.line), flush=True)
+        status = 0
+    finally:
+        if guard is not None:
+            guard.close()
+    except_hook.end_together()
+    return status
 
 
 if __name__ == '__main__':

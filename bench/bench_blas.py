@@ -45,8 +45,8 @@ def measure(coretype, n, reps, threads):
 
 def run(kernels=('Prescott', 'Haswell', 'SkylakeX', 'Cooperlake', 'auto'), n=2048, reps=3,
         rounds=3, threads=None):
-    from chainer_ext import blas_setup
-    threads = threads or len(os.sched_getaffinity(0))
+    from chainer_ext import blas_setup, cores
+    threads = threads or cores.of_process()
     flags = blas_setup.cpu_flags()
     runnable = [k for k in kernels if k == 'auto' or not blas_setup.older(
         blas_setup.cpu_kernel(flags) or 'Prescott', k)]

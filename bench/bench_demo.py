@@ -9,8 +9,9 @@ iterations under each setting, rounds interleaved:
 - ``openblas_default``: ``OPENBLAS_CORETYPE=Prescott`` (what NumPy 1.26's OpenBLAS picked
   on this project's AVX-512 VM; NumPy 2's OpenBLAS runs its ``Katmai`` for that value) and
   every core's worth of BLAS threads in each rank;
-- ``project``: nothing set, so ``blas_setup`` pins the CPU's kernel and gives each rank
-  its share of the cores.
+- ``project``: nothing set, so ``blas_setup`` runs the CPU's kernel (restarting the rank
+  with it where OpenBLAS picked an older one) and gives each rank
+  the cores it owns (chainer_ext.cores).
 
 Time per epoch is read from the run's log between its first and last entries (start-up
 and the first interval excluded; validation included), scaled to the demo's epoch.
@@ -38,12 +39,13 @@ THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
 def environment(setting):
+    from chainer_ext import cores
     from chainer_ext.blas_setup import REEXEC_MARK
     env = {k: v for k, v in os.environ.items()
            if k not in THREAD_VARS + ('OPENBLAS_CORETYPE', REEXEC_MARK)}
     if setting == 'openblas_default':
         env['OPENBLAS_CORETYPE'] = 'Prescott'
-        env['OMP_NUM_THREADS'] = str(len(os.sched_getaffinity(0)))
+        env['OMP_NUM_THREADS'] = str(cores.of_process())
     env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
     return env
 

@@ -1,9 +1,17 @@
 """Extensions of Chainer and ChainerMN for Akiba, Suzuki and Fukuda (2017).
 
-Importing the package first puts :mod:`chainer_ext.compat`'s stand-ins in place,
-so that Chainer 7.8.1 imports on NumPy 2 and Python 3.12+; entry points import
-``chainer_ext`` before ``chainer``.
+Importing the package adds :mod:`chainer_ext.startup`'s import hook, which puts
+:mod:`chainer_ext.compat`'s stand-ins in place just before ``chainer`` loads (so that
+Chainer 7.8.1 imports on NumPy 2 and Python 3.12+) and cuDNN's wheel just before
+CuPy's cuDNN module.  An installed project adds it at interpreter start; entry points
+import ``chainer_ext`` before ``chainer`` all the same.  Nothing heavier than ``sys``
+is imported here: the hook runs in every program of the environment.
 """
-from chainer_ext import compat
+import sys
 
-compat.install()
+from chainer_ext import startup
+
+startup.install()
+if 'chainer' in sys.modules:  # imported before the hook existed: install them now
+    from chainer_ext import compat
+    compat.install()

@@ -1,15 +1,20 @@
-"""CPU runs at the machine's speed: the CPU's own BLAS kernel, each rank its share of cores.
+"""CPU runs at the machine's speed: the CPU's own BLAS kernel, each rank its cores.
 
 Chainer's CPU convolutions are im2col + GEMM in NumPy's bundled OpenBLAS, which
 picks its kernel from the CPU model.  In some VMs it misreads an AVX-512 CPU as
-``Prescott`` (SSE3, about 5x slower), and not the same way in every process, so
-ranks and runs would compute with different kernels.  OpenBLAS reads
-``OPENBLAS_CORETYPE`` only when it loads, so :func:`ensure_kernel` re-executes
-the process once, before MPI starts, pinned to the kernel of the CPU's vector
-generation (processes it starts inherit the setting); a value the user set is
-never changed, only warned about.
-:func:`limit_threads` gives each rank's BLAS the cores of its share of the
-node, less its data-loading processes, unless the user set a thread count.
+``Prescott`` (SSE3, about 5x slower).  OpenBLAS reads ``OPENBLAS_CORETYPE`` only
+when it loads, so where the kernel in use is of an older vector generation than
+the CPU's, :func:`ensure_kernel` re-executes the process once with the CPU's
+kernel, but only where that is sure to run the same program again: the
+program's own entry point, MPI not yet started, a command line Python can run
+again (rules in :func:`reexec_refusal`).  Elsewhere it keeps the process and
+prints one line naming the ``OPENBLAS_CORETYPE`` to set.  A kernel of the CPU's
+generation that OpenBLAS picked itself (AMD's ``Zen`` on AVX2 CPUs, a newer Intel
+kernel) is left alone.  A value the user set is never changed, only warned about,
+also when it names a kernel this CPU cannot run (an environment inherited from
+another host).
+:func:`limit_threads` gives each rank's BLAS the cores it owns (:mod:`chainer_ext.cores`),
+less its data-loading processes, unless the user set a thread count.
 """
 import os
 import sys
@@ -22,6 +27,8 @@ _GENERATION = {
     'haswell': 2, 'zen': 2, 'steamroller': 2, 'excavator': 2,
     'skylakex': 3, 'cooperlake': 3, 'sapphirerapids': 3,
 }
+# Instructions a kernel needs beyond its generation's.
+_NEEDS = {'cooperlake': {'avx512_bf16'}, 'sapphirerapids': {'amx_bf16', 'avx512_fp16'}}
 _AVX512 = {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512cd'}
 THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
 
@@ -38,17 +45,26 @@ def cpu_flags(path='/proc/cpuinfo'):
     return set()
 
 
+def cpu_generation(flags):
+    """The widest vector instructions of a CPU with ``flags``: 3 AVX-512, 2 AVX2+FMA,
+    1 AVX, 0 SSE."""
+    if _AVX512 <= flags:
+        return 3
+    if {'avx2', 'fma'} <= flags:
+        return 2
+    return 1 if 'avx' in flags else 0
+
+
 def cpu_kernel(flags):
     """The OpenBLAS kernel for a CPU with ``flags``, or None when nothing beats the default.
 
     What OpenBLAS picks on a correctly read CPU; a build without Cooperlake runs
     SkylakeX for it, the same in every process.
     """
-    if _AVX512 <= flags:
+    generation = cpu_generation(flags)
+    if generation == 3:
         return 'Cooperlake' if 'avx512_bf16' in flags else 'SkylakeX'
-    if {'avx2', 'fma'} <= flags:
-        return 'Haswell'
-    return None
+    return 'Haswell' if generation == 2 else None
 
 
 def openblas_kernel():
@@ -72,12 +88,28 @@ def older(kernel, than):
     return mine is not None and best is not None and mine < best
 
 
+def beyond(kernel, flags):
+    """Whether ``kernel`` needs instructions a CPU with ``flags`` lacks (OpenBLAS would
+    stop with an illegal instruction)."""
+    name = (kernel or '').lower()
+    generation = _GENERATION.get(name)
+    if generation is None:
+        return False
+    return generation > cpu_generation(flags) or not _NEEDS.get(name, set()) <= flags
+
+
 def plan(kernel, flags, environ):
     """``('reexec', name)``, ``('warn', line)`` or ``(None, None)`` for this process."""
     best = cpu_kernel(flags)
+    user = environ.get('OPENBLAS_CORETYPE')
+    if user and beyond(user, flags):
+        return 'warn', ('OPENBLAS_CORETYPE={} is set, a kernel this CPU cannot run ({}; an '
+                        'environment from another host?): GEMM may stop with an illegal '
+                        'instruction; unset it or set OPENBLAS_CORETYPE={}'.format(
+                            user, 'its own is {}'.format(best) if best else
+                            'it has no AVX2', best or 'Prescott'))
     if best is None or kernel is None:
         return None, None
-    user = environ.get('OPENBLAS_CORETYPE')
     # The mark counts only with the value it was set with: a process whose parent
     # re-executed, but which was started without that value, decides afresh.
     if REEXEC_MARK in environ and user == best:
@@ -91,28 +123,94 @@ def plan(kernel, flags, environ):
         return 'warn', ('OPENBLAS_CORETYPE={} is set, an older kernel than this CPU runs '
                         '(OpenBLAS {} is several times faster at GEMM): unset it or set '
                         'OPENBLAS_CORETYPE={}'.format(user, best, best))
-    if kernel.lower() not in _GENERATION:
-        return None, None  # a kernel newer than this module knows: leave it
-    # Also when OpenBLAS found this kernel itself: its cache sizes, and so its
-    # blocking and summation order, are read from CPUID too, not alike everywhere.
+    if not older(kernel, best):
+        return None, None  # OpenBLAS picked a kernel of this CPU's generation (or one unknown here)
     return 'reexec', best
 
 
-def ensure_kernel(rank=0):
-    """Re-execute this process with the right ``OPENBLAS_CORETYPE`` if needed.
+def _program(orig_argv):
+    """How Python was started: ``('-c', code)``, ``('-m', module)``, ``('file', path)`` or
+    ``('stdin', None)``, from ``sys.orig_argv``."""
+    i = 1
+    while i < len(orig_argv):
+        arg = orig_argv[i]
+        if arg == '--':
+            i += 1
+            break
+        if arg == '-' or not arg.startswith('-'):
+            break
+        if arg.startswith('--'):
+            i += 2 if arg == '--check-hash-based-pycs' else 1
+            continue
+        for j, option in enumerate(arg[1:], 1):
+            if option in 'cm':
+                rest = arg[j + 1:]
+                value = rest or (orig_argv[i + 1] if i + 1 < len(orig_argv) else None)
+                return '-' + option, value
+            if option in 'WX':
+                i += 0 if arg[j + 1:] else 1  # the value is the next argument
+                break
+        i += 1
+    if i >= len(orig_argv) or orig_argv[i] == '-':
+        return 'stdin', None
+    return 'file', orig_argv[i]
 
-    Call first thing in ``main()``, before MPI starts and before worker processes
-    exist.  Returns a description for ``config.json``.
+
+def reexec_refusal(caller_globals):
+    """Why re-executing this process could run something else than the program, or None.
+
+    Safe only when all hold: the caller is the ``__main__`` module's code (the program's
+    own entry point, not ``train_imagenet.main([...])`` called by a notebook, a test or a
+    driver); MPI is not initialised (``python -m mpi4py``, an earlier ``MPI_Init``);
+    ``sys.orig_argv`` (Python 3.10+) holds a command line that starts this same
+    ``__main__`` again: a script file, ``-m`` of this module or ``-c`` code, not a script
+    read from standard input nor another module's ``-m`` (``pdb``, ``mpi4py``, a profiler).
+    """
+    main = sys.modules.get('__main__')
+    if main is None or caller_globals is not vars(main):
+        return 'called from inside another program, not from its own entry point'
+    mpi = sys.modules.get('mpi4py.MPI')
+    if mpi is not None and mpi.Is_initialized():
+        return 'MPI is already initialised'
+    orig_argv = getattr(sys, 'orig_argv', None)
+    if not orig_argv:
+        return 'Python {}.{} keeps no sys.orig_argv to start it again with'.format(
+            *sys.version_info[:2])
+    kind, value = _program(orig_argv)
+    if kind == 'stdin':
+        return 'its program was read from standard input'
+    if kind == '-m':
+        spec = getattr(main, '__spec__', None)
+        if value != getattr(spec, 'name', None):
+            return 'it was started by python -m {}'.format(value)
+    if kind == 'file':
+        path = getattr(main, '__file__', None)
+        if not path or os.path.abspath(value) != os.path.abspath(path):
+            return 'it was started by {}, which is not the program running'.format(value)
+    return None
+
+
+def ensure_kernel(rank=0):
+    """Re-execute this process with the CPU's ``OPENBLAS_CORETYPE`` where OpenBLAS misread
+    the CPU and that is safe (:func:`reexec_refusal`); else warn in one line.
+
+    Call first thing in the program's ``main()``, before MPI starts and before worker
+    processes exist.  Returns a description for ``config.json``.
     """
     kernel = openblas_kernel()
     action, value = plan(kernel, cpu_flags(), os.environ)
     if action == 'reexec':
-        os.environ['OPENBLAS_CORETYPE'] = value
-        os.environ[REEXEC_MARK] = kernel
-        argv = list(getattr(sys, 'orig_argv', None) or [sys.executable] + sys.argv)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable] + argv[1:])
+        refusal = reexec_refusal(sys._getframe(1).f_globals)
+        if refusal is None:
+            os.environ['OPENBLAS_CORETYPE'] = value
+            os.environ[REEXEC_MARK] = kernel
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable] + list(sys.orig_argv[1:]))
+        action, value = 'warn', (
+            'OpenBLAS runs {} on this CPU, whose own kernel {} is several times faster at '
+            'GEMM, and this process is not restarted with it ({}): set '
+            'OPENBLAS_CORETYPE={} before starting it'.format(kernel, value, refusal, value))
     if action == 'warn' and rank == 0:
         sys.stderr.write('warning: {}\n'.format(value))
     return describe()
@@ -129,21 +227,13 @@ def describe():
                             if lib.get('user_api') == 'blas'), default=None)}
 
 
-def threads_per_rank(cores, local_ranks, loader_processes):
-    """BLAS threads for one rank: its share of the node's cores, less its loaders."""
-    share = max(1, cores // max(1, local_ranks))
-    return max(1, share - max(0, loader_processes))
-
-
-def limit_threads(local_ranks, loader_processes):
-    """Limit this process's BLAS threads to its share; returns the count in use.
+def limit_threads(cores, loader_processes):
+    """Give this process's BLAS its ``cores`` (:mod:`chainer_ext.cores`) less its loader
+    processes, at least one thread; returns the count in use.
 
     A thread count the user set in the environment is kept as it is.
     """
     from threadpoolctl import threadpool_limits
     if not any(var in os.environ for var in THREAD_VARS):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
-            os.cpu_count() or 1)
-        threadpool_limits(threads_per_rank(cores, local_ranks, loader_processes),
-                          user_api='blas')
+        threadpool_limits(max(1, int(cores) - max(0, int(loader_processes))), user_api='blas')
     return describe()['threads']

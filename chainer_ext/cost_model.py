@@ -10,7 +10,6 @@ says what the sourced terms do not account for.
 :func:`machine_from_measurements` calibrates on bench/bench_scaling.py's JSON.
 The formulas in full: docs/DESIGN.md.
 """
-import argparse
 import json
 import math
 import sys
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from chainer_ext import flag_types
 from chainer_ext import paper_numbers as paper
 from chainer_ext.formatting import duration
 from chainer_ext.formatting import fmt
@@ -924,7 +924,7 @@ def report_section(runs, bench=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(
+    ap = flag_types.OneLineParser(
         prog='python -m chainer_ext.cost_model',
         description='Modelled training time of synchronous data-parallel ResNet-50 '
                     'training (see the module docstring for the formulas).')
@@ -932,23 +932,33 @@ def main(argv=None):
                     help="predict the paper's set-up (default when no other mode)")
     ap.add_argument('--measured', metavar='JSON',
                     help='calibrate on this machine instead: the JSON of bench/bench_scaling.py')
-    ap.add_argument('--ranks', type=int, nargs='+', default=[1, 2],
+    ap.add_argument('--ranks', type=flag_types.positive_int, nargs='+', default=[1, 2],
                     help='worker counts for --measured (default 1 2)')
     ap.add_argument('--allreduce', choices=['ring', 'ring-nccl27', 'hierarchical'],
                     default='ring')
-    ap.add_argument('--images-per-s', type=float, help='override single-GPU throughput')
-    ap.add_argument('--nics-per-node', type=int, help='override adapters per node')
-    ap.add_argument('--inter-latency-us', type=float, help='override per-step latency')
-    ap.add_argument('--overlap', type=float, default=0.0,
-                    help='fraction of the all-reduce hidden behind compute (default 0)')
+    ap.add_argument('--images-per-s', type=flag_types.positive_finite,
+                    help='override single-GPU throughput')
+    ap.add_argument('--nics-per-node', type=flag_types.positive_int,
+                    help='override adapters per node')
+    ap.add_argument('--inter-latency-us', type=flag_types.nonnegative_finite,
+                    help='override per-step latency')
+    ap.add_argument('--overlap', type=flag_types.fraction, default=0.0,
+                    help='fraction of the all-reduce hidden behind compute, in [0, 1] '
+                    '(default 0)')
     ap.add_argument('--no-sensitivity', action='store_true')
     ap.add_argument('--no-constants', action='store_true')
     ap.add_argument('--json', action='store_true', help='print JSON instead of text')
     args = ap.parse_args(argv)
 
     if args.measured:
-        if args.json:
+        try:
             m = machine_from_measurements(args.measured)
+        except OSError as e:
+            ap.error('--measured {}: {}'.format(args.measured, e.strerror or e))
+        except (ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+            ap.error('--measured {}: not the JSON of bench/bench_scaling.py ({}: {})'.format(
+                args.measured, type(e).__name__, e))
+        if args.json:
             print(json.dumps({'fit': m.notes['fit'], 'rows': [
                 predict(m, n, 32) for n in args.ranks]}, indent=1))
         else:
@@ -956,9 +966,9 @@ def main(argv=None):
         if not args.paper:
             return 0
     kw = {'allreduce': args.allreduce, 'overlap': args.overlap}
-    if args.images_per_s:
+    if args.images_per_s is not None:
         kw['images_per_s'] = args.images_per_s
-    if args.nics_per_node:
+    if args.nics_per_node is not None:
         kw['nics_per_node'] = args.nics_per_node
     if args.inter_latency_us is not None:
         kw['inter_latency'] = args.inter_latency_us * 1e-6

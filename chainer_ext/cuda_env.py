@@ -2,8 +2,11 @@
 
 :func:`probe` answers in one call, with one-line reasons naming the fix when
 something is missing, for ``train_imagenet.py``'s start-up checks and for
-:mod:`chainer_ext.gpu_check`.
+:mod:`chainer_ext.gpu_check`.  Everything it reports comes from the CuPy it is
+given (the installed one by default).
 """
+import importlib
+import os
 
 
 class NoGPU(Exception):
@@ -38,20 +41,49 @@ def probe(cupy=None):
                 driver=runtime.driverGetVersion(), runtime=runtime.runtimeGetVersion(),
                 names=[_name(runtime.getDeviceProperties(i)) for i in range(count)])
     try:
-        from cupy.cuda import nccl
-        info['nccl'] = nccl.get_version()
+        info['nccl'] = _submodule(cupy, 'nccl').get_version()
     except Exception as e:  # ImportError, or the library failing to load
         info['nccl'] = None
         info['nccl_missing'] = ('NCCL is not available to CuPy ({}): pure_nccl cannot run; '
                                 'install the nvidia-nccl-cu12/-cu13 wheel matching CuPy'
                                 .format(e))
-    from chainer.backends import cuda
-    info['cudnn'] = str(cuda.cuda.cudnn.getVersion()) if cuda.cudnn_enabled else None
-    if info['cudnn'] is None:
-        info['cudnn_missing'] = ('cuDNN is not available to Chainer (CuPy {}): convolutions '
-                                 'and batch normalization use im2col + cuBLAS and elementwise '
-                                 'kernels'.format(cupy.__version__))
+    info.update(_cudnn(cupy))
     return info
+
+
+def _submodule(cupy, name):
+    """``cupy.cuda.<name>`` of the CuPy given, imported if it is not yet."""
+    module = getattr(cupy.cuda, name, None)
+    if module is None:
+        module = importlib.import_module('{}.cuda.{}'.format(cupy.__name__, name))
+    return module
+
+
+def _cudnn(cupy):
+    """cuDNN as Chainer will use it: Chainer enables it when CuPy's cuDNN module imports
+    (and ``CHAINER_CUDNN`` is not 0).  Its version, which library, or why there is none."""
+    from chainer_ext import cudnn_library
+    library = dict(cudnn_library.loaded) or None  # what the start-up hook loaded, if it ran
+    fallback = ('convolutions and batch normalization use im2col + cuBLAS and elementwise '
+                'kernels')
+    if os.environ.get('CHAINER_CUDNN', '1') == '0':
+        return {'cudnn': None, 'cudnn_library': library,
+                'cudnn_missing': 'CHAINER_CUDNN=0 turns cuDNN off: ' + fallback}
+    from chainer.backends import cuda
+    try:
+        version = cudnn_library.version_string(_submodule(cupy, 'cudnn').getVersion())
+        if cupy is cuda.cupy and not cuda.cudnn_enabled:
+            raise RuntimeError('Chainer did not enable it ({})'.format(
+                getattr(cuda, '_resolution_error', 'no reason given')))
+    except Exception as e:
+        major = int(str(cupy.__version__).split('.')[0])
+        fix = ('CuPy 14 and later have no cuDNN' if major >= 14 else
+               'for CuPy 13: pip install "nvidia-cudnn-cu12==8.9.7.29" (the gpu-cuda12 extra)')
+        why = (library or {}).get('error') or '{}: {}'.format(type(e).__name__, e)
+        return {'cudnn': None, 'cudnn_library': library,
+                'cudnn_missing': 'cuDNN is not available to Chainer (CuPy {}; {}; {}): {}'
+                .format(cupy.__version__, why, fix, fallback)}
+    return {'cudnn': version, 'cudnn_library': library}
 
 
 def _name(props):

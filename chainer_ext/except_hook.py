@@ -1,4 +1,5 @@
-"""An uncaught exception on any rank ends the whole job, the project's one line last.
+"""How a job ends: an uncaught exception on any rank ends the whole job, the project's
+one line last; an end every rank reaches alike leaves MPI together (:func:`end_together`).
 
 Stands in for ChainerMN's ``global_except_hook``: Python's traceback, then
 ``PROG: error: rank R: Type: message; stopping all N ranks`` as the last line the
@@ -10,6 +11,7 @@ failure before MPI started) has nobody to stop and exits with status 1 without
 file").  What ``mpiexec`` prints after the line, and why: docs/DESIGN.md.
 """
 import sys
+import time
 
 STATUS = 1  # exit status of a job ended by an uncaught exception
 
@@ -52,3 +54,26 @@ def _report_and_end(prog, exc_type, value, tb):
         if world is not None and world[1] > 1:
             sys.modules['mpi4py.MPI'].COMM_WORLD.Abort(STATUS)
     # one process: Python exits with status 1 when the hook returns
+
+
+def end_together(timeout=60.0, every=0.05):
+    """Every rank reaches ``MPI_Finalize`` before any exits (collective; no-op without MPI).
+
+    Open MPI's launcher ends the job when the first rank exits with a non-zero
+    status; a rank still connected to it then makes its PMIx server print
+    ``PMIX ERROR: PMIX_ERR_UNREACH`` after the job's last line.  A polled
+    non-blocking barrier (given up after ``timeout`` seconds, so that a dead peer
+    cannot hang the exit) then ``MPI_Finalize`` on every rank avoids it.
+    """
+    world = running_world()
+    if world is None:
+        return
+    mpi = sys.modules['mpi4py.MPI']
+    if world[1] > 1:
+        request = mpi.COMM_WORLD.Ibarrier()
+        deadline = time.monotonic() + timeout
+        while not request.Test():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(every)
+    mpi.Finalize()

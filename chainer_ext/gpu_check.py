@@ -2,8 +2,8 @@
 
     python -m chainer_ext.gpu_check [--out DIR]
 
-The CuPy kernel of ``RMSpropWarmup`` against its CPU path (float32 and float16
-parameters), the snapshot broadcast, ChainerMN's ``pure_nccl`` float16
+The CuPy kernels of ``RMSpropWarmup`` and ``LARS`` against the same updates in float64 on
+the CPU (float32 and float16 parameters), the snapshot broadcast, ChainerMN's ``pure_nccl`` float16
 all-reduce (one rank, then every GPU of the machine under ``mpiexec``),
 ResNet-50 training images/s with and without cuDNN (and torchvision's, as the
 peer, where PyTorch is installed), and a 20-iteration
@@ -25,6 +25,7 @@ import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
 from chainer_ext.cuda_env import NoGPU, probe
 
 RTOL = 1e-4
+ATOL = 1e-6
 
 
 def _host(array):
@@ -32,9 +33,28 @@ def _host(array):
     return numpy.asarray(chainer.backend.CpuDevice().send(array))
 
 
+class CheckFailed(AssertionError):
+    """A check found a wrong result (raised explicitly: ``python -O`` keeps it)."""
+
+
+def _require(condition, message):
+    if not condition:
+        raise CheckFailed(message)
+
+
 def _sync(device):
-    """Wait for the device's queued work (CuPy devices; nothing to wait for on CPUs)."""
-    getattr(device, 'synchronize', lambda: None)()
+    """Wait until ``device`` has run all the work queued on it, on every stream (NCCL's
+    all-reduce and CuPy's kernels run asynchronously), so that a clock read next times
+    the work and not its launch.  CPU devices compute before returning: nothing to wait for."""
+    import chainer
+    if isinstance(device, chainer.backend.GpuDevice):
+        device.device.synchronize()  # the cupy.cuda.Device: cudaDeviceSynchronize
+
+
+def rank_device(comm):
+    """This rank's GPU, ``@cupy:<intra-node rank>``: one rank per GPU, as ``train_imagenet.py``
+    chooses it."""
+    return '@cupy:{}'.format(comm.intra_rank)
 
 
 def _link(dtype, device, seed=0):
@@ -48,50 +68,87 @@ def _link(dtype, device, seed=0):
     return link.to_device(device)
 
 
-def check_update_rule(dtype, device='@cupy:0', steps=10, seed=1):
-    """``RMSpropWarmup`` on ``device`` against its NumPy/numba path, with alpha_SGD and
-    lr changing every step; float16 parameters through their float32 master copies."""
-    from chainer_ext.optimizers import RMSpropWarmup
-    links = {'cpu': _link(dtype, '@numpy'), 'device': _link(dtype, device)}
-    opts = {k: RMSpropWarmup(lr=0.5) for k in links}
-    for k in links:
-        opts[k].setup(links[k])
+def _against_float64(set_up, state_keys, schedule, dtype, device, steps, seed):
+    """One optimizer's updates of ``dtype`` parameters on ``device`` against the same
+    updates in float64 on the CPU.  ``set_up(link)`` returns the optimizer set up on
+    ``link``; ``schedule(optimizer, step)`` sets its hyperparameters before every step.
+    float16 parameters go through their float32 master copies, of which they must be the
+    float16 rounding.  Reports the largest error as a fraction of the tolerance
+    (``ATOL + RTOL * |x|``)."""
+    links = {'reference': _link(dtype, '@numpy'), 'device': _link(dtype, device)}
+    for p in links['reference'].params():  # the same starting values, in float64
+        p.array = p.array.astype(numpy.float64)
+    opts = {k: set_up(link) for k, link in links.items()}
     rng = numpy.random.RandomState(seed)
     for step in range(steps):
         grads = {n: rng.normal(0, 1, p.shape).astype(dtype)
-                 for n, p in links['cpu'].namedparams()}
+                 for n, p in links['reference'].namedparams()}
         for k, link in links.items():
-            opts[k].alpha_sgd = step / (steps - 1)
-            opts[k].lr = 0.5 * (1 + step)
+            schedule(opts[k], step)
             for n, p in link.namedparams():
-                p.grad = p.device.send(grads[n].copy())
+                p.grad = p.device.send(grads[n].astype(p.dtype))
             opts[k].update()
     worst = {}
-    for (n, c), (_, d) in zip(sorted(links['cpu'].namedparams()),
+    for (n, r), (_, d) in zip(sorted(links['reference'].namedparams()),
                               sorted(links['device'].namedparams())):
-        pairs = [(key, c.update_rule.state[key], d.update_rule.state[key])
-                 for key in ('ms', 'delta')]
+        pairs = [(key, r.update_rule.state[key], d.update_rule.state[key])
+                 for key in state_keys]
         if dtype == numpy.float16:
-            pairs.append(('fp32 master', c.update_rule._fp32_param.array,
-                          d.update_rule._fp32_param.array))
-            ulp = numpy.spacing(numpy.abs(c.array)).astype(numpy.float32)
-            assert numpy.all(numpy.abs(_host(d.array).astype(numpy.float32) - c.array)
-                             <= ulp), '{}: float16 parameters differ by over 1 ulp'.format(n)
+            master = _host(d.update_rule._fp32_param.array)
+            pairs.append(('fp32 master', r.array, master))
+            rounded = master.astype(numpy.float16)
+            differ = int((_host(d.array) != rounded).sum())
+            _require(differ == 0, '{}: {} float16 parameters are not the float16 rounding of '
+                     'their float32 master copies'.format(n, differ))
         else:
-            pairs.append(('param', c.array, d.array))
-        for what, cpu, dev in pairs:
-            dev = _host(dev)
-            numpy.testing.assert_allclose(dev, cpu, rtol=RTOL, atol=1e-6,
+            pairs.append(('param', r.array, d.array))
+        for what, ref, dev in pairs:
+            dev = _host(dev).astype(numpy.float64)
+            numpy.testing.assert_allclose(dev, ref, rtol=RTOL, atol=ATOL,
                                           err_msg='{} {}'.format(n, what))
-            rel = numpy.abs(dev.astype(numpy.float64) - cpu) / numpy.maximum(
-                numpy.abs(cpu), 1e-6)
-            worst[what] = max(worst.get(what, 0.0), float(rel.max()))
-    return {'steps': steps, 'max_relative_error': worst, 'rtol': RTOL}
+            used = numpy.abs(dev - ref) / (ATOL + RTOL * numpy.abs(ref))
+            worst[what] = max(worst.get(what, 0.0), float(used.max()))
+    return {'steps': steps, 'max_error_over_tolerance': worst, 'rtol': RTOL, 'atol': ATOL,
+            'reference': 'float64 on the CPU'}
 
 
-def check_snapshot_broadcast(comm, out, device='@cupy:0'):
-    """Write a snapshot of a model and its optimizer state on ``device``, load it into a
-    fresh one, broadcast from rank 0, and compare everything with the original."""
+def check_update_rule(dtype, device='@cupy:0', steps=10, seed=1):
+    """``RMSpropWarmup`` on ``device`` against float64 on the CPU, with alpha_SGD and lr
+    changing every step (:func:`_against_float64`)."""
+    from chainer_ext.optimizers import RMSpropWarmup
+
+    def schedule(opt, step):
+        opt.alpha_sgd = step / (steps - 1)
+        opt.lr = 0.5 * (1 + step)
+    def set_up(link):
+        opt = RMSpropWarmup(lr=0.5)
+        opt.setup(link)
+        return opt
+    return _against_float64(set_up, ('ms', 'delta'), schedule, dtype, device, steps, seed)
+
+
+def check_lars_rule(dtype, device='@cupy:0', steps=10, seed=1):
+    """``LARS`` on ``device`` against float64 on the CPU, gamma changing every step, weight
+    decay on every array and one all-zero array (local rate 1) (:func:`_against_float64`)."""
+    from chainer_ext.optimizers import LARS
+
+    def set_up(link):
+        link.p2.array[...] = 0
+        opt = LARS(lr=1.0)
+        opt.setup(link)
+        for p in link.params():  # LARS decays only conv/linear W by itself
+            p.update_rule.hyperparam.weight_decay = 1e-4
+        return opt
+
+    def schedule(opt, step):
+        opt.lr = 10.0 * (1 - step / steps) ** 2
+    return _against_float64(set_up, ('v',), schedule, dtype, device, steps, seed)
+
+
+def check_snapshot_broadcast(comm, out, device=None):
+    """Write a snapshot of a model and its optimizer state on ``device`` (default: this
+    rank's GPU), load it into a fresh one, broadcast from rank 0, and compare everything
+    with the original."""
     import chainer
     import chainer.links as L
     from chainer import training
@@ -108,6 +165,7 @@ def check_snapshot_broadcast(comm, out, device='@cupy:0'):
         updater = training.StandardUpdater(it, opt, device=model.device)
         return training.Trainer(updater, (1, 'iteration'), out=out), model, opt
 
+    device = device or rank_device(comm)
     trainer, model, _ = make()
     trainer.run()
     snapshots.MultiNodeSnapshot(comm, out).write(trainer, 'gpu-check')
@@ -120,8 +178,8 @@ def check_snapshot_broadcast(comm, out, device='@cupy:0'):
          for n, p in model.namedparams()} if comm.rank == 0 else None)
     compared = 0
     for n, q in sorted(model2.namedparams()):
-        assert q.device == model.device, '{} moved from {} to {}'.format(
-            n, model.device, q.device)
+        _require(q.device == model.device, '{} moved from {} to {}'.format(
+            n, model.device, q.device))
         array, state = originals[n]
         numpy.testing.assert_array_equal(_host(q.array), array, err_msg=n)
         for key, value in state.items():
@@ -131,10 +189,12 @@ def check_snapshot_broadcast(comm, out, device='@cupy:0'):
     return {'parameters_compared': compared, 'ranks': comm.size}
 
 
-def check_allreduce(comm, device='@cupy:0', arch='resnet50', reps=10):
+def check_allreduce(comm, device=None, arch='resnet50', reps=10):
     """The float16 gradient mean of ``comm`` against float64 on the host, and its time
-    on the network's gradients (ResNet-50: 25.6 M values)."""
+    on the network's gradients (ResNet-50: 25.6 M values), on ``device`` (default: this
+    rank's GPU)."""
     from models import archs
+    device = device or rank_device(comm)
     model = archs[arch](n_class=1000)
     model(numpy.zeros((2, 3, 32, 32), numpy.float32))
     model.to_device(device)
@@ -159,8 +219,8 @@ def check_allreduce(comm, device='@cupy:0', arch='resnet50', reps=10):
     # each of at most `size` float16 roundings of a partial sum, then the division
     bound = (comm.size + 1) * 2.0 ** -11 * magnitude / comm.size + 2.0 ** -24
     err = numpy.abs(got - exact)
-    assert numpy.all(err <= bound), 'all-reduce error above the float16 bound at {} values' \
-        .format(int((err > bound).sum()))
+    _require(numpy.all(err <= bound), 'all-reduce error above the float16 bound at {} values'
+             .format(int((err > bound).sum())))
     times = []
     for _ in range(reps):
         _sync(model.device)
@@ -253,7 +313,9 @@ def run_train_synthetic(out, iterations=20, timeout=600):
     with open(os.path.join(out, 'config.json')) as f:
         config = json.load(f)
     return {'command': ' '.join(cmd[1:]), 'seconds': time.perf_counter() - t0,
-            'last_log': log[-1] if log else None, 'cudnn_used': config.get('cudnn_used')}
+            'last_log': log[-1] if log else None, 'cudnn_used': config.get('cudnn_used'),
+            'cudnn': config.get('versions', {}).get('cudnn'),
+            'cudnn_library': config.get('versions', {}).get('cudnn_library')}
 
 
 def _step(report, name, fn, *args):
@@ -289,8 +351,9 @@ def _allreduce_only(path):
     import chainer
     from chainer_ext.communicators import create_communicator
     comm = create_communicator('pure_nccl', allreduce_grad_dtype='float16')
-    chainer.backends.cuda.get_device_from_id(comm.intra_rank).use()
-    result = check_allreduce(comm)
+    device = rank_device(comm)
+    chainer.get_device(device).use()
+    result = check_allreduce(comm, device)
     if comm.rank == 0:
         with open(path, 'w') as f:
             json.dump(result, f)
@@ -316,9 +379,12 @@ def main(argv=None):
         return 1 if e.fatal else 0
     import chainer
     os.makedirs(args.out, exist_ok=True)
-    print('gpu_check: {} x {}, CuPy {}, driver {}, runtime {}, NCCL {}, cuDNN {}'.format(
+    library = machine.get('cudnn_library') or {}
+    print('gpu_check: {} x {}, CuPy {}, driver {}, runtime {}, NCCL {}, cuDNN {}{}'.format(
         machine['gpus'], machine['names'][0], machine['cupy'], machine['driver'],
-        machine['runtime'], machine['nccl'], machine['cudnn']), flush=True)
+        machine['runtime'], machine['nccl'], machine['cudnn'],
+        ' ({}: {})'.format(library['source'], library['path']) if library.get('path') else ''),
+        flush=True)
     for key in ('nccl_missing', 'cudnn_missing'):
         if key in machine:
             print('gpu_check: ' + machine[key], flush=True)
@@ -326,6 +392,8 @@ def main(argv=None):
     chainer.backends.cuda.get_device_from_id(0).use()
     _step(report, 'update_rule_float32', check_update_rule, numpy.float32)
     _step(report, 'update_rule_float16', check_update_rule, numpy.float16)
+    _step(report, 'lars_rule_float32', check_lars_rule, numpy.float32)
+    _step(report, 'lars_rule_float16', check_lars_rule, numpy.float16)
     comm = None
     if machine['nccl'] is not None:
         from chainer_ext.communicators import create_communicator

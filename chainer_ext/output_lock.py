@@ -1,11 +1,13 @@
 """One job per output folder: ``OUT/.lock`` held by rank 0 for the job's lifetime.
 
-The lock file names its holder (host, pid, boot id, job id, start time) and is
-created by ``link()`` of a private file, atomic on local and NFS file systems.
-A holder on this host is gone when its pid is (or the host rebooted); a holder
-on another host is gone when its heartbeat (the lock's mtime, touched every
-:data:`HEARTBEAT` seconds) is older than :data:`STALE_AFTER`, measured against
-the file server's clock.  Why these bounds: docs/DESIGN.md.
+The lock file names its holder (host, pid, boot id, PID namespace, process start
+time, job id, start time) and is created by ``link()`` of a private file whose
+name no other process on any machine uses, atomic on local and NFS file systems.
+A holder whose pid names a process here (the same boot and PID namespace) is
+gone when that process is (or the pid now names a later process); any other
+holder, whatever its host name, is gone when its heartbeat (the lock's mtime,
+touched every :data:`HEARTBEAT` seconds) is older than :data:`STALE_AFTER`,
+measured against the file server's clock.  Why these bounds: docs/DESIGN.md.
 """
 import datetime
 import json
@@ -13,6 +15,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 
 LOCK = '.lock'
 HEARTBEAT = 30.0
@@ -24,18 +27,48 @@ class LockHeld(RuntimeError):
     """Another live job holds the lock; the message names it in one line."""
 
 
-def _boot_id():
+def _read_text(path):
     try:
-        with open('/proc/sys/kernel/random/boot_id') as f:
+        with open(path) as f:
             return f.read().strip()
     except OSError:
         return None
 
 
+def _boot_id():
+    return _read_text('/proc/sys/kernel/random/boot_id')
+
+
+def _pid_namespace():
+    """This process's PID namespace (``pid:[4026531836]``), or None off Linux."""
+    try:
+        return os.readlink('/proc/self/ns/pid')
+    except OSError:
+        return None
+
+
+def _start_time(pid):
+    """Clock ticks from boot to the start of process ``pid`` (field 22 of
+    ``/proc/PID/stat``), or None when unknown."""
+    text = _read_text('/proc/{}/stat'.format(int(pid)))
+    try:
+        return int(text[text.rindex(')') + 2:].split()[19])
+    except (AttributeError, ValueError, IndexError):
+        return None
+
+
 def _me():
-    return {'host': socket.gethostname(), 'pid': os.getpid(), 'boot_id': _boot_id(),
+    pid = os.getpid()
+    return {'host': socket.gethostname(), 'pid': pid, 'boot_id': _boot_id(),
+            'pid_namespace': _pid_namespace(), 'pid_start': _start_time(pid),
             'job_id': os.environ.get('SLURM_JOB_ID') or os.environ.get('PBS_JOBID'),
             'started': datetime.datetime.now().astimezone().isoformat(timespec='seconds')}
+
+
+def _unique(path, what):
+    """``path.what-HOST-PID-RANDOM``: a name no other process, here or elsewhere, uses."""
+    return '{}.{}-{}-{}-{}'.format(path, what, socket.gethostname(), os.getpid(),
+                                   uuid.uuid4().hex)
 
 
 def describe(holder):
@@ -56,19 +89,22 @@ def _read(path):
         return {}  # being written, or damaged: judged by its age alone
 
 
-def _pid_alive(pid):
+def _process_alive(pid, start):
+    """Whether ``pid`` names a live process here, the one started at ``start`` when known."""
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, TypeError, ValueError):
+    except PermissionError:
+        pass
+    except (TypeError, ValueError, OverflowError):
         return True
-    return True
+    return start is None or _start_time(pid) in (None, start)
 
 
 def heartbeat_age(path):
     """Seconds since ``path`` was touched, by the clock of the file system holding it."""
-    probe = '{}.probe-{}-{}'.format(path, socket.gethostname(), os.getpid())
+    probe = _unique(path, 'probe')
     with open(probe, 'w'):
         pass
     try:
@@ -77,13 +113,19 @@ def heartbeat_age(path):
         os.remove(probe)
 
 
+def pid_is_here(holder, me=None):
+    """Whether ``holder``'s pid names a process of this machine's PID space: the same boot
+    and PID namespace.  Equal host names prove nothing (containers, cloned machines)."""
+    me = me or _me()
+    return bool(holder.get('pid') and me['boot_id'] and me['pid_namespace']
+                and holder.get('boot_id') == me['boot_id']
+                and holder.get('pid_namespace') == me['pid_namespace'])
+
+
 def is_stale(holder, path, stale_after=STALE_AFTER):
     """True when the job recorded in ``holder`` has ended (see the module doc)."""
-    me = _me()
-    if holder.get('host') == me['host'] and holder.get('pid'):
-        if holder.get('boot_id') and me['boot_id'] and holder['boot_id'] != me['boot_id']:
-            return True
-        return not _pid_alive(holder['pid'])
+    if pid_is_here(holder):
+        return not _process_alive(holder['pid'], holder.get('pid_start'))
     try:
         return heartbeat_age(path) > stale_after
     except FileNotFoundError:
@@ -109,16 +151,28 @@ class OutputLock(object):
 
     def release(self):
         self._stop.set()
-        if _read(self.path) == self.holder:
-            try:
-                os.remove(self.path)
-            except FileNotFoundError:
-                pass
+        release_if_held(self.path, self.holder)
+
+
+def holder_of(path):
+    """The holder recorded in the lock file ``path`` (None: no lock; {}: unreadable)."""
+    return _read(path)
+
+
+def release_if_held(path, holder):
+    """Remove the lock file ``path`` if it still records ``holder``; True if removed."""
+    if _read(path) == holder:
+        try:
+            os.remove(path)
+            return True
+        except FileNotFoundError:
+            pass
+    return False
 
 
 def _try_create(path, holder):
     """Create the lock holding ``holder``; False if it exists."""
-    private = '{}.{}-{}'.format(path, holder['host'], holder['pid'])
+    private = _unique(path, 'new')
     with open(private, 'w') as f:
         json.dump(holder, f, sort_keys=True)
         f.flush()
@@ -134,7 +188,7 @@ def _try_create(path, holder):
 
 def _take_over(path, stale):
     """Set a stale lock aside, unless it changed meanwhile (another job took it)."""
-    aside = '{}.stale-{}-{}'.format(path, socket.gethostname(), os.getpid())
+    aside = _unique(path, 'stale')
     try:
         os.replace(path, aside)
     except FileNotFoundError:

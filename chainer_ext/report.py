@@ -48,6 +48,10 @@ MATCH_TOLERANCE = 1e-6
 _MAX_POINTS_PER_INTERVAL = 4000
 
 
+#: The PNGs the trainer's PlotReports draw into --out.
+TRAINING_PLOTS = ('loss.png', 'accuracy.png', 'lr.png', 'alpha_sgd.png')
+
+
 def training_reporters(optimizer, log_interval=0, plots=True):
     """Rank 0's reporting extensions of a training run, as ``(extension, trigger)``.
 
@@ -61,33 +65,79 @@ def training_reporters(optimizer, log_interval=0, plots=True):
            (extensions.ProgressBar(update_interval=10), None)]
     if plots and extensions.PlotReport.available():
         out += [(extensions.PlotReport(['main/loss', 'validation/main/loss'], 'epoch',
-                                       file_name='loss.png'), None),
+                                       file_name=TRAINING_PLOTS[0]), None),
                 (extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], 'epoch',
-                                       file_name='accuracy.png'), None)]
+                                       file_name=TRAINING_PLOTS[1]), None)]
         out += [(extensions.PlotReport([key], 'iteration', file_name=key + '.png',
                                        trigger=(1, 'epoch')), None)
                 for key in ('lr', 'alpha_sgd') if key in keys]
     return out
 
 
-def final_summary(path):
-    """Closing lines of a run: final and best validation top-1, training time, where
-    the results are and the command that compares them with the paper."""
+def restore_log(trainer, out):
+    """Rank 0, after loading a snapshot: make ``OUT/log`` the snapshot's log.
+
+    The snapshot holds LogReport's entries up to its iteration.  A log in ``out``
+    with other entries (a resume from an older snapshot) describes weights that no
+    longer exist: it is set aside as ``.superseded-log`` with ``model.npz`` and the
+    plots, so that the summary, the report and the plots follow the resumed run.
+    Returns the names set aside.
+    """
+    from chainer_ext import snapshots
+    restored = trainer.get_extension('LogReport').log
+    path = os.path.join(out, 'log')
+    try:
+        with open(path) as f:
+            on_disk = json.load(f)
+    except (OSError, ValueError):
+        on_disk = None
+    if on_disk == json.loads(json.dumps(restored)):
+        return []
+    moved = []
+    if on_disk:
+        for name in ('log', 'model.npz') + TRAINING_PLOTS:
+            if os.path.exists(os.path.join(out, name)):
+                snapshots.set_aside(out, os.path.join(out, name), '.superseded-')
+                moved.append(name)
+    if restored:
+        tmp = '{}.tmp-{}'.format(path, os.getpid())
+        with open(tmp, 'w') as f:
+            json.dump(restored, f, indent=4)
+        os.replace(tmp, path)
+    return moved
+
+
+def final_summary(path, iteration, epoch_detail, elapsed, length):
+    """Closing lines of a run: how far it trained, final and best validation top-1, where
+    the results are and the command that compares them with the paper.
+
+    ``iteration``, ``epoch_detail`` and ``elapsed`` are the trainer's at the end;
+    ``length`` is its :class:`chainer_ext.run_length.RunLength`.
+    """
+    if length.max_iterations and epoch_detail < length.epochs:
+        how = ('stopped at iteration {} by --max-iterations (epoch {:.2f} of {}) after {} '
+               'of training'.format(iteration, epoch_detail, length.epochs, duration(elapsed)))
+    else:
+        how = 'finished {} epochs ({} iterations) in {} of training'.format(
+            length.epochs, iteration, duration(elapsed))
+    if not os.path.exists(os.path.join(path, 'log')):  # no epoch has ended
+        return '\n'.join([
+            'train_imagenet.py: {}, before the first epoch ended'.format(how),
+            '  validation top-1: n/a (validation runs at the end of each epoch)',
+            '  results in {}: config.json, model.npz (python -m chainer_ext.report needs the '
+            'log of at least one epoch)'.format(path)])
     try:
         run = load_run(path)
     except ReportError as e:
-        return 'train_imagenet.py: finished; no summary ({})'.format(e)
-    s = summarize(run)
+        return 'train_imagenet.py: {}; no summary ({})'.format(how, e)
     accuracies = [(e.get('validation/main/accuracy'), e.get('epoch')) for e in run['log']
                   if _num(e.get('validation/main/accuracy')) is not None]
+    final = accuracies[-1] if accuracies else (None, None)
     best = max(accuracies, key=lambda pair: pair[0]) if accuracies else (None, None)
     return '\n'.join([
-        'train_imagenet.py: finished {} epochs ({} iterations) in {} of training, '
-        'validation included'.format(fmt(s['epochs_done']), fmt(s['iterations']),
-                                    duration(s['time_s'])),
-        '  validation top-1: final {}, best {} (epoch {})'.format(
-            percent(accuracies[-1][0] if accuracies else None, 2), percent(best[0], 2),
-            fmt(best[1])),
+        'train_imagenet.py: {}, validation included'.format(how),
+        '  validation top-1: final {} (epoch {}), best {} (epoch {})'.format(
+            percent(final[0], 2), fmt(final[1]), percent(best[0], 2), fmt(best[1])),
         '  results in {}: log, config.json, model.npz, snapshots/ and plots'.format(path),
         '  next: python -m chainer_ext.report {}'.format(path)])
 
@@ -397,7 +447,8 @@ def headline_md(s):
           if s['bn_moving_average'] is False else
           'moving averages (baseline)' if s['bn_moving_average'] else NA)
     opt = {'rmsprop_warmup': 'RMSprop warm-up -> SGD, slow-start lr',
-           'momentum': 'momentum SGD, Goyal et al. schedule (baseline)'}.get(
+           'momentum': 'momentum SGD, Goyal et al. schedule (baseline)',
+           'lars': 'LARS, warm-up and polynomial decay (You et al. baseline)'}.get(
                s['optimizer'], s['optimizer'] or NA)
     epochs = NA if s['epochs_planned'] is None else '{} (schedule compressed by {}/90)'.format(
         s['epochs_planned'], s['epochs_planned']) if s['epochs_planned'] != 90 else '90'
@@ -693,6 +744,12 @@ def build_report(paths, out=None, labels=None, bench=None):
     labels = list(labels or [])
     if labels and len(labels) != len(paths):
         raise ReportError('{} labels for {} result folders'.format(len(labels), len(paths)))
+    seen_paths = {}
+    for p in paths:
+        first = seen_paths.setdefault(os.path.realpath(p), p)
+        if first is not p:
+            raise ReportError('{} is given twice (as {} and {}): give each result folder '
+                              'once'.format(p, first, p))
     runs = [load_run(p, labels[i] if labels else None) for i, p in enumerate(paths)]
     seen = {}
     for r in runs:                      # distinct labels for legends and columns

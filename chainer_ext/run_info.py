@@ -48,12 +48,14 @@ def versions():
     except Exception:
         out['mpi4py'] = out['mpi'] = None
     out['cupy'] = out['cudnn'] = out['nccl'] = None
+    from chainer_ext import cudnn_library
+    out['cudnn_library'] = dict(cudnn_library.loaded) or None  # which file, or why none
     try:
         import cupy
         out['cupy'] = cupy.__version__
         from chainer.backends import cuda
         if cuda.cudnn_enabled:
-            out['cudnn'] = str(cuda.cuda.cudnn.getVersion())
+            out['cudnn'] = cudnn_library.version_string(cuda.cuda.cudnn.getVersion())
         from cupy.cuda import nccl
         out['nccl'] = str(nccl.get_version())
     except Exception:

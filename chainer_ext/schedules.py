@@ -1,4 +1,5 @@
-"""The paper's schedules as functions of the real-valued epoch e (Appendix A.1, A.2).
+"""The paper's schedules as functions of the real-valued epoch e (Appendix A.1, A.2),
+and those of the baselines it is compared with in Table 1 (Goyal et al.; You et al.'s LARS).
 
 Formulas are written for a 90-epoch run; a run of ``total_epochs`` compresses
 every epoch boundary (and beta_center, beta_period) by ``total_epochs / 90``.
@@ -24,6 +25,12 @@ WARMUP_EPOCHS = 5
 #: A.1 transition centre and period, in epochs of a 90-epoch run.
 BETA_CENTER = 10
 BETA_PERIOD = 5
+#: LARS (You, Gitman & Ginsburg 2017) on ResNet-50: peak global rate gamma and linear
+#: warm-up (epochs of 90) by total batch, ``(below this batch, gamma, warm-up)``, as in the
+#: reference code (tensorflow/tpu, models/official/resnet/lars_util.py).
+LARS_PEAKS = ((16384, 10.0, 5), (32768, 25.0, 5), (65536, 32.0, 14), (math.inf, 35.6, 40))
+#: Power of Algorithm 1's polynomial decay gamma_t = gamma_0 (1 - t / T) ** 2.
+LARS_POWER = 2
 
 
 def _check_epoch(epoch):
@@ -76,6 +83,37 @@ def goyal_lr(epoch, eta_base, total_epochs=REFERENCE_EPOCHS, warmup_epochs=WARMU
     return _piecewise(epoch, GOYAL_BOUNDARIES, GOYAL_FACTORS, total_epochs) * eta_base
 
 
+def lars_peak(total_batch):
+    """``(gamma_peak, warm-up epochs of 90)`` of LARS for a total batch (:data:`LARS_PEAKS`)."""
+    _check_positive('total_batch', total_batch)
+    for below, gamma, warmup in LARS_PEAKS:
+        if total_batch < below:
+            return gamma, warmup
+    raise ValueError('total_batch must be finite, got total_batch={!r}'.format(total_batch))
+
+
+def lars_lr(epoch, gamma_peak, total_epochs=REFERENCE_EPOCHS, warmup_epochs=5):
+    """LARS's global rate gamma (You, Gitman & Ginsburg 2017, Algorithm 1, with their
+    ResNet-50 warm-up)::
+
+        gamma(e) = gamma_peak e / w                          e < w
+                 = gamma_peak (1 - (e - w) / (E - w)) ** 2   w <= e <= E,   0 after E
+
+    with E = ``total_epochs`` and w = ``warmup_epochs`` (of 90, in [0, 90)) compressed to
+    E.  With w = 0 it is Algorithm 1's gamma_0 (1 - t / T) ** 2 in epochs.
+    """
+    _check_epoch(epoch)
+    _check_positive('gamma_peak', gamma_peak)
+    if not 0 <= warmup_epochs < REFERENCE_EPOCHS:
+        raise ValueError('warmup_epochs must lie in [0, {}), got warmup_epochs={!r}'.format(
+            REFERENCE_EPOCHS, warmup_epochs))
+    warmup_end = compress(warmup_epochs, total_epochs)
+    if epoch < warmup_end:
+        return gamma_peak * epoch / warmup_end
+    left = 1.0 - (epoch - warmup_end) / (total_epochs - warmup_end)
+    return gamma_peak * max(0.0, left) ** LARS_POWER
+
+
 def elu_alpha_sgd(epoch, beta_center=BETA_CENTER, beta_period=BETA_PERIOD):
     """A.1 ELU-shaped transition RMSprop -> SGD::
 
@@ -103,15 +141,20 @@ def recipe(optimizer, total_batch, epochs):
     """The schedules of one run: ``{optimizer attribute: f(epoch)}``.
 
     ``'rmsprop_warmup'`` (the paper): slow-start ``lr`` and ELU ``alpha_sgd``;
-    ``'momentum'`` (Goyal et al.'s baseline): ``lr`` with the 5-epoch warm-up.
+    ``'momentum'`` (Goyal et al.'s baseline): ``lr`` with the 5-epoch warm-up;
+    ``'lars'`` (You et al.'s): ``lr`` = gamma, warm-up and polynomial decay (:func:`lars_lr`).
     """
     base = eta_base(total_batch)
     _check_positive('epochs', epochs)
     if optimizer == 'momentum':
         return {'lr': functools.partial(goyal_lr, eta_base=base, total_epochs=epochs)}
+    if optimizer == 'lars':
+        gamma, warmup = lars_peak(total_batch)
+        return {'lr': functools.partial(lars_lr, gamma_peak=gamma, total_epochs=epochs,
+                                        warmup_epochs=warmup)}
     if optimizer != 'rmsprop_warmup':
-        raise ValueError("optimizer must be 'rmsprop_warmup' or 'momentum', got {!r}".format(
-            optimizer))
+        raise ValueError("optimizer must be 'rmsprop_warmup', 'momentum' or 'lars', got "
+                         "{!r}".format(optimizer))
     center, period = compressed_beta(epochs)
     return {'lr': functools.partial(slow_start_lr, eta_base=base, total_epochs=epochs),
             'alpha_sgd': functools.partial(elu_alpha_sgd, beta_center=center,

@@ -473,8 +473,9 @@ def load_snapshot(path, trainer, comm):
     broadcast_shared(trainer, comm)
 
 
-def _discard(root, path, prefix):
-    """Rename ``path`` to ``root/<prefix><name>`` (or ``.1``, ``.2``, ... if taken)."""
+def set_aside(root, path, prefix):
+    """Rename ``path`` to ``root/<prefix><name>`` (or ``.1``, ``.2``, ... if taken);
+    returns the new path."""
     name = os.path.basename(path)
     dest = os.path.join(root, prefix + name)
     n = 1
@@ -501,7 +502,7 @@ def supersede_newer(out, path):
     moved = []
     for it, snap in list_snapshots(out):
         if it > iteration:
-            _discard(root, snap, '.superseded-')
+            set_aside(root, snap, '.superseded-')
             moved.append(os.path.basename(snap))
     if moved:
         _fsync_dir(root)
@@ -676,7 +677,7 @@ class MultiNodeSnapshot(extension.Extension):
         snaps = list_snapshots(os.path.dirname(self.root))
         for _, path in snaps[:-self.keep]:
             try:
-                _discard(self.root, path, '.deleting-')
+                set_aside(self.root, path, '.deleting-')
             except OSError:
                 continue  # e.g. removed meanwhile; the next prune tries again
         _fsync_dir(self.root)

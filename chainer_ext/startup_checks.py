@@ -12,19 +12,29 @@ import sys
 import time
 
 from chainer_ext import datasets
+from chainer_ext.flag_types import OneLineParser
+from chainer_ext.flag_types import (  # noqa: F401  (train_imagenet's flag types)
+    area_fraction, at_least_two, nonnegative_float, nonnegative_int, positive_finite,
+    positive_int, seed)
 from chainer_ext import output_lock
+from chainer_ext import run_length
 from chainer_ext import snapshots
-from chainer_ext.extensions import stop_on_signal
+from chainer_ext.stop_signals import parse_signals
 
 GPU_ONLY_COMMUNICATORS = ('pure_nccl', 'non_cuda_aware')
 
 
 class InputError(Exception):
-    """Flags (status 2) or data (status 1) unusable; ``problems`` are one line each."""
+    """Flags (status 2) or data (status 1) unusable; ``problems`` are one line each.
 
-    def __init__(self, problems, status=1):
+    ``in_data`` (default: status 1) says the problems are in the lists or images,
+    which ``--check-dataset`` lists in full.
+    """
+
+    def __init__(self, problems, status=1, in_data=None):
         self.problems = list(problems)
         self.status = status
+        self.in_data = status == 1 if in_data is None else bool(in_data)
         super(InputError, self).__init__('\n'.join(self.problems))
 
 
@@ -41,47 +51,24 @@ def env_rank():
 
 # --- single flags ------------------------------------------------------------
 
-class RankZeroParser(argparse.ArgumentParser):
-    """``ArgumentParser`` that prints (help, errors) on rank 0 only; errors in one line."""
+class RankZeroParser(OneLineParser):
+    """:class:`~chainer_ext.flag_types.OneLineParser` that prints (help, errors) on rank 0
+    only."""
 
     def _print_message(self, message, file=None):
         if env_rank() == 0:
             super(RankZeroParser, self)._print_message(message, file)
 
     def error(self, message):
-        if message.startswith('argument '):  # "argument --x: text" -> "--x text"
-            flag, _, text = message[len('argument '):].partition(': ')
-            message = '{} {}'.format(flag.split('/')[-1], text)
         if env_rank() != 0:
             time.sleep(3.0)  # the same flags everywhere: let rank 0 speak first
-        self.exit(2, '{}: error: {}\n'.format(self.prog, message))
-
-
-def _number(kind, accept, requirement):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError('must be {}, got {}'.format(requirement, text))
-        return value
-    parse.__name__ = requirement
-    return parse
-
-
-positive_int = _number(int, lambda v: v > 0, 'a positive integer')
-nonnegative_int = _number(int, lambda v: v >= 0, 'an integer >= 0')
-nonnegative_float = _number(float, lambda v: v >= 0, 'a number >= 0')
-area_fraction = _number(float, lambda v: 0 < v <= 1, 'in (0, 1]')
-at_least_two = _number(int, lambda v: v >= 2, 'an integer >= 2')
-seed = _number(int, lambda v: 0 <= v <= 2 ** 32 - 1, 'an integer in [0, 4294967295]')
+        super(RankZeroParser, self).error(message)
 
 
 def stop_signals(text):
     """``--stop-signals TERM,USR1`` -> signal numbers."""
     try:
-        return stop_on_signal.parse_signals(text)
+        return parse_signals(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError('{} (got {}); e.g. TERM,USR1'.format(e, text))
 
@@ -169,8 +156,9 @@ def start_forkserver():
         multiprocessing.set_start_method('forkserver')
     except RuntimeError:
         pass  # already set (e.g. by a test harness)
-    # loaders unpickle Chainer objects first: chainer_ext's compat must precede them
-    multiprocessing.set_forkserver_preload(['chainer_ext'])
+    # loaders unpickle Chainer objects first: chainer_ext's compat must precede them;
+    # stop_signals makes the forkserver ignore what stop_signals.ignored_by_forkserver lists
+    multiprocessing.set_forkserver_preload(['chainer_ext', 'chainer_ext.stop_signals'])
     p = multiprocessing.Process(target=int)
     p.start()
     p.join()
@@ -188,14 +176,16 @@ def rank0_then_bcast(comm, compute, status=1):
     message = None
     if comm.rank == 0:
         try:
-            message = {'value': compute(), 'problems': [], 'status': status}
+            message = {'value': compute(), 'problems': []}
         except InputError as e:
-            message = {'value': None, 'problems': e.problems, 'status': e.status}
+            message = {'value': None, 'problems': e.problems, 'status': e.status,
+                       'in_data': e.in_data}
         except (datasets.DatasetError, snapshots.SnapshotError) as e:
-            message = {'value': None, 'problems': [str(e)], 'status': status}
+            message = {'value': None, 'problems': [str(e)], 'status': status,
+                       'in_data': None}
     message = comm.bcast_obj(message)
     if message['problems']:
-        raise InputError(message['problems'], message['status'])
+        raise InputError(message['problems'], message['status'], message['in_data'])
     return message['value']
 
 
@@ -277,10 +267,8 @@ def choose_device(args, comm):
     if not args.gpu:
         return -1
     n = gpus()['gpus']
-    if comm.intra_rank >= n:
-        raise InputError(['rank {} is intra-node rank {} but its node has only {} GPU(s): '
-                          'start one rank per GPU'.format(comm.rank, comm.intra_rank, n)],
-                         status=2)
+    agree_on_problems(comm, ['more ranks on its node than its {} GPU(s): start one rank '
+                             'per GPU'.format(n)] if comm.intra_rank >= n else [])
     import chainer
     chainer.backends.cuda.get_device_from_id(comm.intra_rank).use()
     if not chainer.backends.cuda.cudnn_enabled and comm.rank == 0:
@@ -290,11 +278,9 @@ def choose_device(args, comm):
     return comm.intra_rank
 
 
-def default_loaderjob(comm):
-    """Loader processes per rank: the cores of this node per rank, less one."""
-    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-             else os.cpu_count() or 2)
-    return max(1, cores // max(1, comm.intra_size) - 1)
+def default_loaderjob(cores):
+    """Loader processes per rank: the ``cores`` it owns (:mod:`chainer_ext.cores`), less one."""
+    return max(1, int(cores) - 1)
 
 
 def lock_output(args, comm):
@@ -317,7 +303,7 @@ def lock_output(args, comm):
             held.append(output_lock.acquire(args.out, wait=args.wait_for_lock,
                                             on_stale=stale, on_wait=waiting))
         except output_lock.LockHeld as e:
-            raise InputError([str(e)])
+            raise InputError([str(e)], in_data=False)
         return True
 
     if comm.rank != 0:
@@ -343,18 +329,29 @@ def resolve_resume(args, comm, info):
     """The snapshot to resume from (None for a fresh run), checked by rank 0.
 
     A compatible older snapshot resumed in place sets newer ones aside;
-    ``--resume auto`` says which damaged newer snapshots it skipped.
+    ``--resume auto`` says which damaged newer snapshots it skipped.  A snapshot
+    at the end of the run raises :class:`run_length.NothingToTrain` on every rank.
     """
     def resolve():
         path = snapshots.resolve_resume(args.resume, args.out, skipped=_say_skipped)
         if path:
-            snapshots.check_compatible(path, comm.size, args.batchsize, info=info)
+            manifest = snapshots.check_compatible(path, comm.size, args.batchsize, info=info)
+            try:
+                run_length.check_resume(path, manifest, args.epoch, args.max_iterations,
+                                        args.out)
+            except run_length.NothingToTrain as e:
+                return {'nothing_to_train': e.line}
+            except ValueError as e:
+                raise InputError([str(e)], status=2)
             moved = snapshots.supersede_newer(args.out, path)
             if moved:
                 print('resuming from {}: newer snapshots {} set aside as .superseded-*'
                       .format(path, ', '.join(moved)), flush=True)
         return path
-    return rank0_then_bcast(comm, resolve, status=2)
+    path = rank0_then_bcast(comm, resolve, status=2)
+    if isinstance(path, dict):
+        raise run_length.NothingToTrain(path['nothing_to_train'])
+    return path
 
 
 def _say_skipped(path, reason):
@@ -465,6 +462,6 @@ def print_input_error(error, prog, shown=50, rank_zero_only=True):
         sys.stderr.write('{}: error: {}\n'.format(prog, line))
     if len(error.problems) > shown:
         sys.stderr.write('{}: error: ... {} more\n'.format(prog, len(error.problems) - shown))
-    if error.status == 1:
+    if error.in_data:
         sys.stderr.write('{}: {} problem(s) in the input; --check-dataset lists them '
                          'all\n'.format(prog, len(error.problems)))

@@ -250,3 +250,50 @@ def test_make_lists_help_runs_as_module():
         universal_newlines=True)
     assert proc.returncode == 0
     assert '--val-ground-truth' in proc.stdout and '--root' in proc.stdout
+
+
+def test_readme_command_reads_every_input_under_root(tree, tmp_path, monkeypatch):
+    """README's command (--val-labels LOC_val_solution.csv beside train/ and val/) used to
+    look for the CSV in the current folder and crash after writing train.txt."""
+    root, val_classes = tree
+    (root / 'LOC_val_solution.csv').write_text('ImageId,PredictionString\n' + ''.join(
+        'ILSVRC2012_val_{:08d},{} 1 2 3 4\n'.format(k + 1, SYNSETS[c])
+        for k, c in enumerate(val_classes)))
+    monkeypatch.chdir(tmp_path)
+    assert make_lists.main(['--root', str(root), '--train', 'train', '--val', 'val',
+                            '--val-labels', 'LOC_val_solution.csv', '--out', 'lists']) == 0
+    _check_val(tmp_path / 'lists', val_classes)
+
+
+def test_a_missing_input_is_one_line_and_writes_nothing(tree, tmp_path, capsys):
+    root, _ = tree
+    out = tmp_path / 'lists'
+    assert make_lists.main(['--root', str(root), '--train', 'train', '--val', 'val',
+                            '--val-labels', 'LOC_val_solution.csv', '--out', str(out)]) == 2
+    assert capsys.readouterr().err == (
+        'make_lists: error: --val-labels LOC_val_solution.csv: no such file ({}; input '
+        'paths are relative to --root unless absolute)\n'.format(
+            root / 'LOC_val_solution.csv'))
+    assert not out.exists()
+
+
+def test_a_bad_validation_set_writes_no_training_list_either(tree, tmp_path, capsys):
+    root, _ = tree
+    labels = tmp_path / 'few.txt'
+    labels.write_text('ILSVRC2012_val_00000001.JPEG {}\n'.format(SYNSETS[2]))
+    out = tmp_path / 'lists'
+    assert make_lists.main(['--root', str(root), '--train', 'train', '--val', 'val',
+                            '--val-labels', str(labels), '--out', str(out)]) == 2
+    assert 'have no label' in capsys.readouterr().err
+    assert not out.exists() or os.listdir(str(out)) == []
+
+
+def test_an_empty_class_folder_is_refused(tree, tmp_path, capsys):
+    root, _ = tree
+    (root / 'train' / 'n09999999').mkdir()
+    out = tmp_path / 'lists'
+    assert make_lists.main(['--root', str(root), '--train', 'train', '--out', str(out)]) == 2
+    assert capsys.readouterr().err == (
+        'make_lists: error: {}: class folder(s) without images: n09999999 (an unfinished '
+        'copy?); fill or remove them\n'.format(root / 'train'))
+    assert not out.exists()

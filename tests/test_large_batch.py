@@ -4,8 +4,10 @@ import copy
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy
 import pytest
@@ -109,9 +111,14 @@ def test_a_batch_that_does_not_split_is_refused():
 # ------------------------------------------------------------ the --quick sweep
 
 def expected_lr(recipe, epoch, batch, epochs):
-    """A.2's schedules written out again: slow start or Goyal et al.'s (with warm-up)."""
+    """A.2's schedules written out again: slow start or Goyal et al.'s (with warm-up), or
+    LARS's gamma: 0 -> 10 over 5 of 90 epochs, then 10 (1 - progress) ** 2 (batch < 16k)."""
     eta = 0.1 * batch / 256
     f = epochs / 90.0
+    if recipe.lr == 'lars':
+        if epoch < 5 * f:
+            return 10.0 * epoch / (5 * f)
+        return 10.0 * (1 - (epoch - 5 * f) / (epochs - 5 * f)) ** 2
     if recipe.lr == 'slow_start':
         for edge, factor in ((40, 0.5), (70, 0.075), (85, 0.01)):
             if epoch < edge * f:
@@ -127,12 +134,53 @@ def expected_lr(recipe, epoch, batch, epochs):
 
 def expected_alpha(recipe, epoch, epochs):
     """A.1's ELU transition with beta_center = 10, beta_period = 5 (of 90 epochs)."""
+    if recipe.alpha_sgd == 'none':
+        return None
     if recipe.alpha_sgd == 'one':
         return 1.0
     center, period = 10 * epochs / 90.0, 5 * epochs / 90.0
     if epoch < center:
         return 0.5 * math.exp(2 * (epoch - center) / period)
     return min(1.0, 0.5 + (epoch - center) / period)
+
+
+#: Training digits of every run: scikit-learn's 1,797, less the 20 % (360) held out.
+N_TRAIN = 1437
+#: Where each schedule changes, in epochs of a 90-epoch run (A.1, A.2; Goyal et al.).
+BOUNDARIES = {'slow_start': (40, 70, 85), 'goyal': (5, 30, 60, 80), 'elu': (10, 12.5),
+              'one': ()}
+
+
+@pytest.mark.parametrize('recipe_name, batch', [
+    ('paper', 64), ('goyal', 64), ('goyal', 512), ('goyal-lr', 512)])
+def test_every_update_runs_the_schedule_of_its_epoch(monkeypatch, recipe_name, batch):
+    """The trace of every update, with each update's epoch derived here (update t, from
+    0, starts after t batches: t * batch / examples), checked on both sides of every
+    boundary of the run's schedules."""
+    real = large_batch.HyperparameterTrace.thinned
+    monkeypatch.setattr(large_batch.HyperparameterTrace, 'thinned',
+                        lambda self, b, n: real(self, b, n, points=len(self.rows)))
+    epochs = 2
+    record = large_batch.train_one(recipe_name, batch, seed=0, epochs=epochs)
+    recipe = large_batch.RECIPES[recipe_name]
+    updates = round(epochs * N_TRAIN / batch)
+    assert [row[0] for row in record['trace']] == list(range(updates))
+    lrs = {}
+    for t, _, lr, alpha, _ in record['trace']:
+        epoch = t * batch / N_TRAIN
+        where = '{} batch {} update {} (epoch {:.4f})'.format(recipe_name, batch, t, epoch)
+        assert lr == pytest.approx(expected_lr(recipe, epoch, batch, epochs), rel=1e-6), where
+        assert alpha == pytest.approx(expected_alpha(recipe, epoch, epochs), rel=1e-6), where
+        lrs[t] = lr
+    eta = 0.1 * batch / 256
+    edges = BOUNDARIES[recipe.lr] + BOUNDARIES[recipe.alpha_sgd]
+    if recipe.lr == 'goyal' and eta <= 0.1:
+        edges = edges[1:]  # no warm-up below eta_base 0.1
+    for edge in edges:
+        first_after = math.ceil(edge * epochs / 90 * N_TRAIN / batch)  # first t at or past
+        assert 1 <= first_after < updates, (edge, first_after)     # both sides in the run
+        if edge in BOUNDARIES[recipe.lr][int(recipe.lr == 'goyal'):]:  # a step of lr
+            assert lrs[first_after] < lrs[first_after - 1], (edge, first_after)
 
 
 @pytest.fixture(scope='module')
@@ -147,7 +195,7 @@ def quick_sweep(tmp_path_factory):
 
 def test_quick_sweep_writes_every_output(quick_sweep):
     out, proc = quick_sweep
-    for name in ('results.json', 'table.md', 'top1_vs_batch.png', 'runs.jsonl'):
+    for name in ('results.json', 'table.md', 'facts.md', 'top1_vs_batch.png', 'runs.jsonl'):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     with open(os.path.join(out, 'results.json')) as f:
         results = json.load(f)
@@ -174,17 +222,126 @@ def test_each_recipe_reaches_the_optimizer_and_batch_normalization(quick_sweep):
         batch, epochs = record['total_batch'], record['epochs']
         assert record['bn_decay'] == ([0.0] if recipe.bn == 'last_batch' else [0.9]), record
         assert len(record['trace']) >= 5
-        for t, epoch, lr, alpha, lr_rmsprop in record['trace']:
-            assert epoch == pytest.approx(t * batch / 1437)
+        for t, traced_epoch, lr, alpha, lr_rmsprop in record['trace']:
+            epoch = t * batch / N_TRAIN
+            assert traced_epoch == pytest.approx(epoch)
             where = '{} batch {} update {}'.format(recipe.name, batch, t)
-            assert lr == pytest.approx(expected_lr(recipe, epoch, batch, epochs), rel=1e-6), where
-            assert alpha == pytest.approx(expected_alpha(recipe, epoch, epochs),
-                                          rel=1e-6), where
-            assert lr_rmsprop == (0.0 if recipe.optimizer == 'momentum' else 3e-4), where
+            assert lr == pytest.approx(expected_lr(recipe, epoch, batch, epochs), rel=1e-6,
+                                       abs=1e-12), where
+            alpha_want = expected_alpha(recipe, epoch, epochs)
+            assert alpha == (None if alpha_want is None else
+                             pytest.approx(alpha_want, rel=1e-6)), where
+            assert lr_rmsprop == {'momentum': 0.0, 'lars': None}.get(recipe.optimizer,
+                                                                      3e-4), where
+        assert record['blas_threads'] >= 1
     # The ablations differ from the paper's recipe where they should, within one run.
     first = {r['recipe']: r['trace'][0] for r in records if r['total_batch'] == 64}
     assert first['paper'][3] < 0.01 and first['no-rmsprop-warmup'][3] == 1.0
     assert first['goyal-lr'][2] == pytest.approx(2 * first['paper'][2])
+    assert first['lars'][2] == 0.0 and first['lars'][3] is None   # warm-up from 0
+
+
+def test_a_sweep_of_some_recipes_keeps_every_finished_run(quick_sweep, tmp_path):
+    """Finished runs are taken from results.json too (a committed sweep has no runs.jsonl),
+    and a sweep of one recipe neither trains nor drops the others."""
+    out, _ = quick_sweep
+    copy_ = str(tmp_path / 'sweep')
+    os.makedirs(copy_)
+    with open(os.path.join(out, 'results.json')) as f:
+        before = json.load(f)
+    with open(os.path.join(copy_, 'results.json'), 'w') as f:
+        json.dump(before, f)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick', '--out',
+         copy_, '--recipes', 'lars'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert '2 of 2 runs already in' in proc.stdout
+    with open(os.path.join(copy_, 'results.json')) as f:
+        after = json.load(f)
+    assert after['records'] == before['records']
+    assert after['sweeps'] == before['sweeps']            # nothing new was trained
+    assert len(after['sweeps']) == 1
+    assert after['sweeps'][0]['new_runs'] == len(large_batch.RECIPES) * 2
+
+
+# ------------------------------------------------------------ the write-up's numbers
+
+def record(recipe, batch, seed, top1, train_top1=None, seconds=1.0, threads=1):
+    return dict(recipe=recipe, total_batch=batch, seed=seed, epochs=30, top1=top1,
+                train_top1=top1 if train_top1 is None else train_top1, seconds=seconds,
+                blas_threads=threads)
+
+
+def test_paired_differences_per_seed_and_sign_agreement():
+    records = [record('paper', 64, s, v) for s, v in enumerate((0.90, 0.80, 0.85))]
+    records += [record('lars', 64, s, v) for s, v in enumerate((0.95, 0.78, 0.85))]
+    records += [record('goyal', 64, s, v) for s, v in enumerate((0.70, 0.75, 0.80))]
+    records += [record('goyal', 128, 0, 0.5)]                # no paper run to pair with
+    paired = large_batch.paired_differences(records)
+    assert list(paired) == ['goyal', 'lars'] and list(paired['goyal']) == [64]
+    assert [s for s, _ in paired['lars'][64]] == [0, 1, 2]
+    assert [d for _, d in paired['lars'][64]] == pytest.approx([0.05, -0.02, 0.0])
+    # mean +1 point: only seed 0 is positive; the zero difference does not agree
+    assert large_batch.sign_agreement([0.05, -0.02, 0.0]) == (1, 3)
+    assert large_batch.sign_agreement([-0.2, -0.05, -0.1]) == (3, 3)
+    assert large_batch.sign_agreement([0.01, -0.01, 0.0]) == (1, 3)   # zero mean
+    table = large_batch.format_paired(paired)
+    assert '| goyal | -10.0 (-20.0, -5.0, -5.0) 3/3 |' in table
+    assert '| lars | +1.0 (+5.0, -2.0, +0.0) 1/3 |' in table
+
+
+def test_batch_share_of_the_training_set_and_the_papers():
+    line = large_batch.format_batch_share([64, 1024], 1437)
+    # 64 / 1437 = 4.45 %, 1024 / 1437 = 71.26 %, 32768 / 1281167 = 2.558 %
+    assert '64 = 4.5 %, 1024 = 71.3 %' in line
+    assert "32,768 of ImageNet's 1,281,167: 2.56 %" in line
+
+
+def test_facts_are_what_the_records_say():
+    records = [record('paper', 64, 0, 0.90, 0.95, 10.0), record('paper', 64, 1, 0.90, 0.91, 20.0),
+               record('goyal', 64, 0, 0.80, 0.78, 5.5, None)]
+    result = dict(records=records, sweeps=[dict(command='c', elapsed_s=1936.3, new_runs=3)])
+    facts = large_batch.format_facts(result)
+    assert '`c`: 3 new runs in 1,936.3 s (32 min 16 s) of wall-clock.' in facts
+    assert 'summed: 35.5 s over 3 runs (paper 30.0 s, goyal 5.5 s)' in facts
+    # gaps: paper +5, +1 (mean +3); goyal -2
+    assert 'largest mean over seeds +3.0 points (paper at batch 64)' in facts
+    assert 'largest single run +5.0 (paper at batch 64, seed 0)' in facts
+    assert 'smallest -2.0 (goyal at batch 64, seed 0)' in facts
+    assert '1 in 2 runs; 1 earlier runs do not record it' in facts
+
+
+def test_sweep_history_keeps_the_first_sweeps_record_and_adds_new_runs_only(tmp_path):
+    old = [record('paper', 64, 0, 0.9), record('goyal', 64, 0, 0.8)]
+    with open(str(tmp_path / 'results.json'), 'w') as f:   # a file of before the history
+        json.dump(dict(command='first', elapsed_s=12.5, blas={'kernel': 'Haswell'},
+                       records=old), f)
+    same = large_batch.sweep_history(str(tmp_path), old, 'again', 1.0)
+    assert same == [dict(command='first', elapsed_s=12.5, new_runs=2,
+                         parent_blas={'kernel': 'Haswell'})]
+    grown = large_batch.sweep_history(str(tmp_path), old + [record('lars', 64, 0, 0.7)],
+                                      'more', 3.04)
+    assert len(grown) == 2 and grown[0] == same[0]
+    assert (grown[1]['command'], grown[1]['elapsed_s'], grown[1]['new_runs']) == ('more', 3.0, 1)
+    assert len(grown[1]['loadavg']) == 3 and grown[1]['cores'] >= 1
+
+
+def test_committed_tables_and_facts_are_the_codes_reading_of_results_json():
+    """docs/experiments/large_batch/{table,facts}.md come from its results.json, and
+    EXPERIMENTS.md quotes them as they are."""
+    folder = os.path.join(ROOT, 'docs', 'experiments', 'large_batch')
+    with open(os.path.join(folder, 'results.json')) as f:
+        result = json.load(f)
+    with open(os.path.join(folder, 'table.md')) as f:
+        table = f.read()
+    with open(os.path.join(folder, 'facts.md')) as f:
+        facts = f.read()
+    assert table == large_batch.table_md(result['records'], result['plan'], result['n_train'])
+    assert facts == large_batch.format_facts(result)
+    with open(os.path.join(ROOT, 'EXPERIMENTS.md')) as f:
+        page = f.read()
+    for block in table.split('\n\n') + [facts]:
+        assert block.strip() in page, block[:200]
 
 
 def test_a_second_run_reuses_finished_runs(quick_sweep):
@@ -196,7 +353,20 @@ def test_a_second_run_reuses_finished_runs(quick_sweep):
          '--recipes', 'paper,goyal'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert '4 of 4 runs already in' in proc.stdout
-    assert 'runs.jsonl:11 is not a complete record' in proc.stderr
+    torn = len(large_batch.RECIPES) * len(large_batch.QUICK['batches']) + 1
+    assert 'runs.jsonl:{} is not a complete record'.format(torn) in proc.stderr
+
+
+def test_a_sweep_of_another_plan_is_refused_before_it_drops_runs(tmp_path):
+    with open(str(tmp_path / 'results.json'), 'w') as f:
+        json.dump(dict(plan=large_batch.FULL, records=[]), f)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick',
+         '--out', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert 'results.json holds a sweep of 30 epochs per run, not 2; use another --out' in (
+        proc.stderr)
+    assert sorted(os.listdir(str(tmp_path))) == ['results.json']
 
 
 @pytest.mark.parametrize('flags, message', [
@@ -210,3 +380,33 @@ def test_bad_flags_get_one_line(tmp_path, flags, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert not os.listdir(str(tmp_path))
+
+
+def test_ctrl_c_stops_at_once_and_says_what_is_kept(quick_sweep, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) used to wait for the run in
+    progress, drop it anyway and print an 18-line traceback."""
+    out = str(tmp_path / 'sweep')
+    os.makedirs(out)
+    with open(os.path.join(quick_sweep[0], 'runs.jsonl')) as f:
+        first = [line for line in f if '"recipe": "paper", "total_batch": 64,' in line]
+    with open(os.path.join(out, 'runs.jsonl'), 'w') as f:
+        f.writelines(first)
+    job = subprocess.Popen(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick', '--out', out,
+         '--recipes', 'paper', '--jobs', '1'], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    lines = [job.stdout.readline()]
+    assert lines[0].startswith('1 of 2 runs already in'), lines
+    time.sleep(3)  # the second run under way in its worker process
+    os.killpg(job.pid, signal.SIGINT)
+    sent = time.time()
+    rest, _ = job.communicate(timeout=120)
+    assert time.time() - sent < 10, rest
+    assert job.returncode == 130, rest
+    assert rest.splitlines() == [
+        'python -m chainer_ext.experiments.large_batch: interrupted: 1 of 2 runs kept in {} '
+        '(1 in progress dropped); run the same command again to do the others'.format(
+            os.path.join(out, 'runs.jsonl'))]
+    with open(os.path.join(out, 'runs.jsonl')) as f:
+        assert f.readlines() == first

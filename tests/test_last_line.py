@@ -6,7 +6,9 @@ non-zero exit (and ``MPI_Abort`` often one more), which no option removes withou
 making ``mpiexec`` exit 0 (docs/DESIGN.md).  What may follow the line is therefore
 checked to be those frames only, and never Open MPI's "Sorry! ... No such file" noise.
 """
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -82,3 +84,26 @@ def test_exception_without_mpiexec_ends_on_the_line(tiny_imagenet, tmp_path):
     assert lines[-1] == 'train_imagenet.py: error: RuntimeError: injected fault on rank 0 at ' \
                         'iteration 2', lines[-5:]
     assert_no_missing_help(proc.stdout)
+
+
+def test_lock_refusal_is_one_line_before_the_demo_data_is_built(tmp_path):
+    """A held --out is refused before the demo's data set is built, in one line without
+    --check-dataset's hint (not a data problem), and every rank leaves MPI together, so
+    Open MPI's PMIx server prints no PMIX_ERR_UNREACH after it (twice: it was a race)."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    holder = {'host': socket.gethostname(), 'pid': os.getpid(), 'boot_id': None,
+              'job_id': None, 'started': 'then'}
+    (out / '.lock').write_text(json.dumps(holder))
+    cache = tmp_path / 'cache'
+    for _ in range(2):
+        proc = run_mpi(2, [sys.executable, TRAIN, '--demo', '--demo-cache', str(cache),
+                           '--out', str(out)], timeout=120, env=ENV, cwd=REPO_ROOT)
+        assert proc.returncode == 1, proc.stdout[-3000:]
+        lines, frames = split_frames(proc.stdout)
+        assert lines == ['train_imagenet.py: error: --out {}: in use by (pid {} on {}, since '
+                         'then); wait for it to end or use another --out (--wait-for-lock '
+                         'SECONDS waits)'.format(out, os.getpid(), socket.gethostname())]
+        assert len(frames) == 1 and 'non-zero status' in ' '.join(frames[0]), frames
+        assert 'PMIX' not in proc.stdout
+        assert not cache.exists()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from conftest import MPI_SCRIPTS, REPO_ROOT, write_tiny_imagenet
 from chainer_ext import blas_setup
 from chainer_ext import snapshots
-from chainer_ext.extensions.stop_on_signal import PREEMPTED_STATUS
+from chainer_ext.stop_signals import PREEMPTED_STATUS
 from chainer_ext.mpi_launch import mpi_env, mpiexec_command, run_mpi
 
 TRAIN = os.path.join(REPO_ROOT, 'train_imagenet.py')
@@ -240,3 +241,94 @@ def test_two_jobs_on_one_out(reference, tmp_path):
         os.path.join(out, 'snapshots', 'iter-3')) in c_out
     assert_same_weights(out, ref)
     assert not os.path.exists(os.path.join(out, '.lock'))
+
+
+def test_stop_signal_during_start_up_waits_for_the_handler(reference, tmp_path):
+    """A stop signal at main's first step, which re-executes the process to pin the BLAS
+    kernel (OPENBLAS_CORETYPE unset here), used to kill the ranks (status 138, not
+    requeued); it is now held until the handler exists and stops the job with 75."""
+    data, _ = reference
+    out = str(tmp_path / 'out')
+    proc = run_mpi(2, [sys.executable, WRAPPER, 'USR1', 'all', 'start', '--']
+                   + flags(data, out), timeout=300, cwd=REPO_ROOT)
+    assert proc.returncode == PREEMPTED_STATUS, proc.stdout[-5000:]
+    assert proc.stdout.count('FAULT-AT') >= 2
+    assert stop_lines(proc) == ['stopped on SIGUSR1 before the first iteration of this job; '
+                                'nothing new to save; continue with --resume auto']
+    assert sorted(os.listdir(out)) == ['config.json']
+
+
+def read_until_waiting(job, ranks=2):
+    lines = []
+    for line in job.stdout:  # bounded: the ranks wait at most 120 s, then go on
+        lines.append(line)
+        if sum(l.startswith('WAITING-AT') for l in lines) == ranks:
+            break
+    return lines
+
+
+def test_ctrl_c_to_the_launch_wrapper_stops_with_a_snapshot(reference, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) reaches python -m chainer_ext.launch
+    alone, which asks the ranks to stop through Open MPI's mpiexec with SIGUSR1."""
+    data, _ = reference
+    out = str(tmp_path / 'out')
+    cmd = [sys.executable, '-m', 'chainer_ext.launch'] + mpiexec_command(
+        2, [sys.executable, WRAPPER, 'wait', 'all', '3', '--'] + flags(data, out))
+    job = subprocess.Popen(cmd, env=mpi_env(ENV), cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                           start_new_session=True)
+    lines = read_until_waiting(job)
+    os.killpg(job.pid, signal.SIGINT)
+    rest, _ = job.communicate(timeout=120)
+    stdout = ''.join(lines) + rest
+    assert job.returncode == PREEMPTED_STATUS, stdout[-5000:]
+    assert ('python -m chainer_ext.launch: SIGINT: asking every rank to stop at the next '
+            'iteration with a snapshot (SIGUSR1 to the launcher); Ctrl-C again ends them at '
+            'once') in stdout
+    snap = os.path.join(out, 'snapshots', 'iter-4')
+    assert stop_lines(types.SimpleNamespace(stdout=stdout)) == [
+        'stopped at iteration 4 on SIGUSR1 (snapshot {}); continue with --resume '
+        'auto'.format(snap)]
+    assert snapshot_names(out) == ['iter-4'] and snapshots.is_complete(snap)
+    assert not os.path.exists(os.path.join(out, '.lock'))
+
+
+def leftovers(out, wait=10.0):
+    """The lock and unfinished snapshot folders in ``out``, once rank 0's guard had
+    ``wait`` seconds to remove them."""
+    deadline = time.time() + wait
+    while True:
+        found = [name for name in ['.lock'] if os.path.exists(os.path.join(out, name))]
+        root = os.path.join(out, 'snapshots')
+        found += [name for name in (os.listdir(root) if os.path.isdir(root) else [])
+                  if name.startswith(('.partial-', '.deleting-'))]
+        if not found or time.time() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_sigterm_to_mpiexec_ends_the_ranks_and_leaves_no_lock(reference, tmp_path):
+    """Open MPI's mpiexec answers its own SIGTERM by killing the ranks a quarter of a
+    second later (exit 1, no snapshot: README says so); the lock it leaves would make a
+    requeued job on another node wait 5 minutes.  Rank 0's guard removes it."""
+    data, _ = reference
+    out = str(tmp_path / 'out')
+    job = subprocess.Popen(mpiexec_command(2, [sys.executable, WRAPPER, 'wait', 'all', '3',
+                                               '--'] + flags(data, out)),
+                           env=mpi_env(ENV), cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    lines = read_until_waiting(job)
+    assert os.path.exists(os.path.join(out, '.lock'))
+    job.send_signal(signal.SIGTERM)
+    rest, _ = job.communicate(timeout=60)
+    assert job.returncode == 1, ''.join(lines) + rest
+    assert leftovers(out) == []
+
+
+def test_rank_0_killed_while_writing_a_snapshot_leaves_nothing_behind(reference, tmp_path):
+    data, _ = reference
+    out = str(tmp_path / 'out')
+    proc, _ = with_fault(2, 'kill', 0, 'rankfile', data, out)
+    assert proc.returncode == 128 + signal.SIGKILL, proc.stdout[-5000:]
+    assert leftovers(out) == []
+    assert snapshot_names(out) == []

@@ -2,7 +2,7 @@
 
 The fake folders hold a ``log`` and ``config.json`` shaped like
 train_imagenet.py's, with lr and alpha_SGD computed here from the formulas of
-EQUATIONS.md (independently of chainer_ext.schedules), as the project's
+the paper (Appendix A; independently of chainer_ext.schedules), as the project's
 schedule extensions log them: per epoch, the mean over the epoch's updates of
 the value each update ran with (update t runs at e = (t-1) * b / shard).
 """
@@ -20,7 +20,8 @@ from chainer_ext import paper_numbers as paper
 from chainer_ext import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EQUATIONS = '/work/shared/paper/EQUATIONS.md'
+# The paper's reported figures, copied from its text into the repository.
+REPORTED = os.path.join(REPO, 'tests', 'data', 'akiba2017_reported.md')
 
 
 # --- the paper's formulas, written out again for the test ---------------------
@@ -288,6 +289,16 @@ def test_missing_folder_is_an_error(tmp_path):
         report.build_report([str(tmp_path / 'nope')])
 
 
+def test_a_folder_given_twice_is_an_error(tmp_path):
+    """report r1 r1 used to list the same run twice, as r1 and r1 (2)."""
+    make_run(str(tmp_path / 'r1'))
+    proc = run_cli(tmp_path / 'r1', str(tmp_path / 'r1') + '/', '--out', tmp_path / 'rep')
+    assert proc.returncode == 2
+    assert proc.stderr == 'error: {0}/ is given twice (as {0} and {0}/): give each result ' \
+        'folder once\n'.format(tmp_path / 'r1')
+    assert not (tmp_path / 'rep').exists()
+
+
 def test_bench_calibrates_local_cost_model(tmp_path):
     from test_cost_model import bench_scaling_json
     d = tmp_path / 'r'
@@ -305,13 +316,14 @@ def test_bench_calibrates_local_cost_model(tmp_path):
     assert 'local' not in report.build_report([str(d)])['cost_model']
 
 
-def test_paper_numbers_match_equations_md():
-    if not os.path.exists(EQUATIONS):
-        pytest.skip('EQUATIONS.md not present')
-    text = open(EQUATIONS).read()
+def test_paper_numbers_match_the_paper():
+    with open(REPORTED, encoding='utf-8') as f:
+        lines = f.read().splitlines()
+    # quoted sentences are wrapped over '> ' lines: one line of text
+    text = ' '.join(' '.join(line.lstrip('> ') for line in lines).split())
     rows = []
     in_table = False
-    for line in text.splitlines():
+    for line in lines:
         if line.startswith('| team'):
             in_table = True
             continue
@@ -327,9 +339,18 @@ def test_paper_numbers_match_equations_md():
                      p['time'], p['top1']]
         assert p['top1'] == '{:.1f}%'.format(p['top1_percent'])
     h = paper.HEADLINE
-    assert '{} +/- {} s'.format(h['time_s'], h['time_sd_s']) in text
-    assert '{}% +/- {}%'.format(h['top1_percent'], h['top1_sd_percent']) in text
-    assert re.search(r'70% against a single GPU, 80% against a single node', text)
+    assert 'the training time was {} +/- {} seconds for {} epochs'.format(
+        h['time_s'], h['time_sd_s'], h['epochs']) in text
+    assert 'accuracy on the validation images was {}% +/- {}%'.format(
+        h['top1_percent'], h['top1_sd_percent']) in text
+    assert 'from {} independent runs'.format({5: 'five'}[h['runs']]) in text
+    assert 'Our scaling efficiency when using {} GPUs is {:.0f}% and {:.0f}% in comparison ' \
+           'to single-GPU and single-node (i.e., {} GPUs)'.format(
+               h['workers'], 100 * h['efficiency_vs_1gpu'], 100 * h['efficiency_vs_1node'],
+               h['gpus_per_node']) in text
+    assert 'per-worker minibatch size was {}'.format(h['batch_per_worker']) in text
+    assert 'It consists of {} nodes'.format(h['nodes']) in text
+    assert 'eta_base = {}'.format(h['eta_base']) in text
     assert h['total_batch'] == h['workers'] * h['batch_per_worker'] == 32768
     assert h['eta_base'] == pytest.approx(0.1 * h['total_batch'] / 256)
 

@@ -5,7 +5,7 @@ the damaged snapshot with ``--resume`` is refused in one line naming the file.""
 import os
 
 from chainer_ext import snapshots
-from chainer_ext.extensions.stop_on_signal import PREEMPTED_STATUS
+from chainer_ext.stop_signals import PREEMPTED_STATUS
 from test_preemption import assert_same_weights, reference, train, with_fault  # noqa: F401
 
 

@@ -11,6 +11,8 @@ from chainer_ext.schedules import compressed_beta
 from chainer_ext.schedules import elu_alpha_sgd
 from chainer_ext.schedules import eta_base
 from chainer_ext.schedules import goyal_lr
+from chainer_ext.schedules import lars_lr
+from chainer_ext.schedules import lars_peak
 from chainer_ext.schedules import recipe
 from chainer_ext.schedules import slow_start_lr
 
@@ -179,6 +181,61 @@ def test_goyal_rejects(kwargs, name):
         goyal_lr(**kwargs)
 
 
+# ---------------------------------------------------------------- LARS (You et al.)
+
+@pytest.mark.parametrize('batch, peak', [
+    (64, (10.0, 5)), (1024, (10.0, 5)), (8192, (10.0, 5)), (16383, (10.0, 5)),
+    (16384, (25.0, 5)), (32767, (25.0, 5)), (32768, (32.0, 14)), (65535, (32.0, 14)),
+    (65536, (35.6, 40)), (10 ** 6, (35.6, 40))])
+def test_lars_peak_table_of_the_reference_code(batch, peak):
+    assert lars_peak(batch) == peak
+
+
+@pytest.mark.parametrize('bad', [0, -64, float('nan'), float('inf')])
+def test_lars_peak_rejects(bad):
+    with pytest.raises(ValueError, match='total_batch='):
+        lars_peak(bad)
+
+
+@pytest.mark.parametrize('epoch, gamma', [
+    (0.0, 0.0), (1.0, 2.0), (2.5, 5.0), (5.0 - BEFORE, 10.0), (5.0, 10.0),
+    (5.0 + 85 / 4, 10.0 * 0.75 ** 2), (47.5, 2.5), (90.0 - 8.5, 0.1), (90.0, 0.0),
+    (120.0, 0.0)])
+def test_lars_warmup_then_polynomial_decay_at_90_epochs(epoch, gamma):
+    # linear from 0 to 10 over 5 epochs, then 10 (1 - (e - 5) / 85) ** 2, 0 from epoch 90
+    assert lars_lr(epoch, 10.0, 90, 5) == pytest.approx(gamma, rel=1e-9, abs=1e-12)
+
+
+def test_lars_compressed_to_30_epochs():
+    # warm-up 5 of 90 epochs becomes 5/3; the decay runs over the remaining 30 - 5/3
+    w = 5.0 / 3.0
+    assert lars_lr(0.0, 10.0, 30, 5) == 0.0
+    assert lars_lr(w / 2, 10.0, 30, 5) == pytest.approx(5.0)
+    assert lars_lr(w - BEFORE, 10.0, 30, 5) == pytest.approx(10.0, rel=1e-8)
+    assert lars_lr(w, 10.0, 30, 5) == pytest.approx(10.0)
+    assert lars_lr(w + (30 - w) / 2, 10.0, 30, 5) == pytest.approx(2.5)
+    assert lars_lr(30.0, 10.0, 30, 5) == 0.0
+    for e in (0.3, 1.0, 4.0, 17.0, 29.0):   # the 90-epoch curve with time scaled by 30/90
+        assert lars_lr(e, 10.0, 30, 5) == pytest.approx(lars_lr(e * 3, 10.0, 90, 5))
+
+
+def test_lars_without_warmup_is_algorithm_1():
+    # gamma_t = gamma_0 (1 - t / T) ** 2, in epochs
+    for e in (0.0, 9.0, 45.0, 81.0, 90.0):
+        assert lars_lr(e, 2.0, 90, 0) == pytest.approx(2.0 * (1 - e / 90) ** 2)
+
+
+@pytest.mark.parametrize('kwargs, name', [
+    (dict(epoch=-1.0), 'epoch'), (dict(epoch=float('nan')), 'epoch'),
+    (dict(gamma_peak=0.0), 'gamma_peak'), (dict(warmup_epochs=90), 'warmup_epochs'),
+    (dict(warmup_epochs=-1), 'warmup_epochs'), (dict(total_epochs=0), 'total_epochs')])
+def test_lars_lr_rejects(kwargs, name):
+    args = dict(epoch=1.0, gamma_peak=10.0, total_epochs=90, warmup_epochs=5)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name + '='):
+        lars_lr(**args)
+
+
 # ---------------------------------------------------------------- compression
 
 def test_compressed_beta():
@@ -222,8 +279,17 @@ def test_recipe_of_the_momentum_baseline():
     assert fns['lr'](30.0) == pytest.approx(0.32)
 
 
+def test_recipe_of_lars_at_30_epochs_and_1024_images():
+    fns = recipe('lars', 1024, 30)
+    assert list(fns) == ['lr']
+    assert fns['lr'](0.0) == 0.0
+    assert fns['lr'](5.0 / 3.0) == pytest.approx(10.0)
+    assert fns['lr'](29.0) == pytest.approx(10.0 * (1 - (29 - 5 / 3) / (30 - 5 / 3)) ** 2)
+    assert recipe('lars', 32768, 90)['lr'](14.0) == pytest.approx(32.0)
+
+
 @pytest.mark.parametrize('args, name', [
-    (('adam', 64, 18), 'optimizer'), (('momentum', 0, 18), 'total_batch'),
+    (('adam', 64, 18), 'optimizer'), (('lars', 64, 0), 'epochs'), (('momentum', 0, 18), 'total_batch'),
     (('rmsprop_warmup', 64, 0), 'epochs')])
 def test_recipe_rejects(args, name):
     with pytest.raises(ValueError, match=name):

@@ -2,7 +2,6 @@
 handled) at start in one line naming the flag, file or value."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import types
@@ -118,7 +117,7 @@ def test_stale_locks_are_taken_over(tmp_path):
     dead = subprocess.Popen([sys.executable, '-c', 'pass'])
     dead.wait()
     taken = []
-    _plant(tmp_path, {'host': socket.gethostname(), 'pid': dead.pid})  # this host, pid gone
+    _plant(tmp_path, dict(output_lock._me(), pid=dead.pid))  # this host, pid gone
     lock = output_lock.acquire(str(tmp_path), on_stale=taken.append)
     assert taken[-1]['pid'] == dead.pid
     with open(lock.path) as f:

@@ -205,3 +205,120 @@ def test_moving_average_baseline_without_validation_averages_bn_over_ranks(
             numpy.testing.assert_array_equal(final[name], r0[k], err_msg=k)
     assert 'validation top-1: final n/a' in proc.stdout
     assert 'next: python -m chainer_ext.report {}'.format(out) in proc.stdout
+
+
+def summary_lines(stdout):
+    """The lines of the end-of-run summary and of refusals (less the progress bar's
+    erase-below)."""
+    return [line.replace('\x1b[J', '') for line in stdout.splitlines()
+            if line.replace('\x1b[J', '').startswith(('train_imagenet.py:', '  '))]
+
+
+def test_resume_of_a_finished_run_trains_nothing(first_run, tmp_path):
+    """--max-iterations with --resume auto on a finished run used to train on (to the
+    next multiple of it) and overwrite model.npz."""
+    data, out, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    done = str(tmp_path / 'done')
+    shutil.copytree(out, done)
+    with open(os.path.join(done, 'model.npz'), 'rb') as f:
+        model = f.read()
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, done, '--resume', 'auto', '--max-iterations', '4'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    snap = os.path.join(done, 'snapshots', 'epoch-2')
+    assert summary_lines(proc.stdout) == [
+        'train_imagenet.py: {} is the end of this run (epoch 2 of --epoch 2, iteration 12): '
+        'nothing left to train; {} holds its weights (--max-iterations counts from the '
+        'start of the run)'.format(snap, os.path.join(done, 'model.npz'))]
+    with open(os.path.join(done, 'model.npz'), 'rb') as f:
+        assert f.read() == model
+    assert sorted(os.listdir(os.path.join(done, 'snapshots'))) == ['epoch-1', 'epoch-2']
+
+
+def test_max_iterations_at_the_snapshot_is_refused(first_run, tmp_path):
+    data, out, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    snap = os.path.join(out, 'snapshots', 'epoch-1')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, str(tmp_path / 'more'), '--resume', snap, '--max-iterations', '4'),
+        timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert [line for line in proc.stdout.splitlines() if 'error:' in line] == [
+        'train_imagenet.py: error: --max-iterations 4 is a total, counted from the start of '
+        'the run, and {} is at iteration 6 already: give more than 6 (e.g. --max-iterations '
+        '10 for 4 more)'.format(snap)]
+
+
+def test_resume_from_an_older_snapshot_describes_the_resumed_weights(first_run, tmp_path):
+    """The newest snapshot damaged: --resume auto goes back to epoch 1 and stops at
+    --max-iterations before epoch 2 ends; the summary, the log and the report describe
+    epoch 1 (the weights that exist), not the old run's epoch 2."""
+    data, out, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    back = str(tmp_path / 'back')
+    shutil.copytree(out, back)
+    with open(os.path.join(back, 'snapshots', 'epoch-2', 'rank-00001.npz'), 'r+b') as f:
+        f.seek(100)
+        f.write(b'XXXX')
+    with open(os.path.join(out, 'log')) as f:
+        old_log = json.load(f)
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, back, '--resume', 'auto', '--max-iterations', '8'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    lines = summary_lines(proc.stdout)
+    assert lines[-4].startswith('train_imagenet.py: stopped at iteration 8 by '
+                                '--max-iterations (epoch 1.33 of 2) after '), lines
+    assert lines[-3] == '  validation top-1: final {0:.2f}% (epoch 1), best {0:.2f}% ' \
+        '(epoch 1)'.format(100 * old_log[0]['validation/main/accuracy']), lines
+    with open(os.path.join(back, 'log')) as f:
+        assert json.load(f) == old_log[:1]
+    with open(os.path.join(back, '.superseded-log')) as f:
+        assert json.load(f) == old_log
+    assert os.path.exists(os.path.join(back, '.superseded-model.npz'))
+    report_dir = str(tmp_path / 'report')
+    proc = subprocess.run([sys.executable, '-m', 'chainer_ext.report', back, '--out',
+                           report_dir], capture_output=True, text=True, timeout=300,
+                          cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(os.path.join(report_dir, 'report.json')) as f:
+        run = json.load(f)['runs'][0]
+    assert run['epochs_done'] == 1 and run['iterations'] == 6
+
+
+def test_max_iterations_before_the_first_epoch_says_so(tiny_imagenet, tmp_path):
+    from chainer_ext.mpi_launch import run_mpi
+    out = str(tmp_path / 'short')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--max-iterations', '2'),
+        timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    lines = summary_lines(proc.stdout)
+    assert 'no summary' not in proc.stdout
+    assert lines[-3].startswith('train_imagenet.py: stopped at iteration 2 by '
+                                '--max-iterations (epoch 0.33 of 1) after '), lines
+    assert lines[-3].endswith(' of training, before the first epoch ended'), lines
+    assert lines[-2:] == [
+        '  validation top-1: n/a (validation runs at the end of each epoch)',
+        '  results in {}: config.json, model.npz (python -m chainer_ext.report needs the log '
+        'of at least one epoch)'.format(out)]
+    assert 'stopping at iteration 2 (--max-iterations counts from the start of the run, a ' \
+           'resumed one included); --epoch 1 would end it at iteration 6' in proc.stdout
+
+
+def test_lars_baseline_runs_its_schedule_with_weight_decay_once(tiny_imagenet, tmp_path):
+    """--optimizer lars: gamma follows the warm-up and polynomial decay every iteration
+    (the report's check of the log against schedules.recipe), and the weights stay finite."""
+    from chainer_ext import report
+    from chainer_ext.mpi_launch import run_mpi
+    out = str(tmp_path / 'lars')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--optimizer', 'lars',
+        '--log-interval', '1', '--no-plots', '--no-validation'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    check = report.schedule_check(report.load_run(out))
+    assert check['available'] and check['matches'], check
+    assert check['definition'].startswith('lr = lars_lr(e, gamma_peak=10')
+    lrs = [row['lr'] for row in check['rows']]
+    assert lrs[0] == 0.0 and max(lrs) > lrs[-1] > 0   # warm-up from 0, then decay
+    assert all(numpy.isfinite(v).all() for v in weights(out).values())

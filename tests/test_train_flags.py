@@ -32,6 +32,8 @@ def lists(tmp_path):
     (['--epoch', 'ten'], '--epoch must be a positive integer, got ten'),
     (['--loaderjob', '-1'], '--loaderjob must be an integer >= 0, got -1'),
     (['--weight-decay', '-0.1'], '--weight-decay must be a number >= 0, got -0.1'),
+    (['--lars-eta', '0'], '--lars-eta must be a finite number > 0, got 0'),
+    (['--optimizer', 'adam'], "--optimizer invalid choice: 'adam'"),
     (['--max-nonfinite', '0'], '--max-nonfinite must be a positive integer, got 0'),
     (['--min-area', '1.5'], '--min-area must be in (0, 1], got 1.5'),
     (['--resume', 'nowhere/epoch-3'], '--resume nowhere/epoch-3: no such snapshot folder'),

@@ -167,6 +167,11 @@ def write_image_list(path, pairs):
     Raises ``ValueError`` for a pair the format cannot represent (a path
     with a newline, NUL or surrounding spaces/tabs, or a bad label).
     """
+    write_text_atomic(path, format_image_list(pairs))
+
+
+def format_image_list(pairs):
+    """The text of a list file holding ``pairs`` (``ValueError`` as :func:`write_image_list`)."""
     out = []
     for k, (rel, label) in enumerate(pairs):
         if (not rel or rel != rel.strip(' \t') or '\n' in rel or '\r' in rel
@@ -180,21 +185,33 @@ def write_image_list(path, pairs):
         if not 0 <= label <= MAX_LABEL:
             raise ValueError('entry {}: label {} out of range'.format(k, label))
         out.append('{} {}\n'.format(rel, label))
-    write_text_atomic(path, ''.join(out))
+    return ''.join(out)
 
 
 def write_text_atomic(path, text):
     """Write ``text`` (UTF-8) to ``path`` through a temp file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-',
-                               suffix=os.path.basename(path))
+    write_texts_atomic({path: text})
+
+
+def write_texts_atomic(texts):
+    """Write each ``{path: text}`` (UTF-8): every file or, on an error, none.
+
+    All are written to temp files first, then renamed into place.
+    """
+    tmps = {}
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8', newline='\n') as f:
-            f.write(text)
-        os.replace(tmp, path)
+        for path, text in texts.items():
+            directory = os.path.dirname(os.path.abspath(path))
+            fd, tmps[path] = tempfile.mkstemp(dir=directory, prefix='.tmp-',
+                                              suffix=os.path.basename(path))
+            with os.fdopen(fd, 'w', encoding='utf-8', newline='\n') as f:
+                f.write(text)
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in tmps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         raise
 
 

@@ -6,7 +6,9 @@
 Classes are the sorted training folder names (Caffe's and Chainer's order).
 Validation labels come from class sub-folders, ``--val-labels`` (text or Kaggle's
 CSV) or the devkit's ``--val-ground-truth`` with ``--synset-order``; every
-validation image must get a known class.  Accepted inputs in detail: docs/DESIGN.md.
+validation image must get a known class.  Every input path is relative to
+``--root`` unless absolute; ``--out`` is relative to the current folder.  The lists
+are written together or not at all.  Accepted inputs in detail: docs/DESIGN.md.
 """
 import argparse
 import csv
@@ -14,8 +16,8 @@ import os
 import re
 import sys
 
-from chainer_ext.datasets.image_list import write_image_list
-from chainer_ext.datasets.image_list import write_text_atomic
+from chainer_ext.datasets.image_list import format_image_list
+from chainer_ext.datasets.image_list import write_texts_atomic
 
 IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')
 _VAL_NUMBER = re.compile(r'ILSVRC2012_val_(\d+)$')
@@ -57,6 +59,13 @@ def scan_class_folders(folder):
         classes[entry.name] = files
     if not classes:
         raise ListBuildError('{} has no class folders'.format(folder))
+    empty = sorted(name for name, files in classes.items() if not files)
+    if empty:
+        raise ListBuildError('{}: class folder(s) without images: {}{} (an unfinished '
+                             'copy?); fill or remove them'.format(
+                                 folder, ', '.join(empty[:5]),
+                                 ' and {} more'.format(len(empty) - 5) if len(empty) > 5
+                                 else ''))
     return classes, skipped
 
 
@@ -251,15 +260,21 @@ def make_val_list(root, val_dir, synsets, val_labels=None, ground_truth=None,
     return pairs, skipped
 
 
+#: Flags naming an input file or folder (relative to --root unless absolute), and
+#: whether each is a folder.
+INPUTS = (('--train', True), ('--val', True), ('--val-labels', False),
+          ('--val-ground-truth', False), ('--synset-order', False), ('--synsets', False))
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog='python -m chainer_ext.datasets.make_lists',
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--root', required=True,
-                   help='directory the paths in the lists are relative to')
-    p.add_argument('--train', help='class-per-folder training images '
-                   '(relative to --root unless absolute)')
+                   help='directory the paths in the lists, and every input path below, '
+                   'are relative to')
+    p.add_argument('--train', help='class-per-folder training images')
     p.add_argument('--val', help='validation images: a flat folder or '
                    'class sub-folders')
     p.add_argument('--val-labels', help='"FILE SYNSET" text or '
@@ -271,7 +286,7 @@ def build_parser():
     p.add_argument('--synsets', help='class order (one synset per line); '
                    'default: sorted training folder names')
     p.add_argument('--out', required=True, help='output folder for train.txt, '
-                   'val.txt and synsets.txt')
+                   'val.txt and synsets.txt (relative to the current folder)')
     return p
 
 
@@ -281,37 +296,54 @@ def main(argv=None):
         return _run(args)
     except (ListBuildError, ValueError) as e:
         print('make_lists: error: {}'.format(e), file=sys.stderr)
-        return 2
+    except OSError as e:
+        print('make_lists: error: {}: {}'.format(e.filename or '', e.strerror or e),
+              file=sys.stderr)
+    return 2
+
+
+def resolve_inputs(args):
+    """Each input flag's path under --root (unless absolute), checked to exist; the
+    first that does not raises ListBuildError naming the flag and both paths."""
+    if not os.path.isdir(args.root):
+        raise ListBuildError('--root {}: no such folder'.format(args.root))
+    for flag, folder in INPUTS:
+        attr = flag[2:].replace('-', '_')
+        given = getattr(args, attr)
+        if not given:
+            continue
+        path = given if os.path.isabs(given) else os.path.join(args.root, given)
+        if not (os.path.isdir(path) if folder else os.path.isfile(path)):
+            raise ListBuildError('{} {}: no such {} ({}; input paths are relative to '
+                                 '--root unless absolute)'.format(
+                                     flag, given, 'folder' if folder else 'file', path))
+        setattr(args, attr, path)
 
 
 def _run(args):
     if not args.train and not args.val:
         raise ListBuildError('nothing to do: give --train and/or --val')
-    root = args.root
-
-    def under_root(path):
-        return path if os.path.isabs(path) else os.path.join(root, path)
-
-    synsets = read_synsets(args.synsets) if args.synsets else None
-    os.makedirs(args.out, exist_ok=True)
-    written = []
-    if args.train:
-        pairs, synsets, skipped = make_train_list(root, under_root(args.train),
-                                                  synsets)
-        write_image_list(os.path.join(args.out, 'train.txt'), pairs)
-        written.append(('train.txt', len(pairs), skipped))
-    if synsets is None:
+    if args.val and not args.train and not args.synsets:
         raise ListBuildError('--val without --train needs --synsets')
+    root = args.root
+    resolve_inputs(args)
+    synsets = read_synsets(args.synsets) if args.synsets else None
+    texts, counts = {}, []
+    if args.train:
+        pairs, synsets, skipped = make_train_list(root, args.train, synsets)
+        texts['train.txt'] = format_image_list(pairs)
+        counts.append(('train.txt', len(pairs), skipped))
     if args.val:
         pairs, skipped = make_val_list(
-            root, under_root(args.val), synsets, val_labels=args.val_labels,
+            root, args.val, synsets, val_labels=args.val_labels,
             ground_truth=args.val_ground_truth,
             synset_order=args.synset_order)
-        write_image_list(os.path.join(args.out, 'val.txt'), pairs)
-        written.append(('val.txt', len(pairs), skipped))
-    write_text_atomic(os.path.join(args.out, 'synsets.txt'),
-                      ''.join(name + '\n' for name in synsets))
-    for name, n, skipped in written:
+        texts['val.txt'] = format_image_list(pairs)
+        counts.append(('val.txt', len(pairs), skipped))
+    texts['synsets.txt'] = ''.join(name + '\n' for name in synsets)
+    os.makedirs(args.out, exist_ok=True)
+    write_texts_atomic({os.path.join(args.out, name): text for name, text in texts.items()})
+    for name, n, skipped in counts:
         print('{}: {} images{}'.format(
             os.path.join(args.out, name), n,
             ', {} non-image entries skipped'.format(skipped) if skipped else ''))

@@ -4,20 +4,24 @@
 
 Trains He et al.'s ResNet-8 on scikit-learn's 8x8 digits with 32 images per worker
 and 2 to 32 workers (total batch 64 to 1,024), the same epoch budget for every run,
-for the paper's recipe, Goyal et al.'s, and one-at-a-time ablations of the paper's.
-Workers are emulated in one process (:mod:`chainer_ext.experiments.emulated_workers`).
-Writes ``results.json`` (one record per run), ``table.md`` and ``top1_vs_batch.png``;
-finished runs in ``runs.jsonl`` are kept, so an interrupted sweep continues.
+for the paper's recipe, Goyal et al.'s, You et al.'s (LARS) and one-at-a-time ablations
+of the paper's.  Workers are emulated in one process
+(:mod:`chainer_ext.experiments.emulated_workers`).  Writes ``results.json`` (one record
+per run), ``table.md`` (mean +- sd, and per-seed differences from the paper's recipe),
+``facts.md`` (time, train/validation gap, BLAS threads) and ``top1_vs_batch.png``;
+finished runs in ``runs.jsonl`` or an earlier ``results.json`` are kept, so an
+interrupted or extended sweep trains only what is missing.
 """
 import argparse
 import collections
 import concurrent.futures
-import functools
+import datetime
 import json
 import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -32,6 +36,8 @@ import chainer.links as L
 from chainer import training
 
 from chainer_ext import blas_setup
+from chainer_ext import cores
+from chainer_ext import paper_numbers
 from chainer_ext import schedules
 from chainer_ext.batchnorm import use_last_batch_statistics
 from chainer_ext.experiments.emulated_workers import EmulatedWorkersUpdater
@@ -45,12 +51,25 @@ PROG = 'python -m chainer_ext.experiments.large_batch'
 RESULTS_JSON = 'results.json'
 RUNS_JSONL = 'runs.jsonl'
 TABLE_MD = 'table.md'
+FACTS_MD = 'facts.md'
 PLOT_PNG = 'top1_vs_batch.png'
 #: Images per worker, as in the paper.
 B_LOCAL = 32
 #: eta_RMSprop of Appendix A.1.
 LR_RMSPROP = 3e-4
 WEIGHT_DECAY = 1e-4
+#: LARS's trust coefficient and momentum (You, Gitman & Ginsburg 2017; docs/DESIGN.md).
+LARS_ETA = 0.001
+LARS_MOMENTUM = 0.9
+#: What each optimizer is given besides its schedules.  LARS applies WEIGHT_DECAY in its
+#: own update; the others get it from add_weight_decay.
+OPTIMIZER_HYPERPARAMETERS = {
+    'rmsprop_warmup': dict(lr_rmsprop=LR_RMSPROP),
+    'momentum': {},
+    'lars': dict(eta=LARS_ETA, weight_decay=WEIGHT_DECAY, momentum=LARS_MOMENTUM),
+}
+#: The recipe every other is compared with, seed by seed.
+REFERENCE_RECIPE = 'paper'
 #: Pixels of random translation (the digits' only augmentation).
 MAX_SHIFT = 1
 #: Points of each run's hyperparameter trace kept in the results.
@@ -61,9 +80,9 @@ TRACE_POINTS = 21
 class Recipe:
     """One training recipe: optimizer, learning-rate schedule, alpha_SGD, BN statistics."""
     name: str
-    optimizer: str   # 'rmsprop_warmup' (A.1 hybrid) or 'momentum'
-    lr: str          # 'slow_start' (A.2) or 'goyal' (linear scaling, 5-epoch warm-up)
-    alpha_sgd: str   # 'elu' (A.1 transition) or 'one' (momentum SGD throughout)
+    optimizer: str   # 'rmsprop_warmup' (A.1 hybrid), 'momentum' or 'lars'
+    lr: str          # 'slow_start' (A.2), 'goyal' (linear scaling, warm-up) or 'lars'
+    alpha_sgd: str   # 'elu' (A.1 transition), 'one' (momentum SGD) or 'none' (LARS)
     bn: str          # 'last_batch' (Section 2) or 'moving_average'
     summary: str
 
@@ -73,6 +92,8 @@ RECIPES = collections.OrderedDict((r.name, r) for r in (
            "the paper's: RMSprop warm-up, slow start, last-batch BN"),
     Recipe('goyal', 'momentum', 'goyal', 'one', 'moving_average',
            "Goyal et al.'s: momentum SGD, linear scaling with warm-up, moving-average BN"),
+    Recipe('lars', 'lars', 'lars', 'none', 'moving_average',
+           "You et al.'s: LARS, warm-up and polynomial decay of gamma, moving-average BN"),
     Recipe('no-rmsprop-warmup', 'rmsprop_warmup', 'slow_start', 'one', 'last_batch',
            "the paper's with alpha_SGD = 1 throughout (no RMSprop warm-up)"),
     Recipe('goyal-lr', 'rmsprop_warmup', 'goyal', 'elu', 'last_batch',
@@ -94,8 +115,8 @@ def alpha_sgd_one(epoch):
 def recipe_schedules(recipe, total_batch, epochs):
     """``{optimizer attribute: f(epoch)}`` of ``recipe``, built from :func:`schedules.recipe`."""
     paper = schedules.recipe('rmsprop_warmup', total_batch, epochs)
-    goyal = schedules.recipe('momentum', total_batch, epochs)
-    result = {'lr': paper['lr'] if recipe.lr == 'slow_start' else goyal['lr']}
+    lr_of = {'slow_start': 'rmsprop_warmup', 'goyal': 'momentum', 'lars': 'lars'}
+    result = {'lr': schedules.recipe(lr_of[recipe.lr], total_batch, epochs)['lr']}
     if recipe.optimizer == 'rmsprop_warmup':
         result['alpha_sgd'] = paper['alpha_sgd'] if recipe.alpha_sgd == 'elu' else alpha_sgd_one
     return result
@@ -146,7 +167,8 @@ class ShiftedImages(chainer.dataset.DatasetMixin):
 
 class HyperparameterTrace(object):
     """Optimizer hook (``'pre'``): the lr, alpha_SGD and eta_RMSprop each update runs with,
-    read from a parameter's update rule, i.e. what the kernel actually receives."""
+    read from a parameter's update rule, i.e. what the kernel actually receives (None
+    for a hyperparameter the optimizer does not have: LARS has neither alpha nor eta_RMSprop)."""
 
     name = 'HyperparameterTrace'
     timing = 'pre'
@@ -158,8 +180,9 @@ class HyperparameterTrace(object):
     def __call__(self, optimizer):
         rule = next(iter(optimizer.target.params())).update_rule
         hp = rule.hyperparam
-        self.rows.append((optimizer.t, float(hp.lr), float(hp.alpha_sgd),
-                          float(hp.lr_rmsprop)))
+        self.rows.append((optimizer.t, float(hp.lr)) + tuple(
+            None if getattr(hp, name, None) is None else float(getattr(hp, name))
+            for name in ('alpha_sgd', 'lr_rmsprop')))
 
     def thinned(self, total_batch, n_train, points=TRACE_POINTS):
         """``[[update_index, epoch, lr, alpha_sgd, lr_rmsprop]]`` at evenly spaced updates;
@@ -192,9 +215,11 @@ def train_one(recipe_name, total_batch, seed, epochs, data=None):
         use_last_batch_statistics(model)
     plan = recipe_schedules(recipe, total_batch, epochs)
     start = {attr: schedule(0.0) for attr, schedule in plan.items()}
-    optimizer = optimizers.for_recipe(recipe.optimizer, lr_rmsprop=LR_RMSPROP, **start)
+    optimizer = optimizers.for_recipe(recipe.optimizer,
+                                      **OPTIMIZER_HYPERPARAMETERS[recipe.optimizer], **start)
     optimizer.setup(model)
-    add_weight_decay(model, rate=WEIGHT_DECAY)
+    if recipe.optimizer != 'lars':   # LARS has it in its update
+        add_weight_decay(model, rate=WEIGHT_DECAY)
     trace = HyperparameterTrace()
     optimizer.add_hook(trace)
 
@@ -223,6 +248,7 @@ def train_one(recipe_name, total_batch, seed, epochs, data=None):
         workers=total_batch // B_LOCAL, b_local=B_LOCAL, updates=n_updates,
         top1=top1(model, val, t_val), train_top1=top1(model, seen, t_train),
         finite=bool(finite), seconds=round(seconds, 2),
+        blas_threads=blas_setup.describe()['threads'],
         eta_base=schedules.eta_base(total_batch),
         bn_decay=sorted({float(link.decay) for _, link in batch_normalization_links(model)}),
         trace=trace.thinned(total_batch, n_train))
@@ -253,36 +279,102 @@ def read_finished(path):
     return records
 
 
+def finished_runs(out):
+    """``{run key: record}`` of the runs done in ``out``: the records of an earlier
+    ``results.json`` (a committed sweep), then those of ``runs.jsonl``."""
+    done = {}
+    path = os.path.join(out, RESULTS_JSON)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                done.update((run_key(rec), rec) for rec in json.load(f)['records'])
+        except (ValueError, KeyError, TypeError) as e:
+            print('{}: {} is not a results file ({}); its runs are done again'.format(
+                PROG, path, e), file=sys.stderr)
+    done.update((run_key(rec), rec) for rec in read_finished(os.path.join(out, RUNS_JSONL)))
+    return done
+
+
+def plan_problem(out, plan):
+    """Why ``out`` cannot take a sweep of ``plan`` (its results.json is of another plan,
+    whose runs would be dropped from it), or None."""
+    path = os.path.join(out, RESULTS_JSON)
+    try:
+        with open(path) as f:
+            old = json.load(f)['plan']
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if old.get('epochs') != plan['epochs']:
+        return ('{} holds a sweep of {} epochs per run, not {}; use another --out'.format(
+            path, old.get('epochs'), plan['epochs']))
+    return None
+
+
+def in_plan(records, plan):
+    """The records of ``plan``'s batches, seeds and epochs, in batch, recipe, seed order."""
+    keep = [r for r in records if r['total_batch'] in plan['batches'] and
+            r['seed'] in plan['seeds'] and r['epochs'] == plan['epochs'] and
+            r['recipe'] in RECIPES]
+    return sorted(keep, key=lambda r: (r['total_batch'], list(RECIPES).index(r['recipe']),
+                                       r['seed']))
+
+
 def _worker_init(jobs):
-    blas_setup.limit_threads(local_ranks=jobs, loader_processes=0)  # a share of the cores
+    # Ctrl-C reaches the terminal's whole process group: the sweep itself decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    blas_setup.limit_threads(cores.of_process(jobs), loader_processes=0)
+
+
+class Interrupted(Exception):
+    """The sweep stopped on Ctrl-C: ``kept`` of ``wanted`` runs are in ``runs.jsonl``."""
+
+    def __init__(self, kept, wanted, dropped, runs_path):
+        super(Interrupted, self).__init__(kept, wanted, dropped, runs_path)
+        self.kept, self.wanted, self.dropped, self.runs_path = kept, wanted, dropped, runs_path
+
+    def line(self):
+        return ('interrupted: {} of {} runs kept in {} ({} in progress dropped); run the '
+                'same command again to do the others'.format(
+                    self.kept, self.wanted, self.runs_path, self.dropped))
 
 
 def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print):
-    """Run every (recipe, batch, seed) of ``plan`` not yet in ``OUT/runs.jsonl``."""
+    """Run every (recipe, batch, seed) of ``plan`` not yet done in ``out``
+    (:func:`finished_runs`); returns every record of the plan there, of any recipe."""
     os.makedirs(out, exist_ok=True)
     runs_path = os.path.join(out, RUNS_JSONL)
     wanted = [(r, b, s, plan['epochs']) for b in plan['batches'] for r in recipes
               for s in plan['seeds']]
-    done = {run_key(rec): rec for rec in read_finished(runs_path)}
+    done = finished_runs(out)
     todo = [key for key in wanted if key not in done]
     if len(todo) < len(wanted):
-        log('{} of {} runs already in {}'.format(len(wanted) - len(todo), len(wanted),
-                                                 runs_path))
-    data = load_digits()
-    context = multiprocessing.get_context('spawn')
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
-                                                initializer=_worker_init,
-                                                initargs=(jobs,)) as pool:
+        log('{} of {} runs already in {} ({}, {})'.format(
+            len(wanted) - len(todo), len(wanted), out, RESULTS_JSON, RUNS_JSONL))
+    running = 0
+    try:
+        data = load_digits()
+        context = multiprocessing.get_context('spawn')
+        pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
+                                                      initializer=_worker_init,
+                                                      initargs=(jobs,))
         futures = {pool.submit(train_one, *key, data=data): key for key in todo}
+        running = min(jobs, len(todo))
         for count, future in enumerate(concurrent.futures.as_completed(futures), 1):
             record = future.result()
             with open(runs_path, 'a') as f:
                 f.write(json.dumps(record) + '\n')
             done[run_key(record)] = record
+            running = min(jobs, len(todo) - count)
             log('[{}/{}] {:>18} batch {:>5} seed {}: top-1 {:.1%} ({:.0f} s)'.format(
                 count, len(todo), record['recipe'], record['total_batch'], record['seed'],
                 record['top1'], record['seconds']))
-    return [done[key] for key in wanted]
+    except KeyboardInterrupt:
+        for worker in multiprocessing.active_children():  # the pool's: stop them now
+            worker.terminate()
+        kept = sum(key in done for key in wanted)
+        raise Interrupted(kept, len(wanted), running, runs_path)
+    pool.shutdown()
+    return in_plan(done.values(), plan)
 
 
 def summarize(records):
@@ -316,6 +408,120 @@ def format_table(summary):
     return '\n'.join(lines) + '\n'
 
 
+def paired_differences(records, reference=REFERENCE_RECIPE):
+    """``{recipe: {batch: [(seed, top-1 - reference's top-1 at that seed)]}}`` for every
+    recipe but ``reference``, over the seeds both ran (same seed: same initial weights,
+    data order and shifts), from the unrounded top-1."""
+    top1 = {(r['recipe'], r['total_batch'], r['seed']): r['top1'] for r in records}
+    out = collections.OrderedDict()
+    for (recipe, batch, seed), value in sorted(top1.items(), key=lambda kv: (
+            list(RECIPES).index(kv[0][0]), kv[0][1], kv[0][2])):
+        if recipe == reference or (reference, batch, seed) not in top1:
+            continue
+        out.setdefault(recipe, collections.OrderedDict()).setdefault(batch, []).append(
+            (seed, value - top1[reference, batch, seed]))
+    return out
+
+
+def sign_agreement(differences):
+    """``(k, n)``: how many of the ``n`` differences have the sign of their mean (a zero
+    mean counts the zero differences)."""
+    def sign(x):
+        x = round(x, 12)   # top-1 is a multiple of 1 / |validation set|
+        return (x > 0) - (x < 0)
+    mean = sign(math.fsum(differences) / len(differences))
+    return sum(1 for d in differences if sign(d) == mean), len(differences)
+
+
+def format_paired(paired, reference=REFERENCE_RECIPE):
+    """Markdown: per recipe and batch, the mean difference from ``reference`` in points,
+    the per-seed differences, and how many seeds share the mean's sign."""
+    batches = sorted({b for row in paired.values() for b in row})
+    seeds = sorted({seed for row in paired.values() for diffs in row.values()
+                    for seed, _ in diffs})
+    lines = ['Validation top-1 minus `{}` on the same seed, in points: mean (seeds {}) '
+             'k/n, k = seeds with the sign of the mean.'.format(
+                 reference, ', '.join(map(str, seeds))), '',
+             '| recipe − {} | '.format(reference) +
+             ' | '.join('batch {}'.format(b) for b in batches) + ' |',
+             '|---|' + '---|' * len(batches)]
+    for recipe, row in paired.items():
+        cells = []
+        for b in batches:
+            diffs = [d for _, d in row.get(b, [])]
+            if not diffs:
+                cells.append('')
+                continue
+            k, n = sign_agreement(diffs)
+            cells.append('{:+.1f} ({}) {}/{}'.format(
+                100 * math.fsum(diffs) / n, ', '.join('{:+.1f}'.format(100 * d) for d in diffs),
+                k, n))
+        lines.append('| {} | {} |'.format(recipe, ' | '.join(cells)))
+    return '\n'.join(lines) + '\n'
+
+
+def format_batch_share(batches, n_train):
+    """One line: each total batch as a share of the training set, and the paper's."""
+    paper = paper_numbers.HEADLINE['total_batch'], paper_numbers.IMAGENET_TRAIN
+    return ('Total batch as a share of the {:,} training images: {}; the paper\'s '
+            '{:,} of ImageNet\'s {:,}: {:.2f} %.\n'.format(
+                n_train, ', '.join('{} = {:.1f} %'.format(b, 100.0 * b / n_train)
+                                   for b in batches),
+                paper[0], paper[1], 100.0 * paper[0] / paper[1]))
+
+
+def _clock(seconds):
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return '{} min {} s'.format(minutes, rest)
+
+
+def format_facts(result):
+    """Markdown list of what ``results.json`` records about the runs: the wall-clock of
+    each sweep that trained runs, the runs' own training times, the train/validation gap
+    and the BLAS threads of the workers."""
+    records = result['records']
+    lines = []
+    for sweep_ in result.get('sweeps', []):
+        kernel = (sweep_.get('parent_blas') or {}).get('kernel')
+        where = ', '.join([str(sweep_[k]) for k in ('date', 'cpu') if sweep_.get(k)] + (
+            ['OpenBLAS kernel ' + kernel] if kernel else []))
+        load = sweep_.get('loadavg')
+        lines.append('- `{}`: {} new runs in {:,.1f} s ({}) of wall-clock{}{}.'.format(
+            sweep_['command'], sweep_['new_runs'], sweep_['elapsed_s'],
+            _clock(sweep_['elapsed_s']), ', ' + where if where else '',
+            ', load average {:.2f} / {:.2f} / {:.2f} (1 / 5 / 15 min) at the end'.format(
+                *load) if load else ''))
+    by_recipe = collections.OrderedDict()
+    for rec in records:
+        by_recipe.setdefault(rec['recipe'], []).append(rec['seconds'])
+    lines.append('- Training time of the runs themselves (`seconds`, `trainer.run` in the '
+                 'worker), summed: {:,.1f} s over {} runs ({}).'.format(
+                     math.fsum(t for v in by_recipe.values() for t in v), len(records),
+                     ', '.join('{} {:,.1f} s'.format(k, math.fsum(v))
+                               for k, v in by_recipe.items())))
+    gaps = collections.OrderedDict()
+    for rec in records:
+        gaps.setdefault((rec['recipe'], rec['total_batch']), []).append(
+            (rec['train_top1'] - rec['top1'], rec['seed']))
+    means = {key: numpy.mean([g for g, _ in v]) for key, v in gaps.items()}
+    worst_group = max(means, key=means.get)
+    worst_run = max(((g, seed, key) for key, v in gaps.items() for g, seed in v))
+    lowest_run = min(((g, seed, key) for key, v in gaps.items() for g, seed in v))
+    lines.append('- Training minus validation top-1: largest mean over seeds {:+.1f} points '
+                 '({} at batch {}); largest single run {:+.1f} ({} at batch {}, seed {}); '
+                 'smallest {:+.1f} ({} at batch {}, seed {}).'.format(
+                     100 * means[worst_group], worst_group[0], worst_group[1],
+                     100 * worst_run[0], worst_run[2][0], worst_run[2][1], worst_run[1],
+                     100 * lowest_run[0], lowest_run[2][0], lowest_run[2][1],
+                     lowest_run[1]))
+    threads = collections.Counter(rec.get('blas_threads') for rec in records)
+    known = sorted((t, n) for t, n in threads.items() if t is not None)
+    lines.append('- BLAS threads of each run\'s worker process (`blas_threads`): {}{}.'.format(
+        ', '.join('{} in {} runs'.format(t, n) for t, n in known) or 'not recorded',
+        '; {} earlier runs do not record it'.format(threads[None]) if threads[None] else ''))
+    return '\n'.join(lines) + '\n'
+
+
 def plot(summary, path):
     """Top-1 against total batch size (log scale), one line per recipe, ± sd bars."""
     import matplotlib
@@ -326,7 +532,7 @@ def plot(summary, path):
         batches = list(row)
         means = [100 * row[b][0] for b in batches]
         sds = [100 * row[b][1] if row[b][2] > 1 else 0.0 for b in batches]
-        style = '-' if recipe in ('paper', 'goyal') else '--'
+        style = '-' if recipe in ('paper', 'goyal', 'lars') else '--'
         ax.errorbar(batches, means, yerr=sds, fmt='o' + style, capsize=3, label=recipe,
                     linewidth=2 if style == '-' else 1)
     ax.set_xscale('log', base=2)
@@ -342,23 +548,72 @@ def plot(summary, path):
     plt.close(fig)
 
 
-def write_outputs(out, plan, records, command, seconds):
+def cpu_model(path='/proc/cpuinfo'):
+    """The CPU's model name, or None."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def sweep_history(out, records, command, seconds):
+    """The ``sweeps`` of ``results.json``: those of the one in ``out``, plus this one if it
+    added runs (an older file's single ``command``/``elapsed_s``/``blas`` becomes the first).
+    ``parent_blas`` is this process's BLAS, which trains nothing; each record has its
+    worker's threads."""
+    history, before = [], set()
+    path = os.path.join(out, RESULTS_JSON)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)
+            before = {run_key(rec) for rec in old['records']}
+            history = old.get('sweeps') or [dict(
+                command=old['command'], elapsed_s=old['elapsed_s'],
+                new_runs=len(old['records']), parent_blas=old.get('blas'))]
+        except (ValueError, KeyError, TypeError):
+            history, before = [], set()
+    new = sum(1 for rec in records if run_key(rec) not in before)
+    if new:
+        history.append(dict(
+            command=command, elapsed_s=round(seconds, 1), new_runs=new,
+            date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d'),
+            cpu=cpu_model(), cores=cores.of_process(),
+            loadavg=[round(x, 2) for x in os.getloadavg()],
+            parent_blas=blas_setup.describe()))
+    return history
+
+
+def table_md(records, plan, n_train):
+    """``table.md``: mean ± sd, the batch's share of the data, paired differences."""
     summary = summarize(records)
+    batches = sorted({rec['total_batch'] for rec in records})
+    return ('Validation top-1 (%), mean ± sd over seeds {}, {} epochs per run.\n\n'.format(
+        list(plan['seeds']), plan['epochs']) + format_table(summary) + '\n' +
+        format_batch_share(batches, n_train) + '\n' + format_paired(paired_differences(records)))
+
+
+def write_outputs(out, plan, records, command, seconds):
+    n_train = len(load_digits()[1])
     result = dict(
-        command=command, elapsed_s=round(seconds, 1), plan=plan, b_local=B_LOCAL,
-        model='CifarResNet(n=1) (ResNet-8, widths 16/32/64), 8x8 grey digits',
-        recipes={name: asdict(r) for name, r in RECIPES.items()},
-        blas=blas_setup.describe(), records=records)
-    paths = {name: os.path.join(out, name) for name in (RESULTS_JSON, TABLE_MD, PLOT_PNG)}
+        sweeps=sweep_history(out, records, command, seconds), plan=plan, b_local=B_LOCAL,
+        n_train=n_train, model='CifarResNet(n=1) (ResNet-8, widths 16/32/64), 8x8 grey digits',
+        recipes={name: asdict(r) for name, r in RECIPES.items()}, records=records)
+    paths = {name: os.path.join(out, name)
+             for name in (RESULTS_JSON, TABLE_MD, FACTS_MD, PLOT_PNG)}
     tmp = paths[RESULTS_JSON] + '.tmp-{}'.format(os.getpid())
     with open(tmp, 'w') as f:
         json.dump(result, f, indent=1)
     os.replace(tmp, paths[RESULTS_JSON])
     with open(paths[TABLE_MD], 'w') as f:
-        f.write('Validation top-1 (%), mean ± sd over seeds {}, {} epochs per run.\n\n'.format(
-            list(plan['seeds']), plan['epochs']))
-        f.write(format_table(summary))
-    plot(summary, paths[PLOT_PNG])
+        f.write(table_md(records, plan, n_train))
+    with open(paths[FACTS_MD], 'w') as f:
+        f.write(format_facts(result))
+    plot(summarize(records), paths[PLOT_PNG])
     return paths
 
 
@@ -384,14 +639,22 @@ def main(argv=None):
         print('{}: --recipes: unknown recipe {} (known: {})'.format(
             PROG, ', '.join(map(repr, unknown)) or "''", ', '.join(RECIPES)), file=sys.stderr)
         return 2
-    jobs = args.jobs if args.jobs is not None else len(os.sched_getaffinity(0))
+    jobs = args.jobs if args.jobs is not None else cores.of_process()
     if jobs < 1:
         print('{}: --jobs must be >= 1, got {}'.format(PROG, jobs), file=sys.stderr)
         return 2
     plan = QUICK if args.quick else FULL
+    problem = plan_problem(args.out, plan)
+    if problem:
+        print('{}: --out: {}'.format(PROG, problem), file=sys.stderr)
+        return 2
     command = ' '.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
     started = time.time()
-    records = sweep(plan, args.out, jobs, recipes)
+    try:
+        records = sweep(plan, args.out, jobs, recipes)
+    except Interrupted as e:
+        print('{}: {}'.format(PROG, e.line()), file=sys.stderr)
+        return 128 + signal.SIGINT
     paths = write_outputs(args.out, plan, records, command, time.time() - started)
     print(format_table(summarize(records)), end='')
     print('wrote {} in {:.0f} s'.format(', '.join(paths.values()), time.time() - started))

@@ -1,66 +1,17 @@
 """Stop every rank at the same iteration when any rank got a stop signal, and snapshot there.
 
-:func:`catch` installs handlers that only record the signal.  :class:`StopOnSignal`
-runs last at every iteration: one integer MPI all-reduce (MAX) tells every rank
+:mod:`chainer_ext.stop_signals` installs handlers that only record the signal.
+:class:`StopOnSignal` runs last at every iteration: one integer MPI all-reduce (MAX) tells every rank
 whether any rank was signalled; if so all write ``OUT/snapshots/iter-N`` through the
 atomic protocol and raise :class:`Preempted`, which the training script turns into
-exit status :data:`PREEMPTED_STATUS`.  Why these choices: docs/DESIGN.md.
+exit status :data:`chainer_ext.stop_signals.PREEMPTED_STATUS`.  Why these choices: docs/DESIGN.md.
 """
-import signal
-
 import numpy
 
 from chainer.training import extension
 
-#: Exit status of a job stopped by a signal after saving (sysexits.h EX_TEMPFAIL:
-#: "a temporary failure; the user is invited to retry").
-PREEMPTED_STATUS = 75
-
-_received = [0]  # the last stop signal this process got (0: none)
-
-
-def parse_signals(text):
-    """``'TERM,USR1'`` -> ``[SIGTERM, SIGUSR1]``; ValueError naming an unknown one."""
-    found = []
-    for name in (n.strip().upper() for n in text.split(',') if n.strip()):
-        name = name if name.startswith('SIG') else 'SIG' + name
-        number = signal.Signals.__members__.get(name)
-        if number is None or number in (signal.SIGKILL, signal.SIGSTOP):
-            raise ValueError('{} is not a signal that can be caught'.format(name[3:]))
-        found.append(number)
-    if not found:
-        raise ValueError('no signal named')
-    return found
-
-
-def ignore_in_children(signals):
-    """Ignore the ``signals`` that would kill loader processes, before starting them.
-
-    Launchers (``prterun``, ``srun``) send a forwarded signal to each rank's
-    process group, loader processes included; ``SIGUSR1``'s default action ends
-    them.  ``SIGTERM`` and ``SIGINT`` stay as they are: a pool's ``terminate()``
-    needs them.  Call :func:`catch` afterwards in the rank itself.
-    """
-    for sig in signals:
-        if sig not in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
-
-
-def catch(signals):
-    """Record ``signals`` instead of dying of them (main thread only)."""
-    def record(signum, frame):
-        _received[0] = int(signum)
-    for sig in signals:
-        signal.signal(sig, record)
-
-
-def received():
-    """The stop signal this process got (0 if none)."""
-    return _received[0]
-
-
-def signal_name(signum):
-    return signal.Signals(signum).name
+from chainer_ext.stop_signals import received
+from chainer_ext.stop_signals import signal_name
 
 
 class Preempted(Exception):

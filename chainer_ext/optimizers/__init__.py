@@ -1,10 +1,14 @@
-"""Optimizers of the reproduction (Akiba et al. 2017, Appendix A.1).
+"""Optimizers of the reproduction (Akiba et al. 2017, Appendix A.1) and of its baselines.
 
 * :class:`RMSpropWarmup` -- the hybrid momentum-SGD / RMSprop-with-momentum update rule;
-  :func:`for_recipe` -- it, or momentum SGD, for a recipe's name.
+* :class:`LARS` -- You, Gitman & Ginsburg's layer-wise adaptive rate scaling (Algorithm 1);
+* :func:`for_recipe` -- the optimizer of a recipe's name (``NAMES``);
 * :func:`add_weight_decay` -- Goyal et al.'s weight decay on conv/linear ``W`` only.
 """
-from chainer_ext.optimizers.rmsprop_warmup import for_recipe  # NOQA
+from chainer_ext.optimizers.lars import LARS  # NOQA
+from chainer_ext.optimizers.lars import LARSRule  # NOQA
+from chainer_ext.optimizers.recipe import for_recipe  # NOQA
+from chainer_ext.optimizers.recipe import NAMES  # NOQA
 from chainer_ext.optimizers.rmsprop_warmup import RMSpropWarmup  # NOQA
 from chainer_ext.optimizers.rmsprop_warmup import RMSpropWarmupRule  # NOQA
 from chainer_ext.optimizers.weight_decay import add_weight_decay  # NOQA

@@ -238,16 +238,3 @@ class RMSpropWarmup(optimizer.GradientMethod):
             for param in link.params():
                 param.update_rule.use_fp32_update(flag)
 
-
-def for_recipe(name, lr_rmsprop=3e-4, **hyperparams):
-    """The update rule of a recipe: ``'rmsprop_warmup'`` (A.1's hybrid) or ``'momentum'``.
-
-    Goyal et al.'s momentum SGD (with their momentum correction) is A.1 at
-    alpha_SGD = 1 without the RMSprop term, whose momentum does not contain eta.
-    ``hyperparams`` are the starting ``lr`` (and ``alpha_sgd``) of the schedules.
-    """
-    if name == 'rmsprop_warmup':
-        return RMSpropWarmup(lr_rmsprop=lr_rmsprop, **hyperparams)
-    if name == 'momentum':
-        return RMSpropWarmup(lr_rmsprop=0.0, alpha_sgd=1.0, **hyperparams)
-    raise ValueError("optimizer must be 'rmsprop_warmup' or 'momentum', got {!r}".format(name))

@@ -9,8 +9,9 @@ next snapshot write fails with EFBIG on that rank), a signal name such as
 at most 120 s, for a stop signal from outside) or ``none``.  RANK ``all``
 injects on every rank.  ITERATION is a comma-separated list of places: a number
 of updates done (0: during the first update), ``startup`` (while the model is
-built), ``validation`` (inside the evaluator) or ``write`` (at the start of
-every snapshot write).
+built), ``validation`` (inside the evaluator), ``write`` (at the start of
+every snapshot write), ``rankfile`` (while each rank writes its snapshot file) or
+``start`` (at the first step of ``main``, which may re-execute the process).
 """
 import os
 import resource
@@ -26,10 +27,10 @@ from chainer.training import StandardUpdater  # noqa: E402
 
 
 def wait_for_stop_signal(limit=120):
-    from chainer_ext.extensions import stop_on_signal
+    from chainer_ext import stop_signals
     print('WAITING-AT {:.3f}'.format(time.time()), flush=True)
     deadline = time.time() + limit
-    while not stop_on_signal.received() and time.time() < deadline:
+    while not stop_signals.received() and time.time() < deadline:
         time.sleep(0.01)
 
 
@@ -67,11 +68,15 @@ def main():
         lambda updater: str(updater.iteration) in places)
     places.append('update')
     import train_imagenet
+    from chainer_ext import blas_setup
     from chainer_ext import snapshots
     from chainer_ext.evaluators import MultiNodeEvaluator
     train_imagenet.make_model = injecting('startup', train_imagenet.make_model)
     MultiNodeEvaluator.evaluate = injecting('validation', MultiNodeEvaluator.evaluate)
     snapshots.MultiNodeSnapshot.write = injecting('write', snapshots.MultiNodeSnapshot.write)
+    snapshots._write_full = injecting('rankfile', snapshots._write_full)
+    snapshots._write_slim = injecting('rankfile', snapshots._write_slim)
+    blas_setup.ensure_kernel = injecting('start', blas_setup.ensure_kernel)
     return train_imagenet.main(flags)
 
 
