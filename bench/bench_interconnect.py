@@ -47,6 +47,8 @@ for path in (REPO, os.path.join(REPO, 'tests')):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from cluster.slurm_cluster import parse_rate  # noqa: E402  (tc's units, used with --rates)
+
 #: The demo's local batch, and the parameters of its network (ResNet-18, 10 classes;
 #: a test counts them in models/).
 DEMO_BATCH = 32
@@ -224,29 +226,6 @@ def measure_demo(cluster, nodes, workdir, iterations, interval):
             'iterations': [first['iteration'], last['iteration']]}
 
 
-def shape(cluster, rate, queue='100ms'):
-    """TBF at ``rate`` on both directions of every node's link, or none; ``queue``
-    is how long a packet may wait in the shaper before it is dropped."""
-    from cluster.slurm_cluster import _sh
-    for name in cluster.node_names:
-        for ns, dev in ((cluster.node_ns[name], 'eth0'), (cluster.ctl_ns, 'v-' + name)):
-            base = ['nsenter', '--net=/run/netns/' + ns, '--', 'tc', 'qdisc']
-            _sh(*(base + ['del', 'dev', dev, 'root']), check=False)
-            if rate:
-                bits = parse_rate(rate)
-                burst = max(65536 * 2, int(bits / 8 / 250))  # >= 4 ms of traffic
-                _sh(*(base + ['add', 'dev', dev, 'root', 'tbf', 'rate', rate, 'burst',
-                              str(burst), 'latency', queue]))
-
-
-def parse_rate(rate):
-    units = {'gbit': 1e9, 'mbit': 1e6, 'kbit': 1e3, 'bit': 1.0}
-    for unit, factor in units.items():
-        if rate.endswith(unit):
-            return float(rate[:-len(unit)]) * factor
-    raise ValueError('rate must end with one of {}: {!r}'.format(', '.join(units), rate))
-
-
 def predict(result, rate):
     """The cost model's figures for one measured (nodes, link) setting."""
     from chainer_ext import cost_model
@@ -295,7 +274,7 @@ def run(rates=('10gbit', '2gbit'), sizes=(2, 4), reps=7, phase_iterations=5,
     workdir = tempfile.mkdtemp(prefix='bench-interconnect-')
     with SlurmCluster(nodes=max(sizes), cpus_per_node=1) as cluster:
         for rate in links:
-            shape(cluster, rate)
+            cluster.shape_links(rate)
             for n in sizes:
                 t0 = time.time()
                 result = {'link': rate or 'unshaped', 'nodes': n, 'load': os.getloadavg()}

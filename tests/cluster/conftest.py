@@ -4,6 +4,7 @@ script they submit, and the uninterrupted run they compare with.
 The tests skip, with one line, where no cluster can run (not root, no network
 namespaces, Slurm not installed: ``apt-get install slurm-wlm munge``), and when
 ``AKIBA_CLUSTER_TESTS=0`` (CI runs them in its first stack only).
+``AKIBA_CLUSTER_KEEP=1`` keeps the cluster's folder (its slurm.conf and logs).
 """
 import json
 import os
@@ -40,7 +41,7 @@ def skip_without_cluster():
 @pytest.fixture(scope='session')
 def cluster():
     skip_without_cluster()
-    with SlurmCluster(nodes=NODES) as c:
+    with SlurmCluster(nodes=NODES, keep=os.environ.get('AKIBA_CLUSTER_KEEP') == '1') as c:
         yield c
 
 

@@ -80,6 +80,15 @@ def unavailable_reason():
     return None
 
 
+def parse_rate(rate):
+    """``'2gbit'`` -> 2e9 bits/s (tc's units)."""
+    units = {'gbit': 1e9, 'mbit': 1e6, 'kbit': 1e3, 'bit': 1.0}
+    for unit, factor in units.items():
+        if rate.endswith(unit):
+            return float(rate[:-len(unit)]) * factor
+    raise ValueError('rate must end with one of {}: {!r}'.format(', '.join(units), rate))
+
+
 def _sh(*argv, check=True, **kw):
     proc = subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, **kw)
@@ -424,10 +433,19 @@ class SlurmCluster(object):
         return dict(line.split()[:2] for line in out.splitlines() if line.strip())
 
     def wait_nodes(self, state='idle', timeout=60, nodes=None):
+        """Wait until ``nodes`` (all by default) are in ``state`` and answering (sinfo
+        marks a node that does not answer with ``*``)."""
         nodes = nodes or self.node_names
-        self._wait_for(lambda: all(self.node_states().get(n, '').rstrip('*~#') == state
-                                   for n in nodes), timeout,
-                       'nodes {} not {}'.format(','.join(nodes), state), 'slurmctld.log')
+        seen = {}
+
+        def ready():
+            seen.update(self.node_states())
+            return all(seen.get(n) == state for n in nodes)
+        try:
+            self._wait_for(ready, timeout, 'nodes {} not {}'.format(','.join(nodes), state),
+                           'slurmctld.log')
+        except RuntimeError as e:
+            raise RuntimeError('{}\nnode states: {}'.format(e, seen)) from None
 
     # ---- faults and links ------------------------------------------------------------
     def kill_node(self, name):
@@ -445,19 +463,33 @@ class SlurmCluster(object):
     def restore_link(self, name):
         _sh('ip', '-n', self.ctl_ns, 'link', 'set', 'v-' + name, 'up')
 
-    def shape_links(self, rate, delay):
-        """Every node sends at most ``rate`` (e.g. ``'2gbit'``) after ``delay``
-        (``'100us'``) on its link: netem on each node's eth0 and on the bridge's
-        side of it, so both directions are shaped."""
+    def resume_node(self, name):
+        """Return node ``name`` to service once it answers again, as an administrator
+        does after a repair (``scontrol update State=RESUME``).  Slurm never pings a
+        node it set DOWN for not answering; it only asks it to register again once
+        every 20 pings (``SlurmdTimeout``/3 s apart: 200 s here)."""
+        self.run(['scontrol', 'update', 'NodeName=' + name, 'State=RESUME'], check=False)
+
+    def node_down_bound(self):
+        """Seconds from a node's last answer to Slurm setting it DOWN, at most.
+        slurmctld runs a ping cycle every ``SlurmdTimeout``/3 s and sets DOWN a node
+        whose last answer is ``SlurmdTimeout`` s older than the previous cycle: within
+        ``SlurmdTimeout`` * 4/3 s plus one cycle; 5 s more for this machine's load."""
+        return self.slurmd_timeout * 5 / 3 + 5
+
+    def shape_links(self, rate, queue='100ms'):
+        """Every node sends and receives at most ``rate`` (``'2gbit'``; ``None``: no
+        limit): ``tc tbf`` on each node's eth0 and on the bridge's side of it.  A packet
+        waits at most ``queue`` in the shaper, then is dropped.  No latency is added:
+        this kernel has no ``netem``."""
         for name in self.node_names:
             for ns, dev in ((self.node_ns[name], 'eth0'), (self.ctl_ns, 'v-' + name)):
-                _sh('nsenter', '--net=/run/netns/' + ns, '--', 'tc', 'qdisc', 'replace', 'dev', dev, 'root',
-                    'netem', 'delay', delay, 'rate', rate, 'limit', '100000')
-
-    def tc(self, name, *argv, check=True):
-        return _sh('nsenter', '--net=/run/netns/' + self.node_ns[name], '--', 'tc', *argv,
-                   check=check)
-
+                tc = ['nsenter', '--net=/run/netns/' + ns, '--', 'tc', 'qdisc']
+                _sh(*(tc + ['del', 'dev', dev, 'root']), check=False)
+                if rate:
+                    burst = max(2 * 65536, int(parse_rate(rate) / 8 / 250))  # >= 4 ms of traffic
+                    _sh(*(tc + ['add', 'dev', dev, 'root', 'tbf', 'rate', rate,
+                                'burst', burst, 'latency', queue]))
 
 CONF = """\
 # A private test cluster (tests/cluster/slurm_cluster.py); nothing outside this folder.
