@@ -33,7 +33,8 @@ test: setup
 
 # Debian's Slurm and munge, for tests/cluster/ (they start no daemon: the tests run their own).
 slurm:
-	@if ! command -v slurmctld >/dev/null 2>&1 && [ ! -x /usr/sbin/slurmctld ]; then \
+	@if ! PATH="$$PATH:/usr/sbin:/sbin" command -v slurmctld >/dev/null 2>&1 || \
+	    ! PATH="$$PATH:/usr/sbin:/sbin" command -v munged >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; \
 	fi
 
