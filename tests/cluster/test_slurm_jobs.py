@@ -86,6 +86,7 @@ def test_time_limit_stops_requeues_and_resumes(cluster, data, script, reference,
                                       'epoch-{}'.format(iteration // 6))
     assert 'resumed from {} (iteration {})'.format(snap, iteration) in text
     assert text.count('train_imagenet.py: finished') == 1
+    assert 'Traceback' not in text, text[-4000:]  # the loaders' helpers outlive the signal
     assert log_epochs(out) == list(range(1, EPOCH + 1))  # each epoch once
     assert max_weight_difference(out, reference) <= 1e-6
     signalled = stamped(text, 'SIGUSR1: telling the ranks')
