@@ -38,8 +38,9 @@ def skip_without_cluster():
         pytest.skip('no Slurm cluster: ' + reason)
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='package')
 def cluster():
+    """Up while tests/cluster/ runs; torn down before the rest of the suite."""
     skip_without_cluster()
     with SlurmCluster(nodes=NODES, keep=os.environ.get('AKIBA_CLUSTER_KEEP') == '1') as c:
         yield c
