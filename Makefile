@@ -3,6 +3,8 @@
 #   make test                        Python 3 of the PATH, its stack (below)
 #   make test PYTHON=python3.12      another interpreter, in its own .venv-python3.12
 #   make test STACK=current          force a stack from stacks/ (legacy: NumPy 1, current: NumPy 2)
+#   make test-cluster                the job scripts under a private Slurm cluster (root; installs
+#                                    slurm-wlm and munge with apt when they are missing)
 PYTHON  ?= python3
 STACK   ?= $(shell $(PYTHON) -c 'import sys; print("legacy" if sys.version_info < (3, 12) else "current")')
 VENV    ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
@@ -13,7 +15,7 @@ NP      ?= 2
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: setup demo test bench gpu-bundle clean-venv
+.PHONY: setup demo test test-cluster slurm bench gpu-bundle clean-venv
 
 $(VENV)/.installed: setup.py stacks/$(STACK).txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,16 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# Debian's Slurm and munge, for tests/cluster/ (they start no daemon: the tests run their own).
+slurm:
+	@if ! PATH="$$PATH:/usr/sbin:/sbin" command -v slurmctld >/dev/null 2>&1 || \
+	    ! PATH="$$PATH:/usr/sbin:/sbin" command -v munged >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; \
+	fi
+
+test-cluster: setup slurm
+	$(PY) -m pytest -q tests/cluster
 
 bench: setup
 	$(PY) bench/run_all.py

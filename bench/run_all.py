@@ -8,7 +8,9 @@ In order: ``bench_blas`` (GEMM per OpenBLAS kernel), ``bench_optimizer`` (goal 1
 ``bench_allreduce`` (goal 2; the 2 Gbit/s TCP link needs root and ``ip netns``/``tc``,
 and is skipped with a note otherwise), ``bench_input_pipeline`` (goal 3),
 ``bench_iteration`` (goals 4 and 5), ``bench_demo`` (the demo's epoch with OpenBLAS's
-set-up and the project's) and ``bench_scaling``, then the cost model
+set-up and the project's), ``bench_scaling`` and ``bench_interconnect`` (a Slurm cluster
+of its own: root and ``slurm-wlm munge``, skipped with a note otherwise; not with
+``--quick`` unless named in ``--only``), then the cost model
 (``python -m chainer_ext.cost_model``)
 for the paper's set-up and, calibrated on the scaling figures, for this machine.
 
@@ -48,7 +50,9 @@ import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer l
 from chainer_ext import blas_setup  # noqa: E402
 
 BENCHMARKS = ('blas', 'optimizer', 'allreduce', 'input_pipeline', 'iteration', 'demo',
-              'scaling')
+              'scaling', 'interconnect')
+#: Not run with --quick unless named with --only: it builds a Slurm cluster (minutes).
+FULL_ONLY = ('interconnect',)
 
 #: Settings per benchmark: the goal settings, and the smoke test's.
 SETTINGS = {
@@ -62,6 +66,7 @@ SETTINGS = {
         'iteration': dict(arch='resnet50', insize=224, batchsize=32, iterations=5,
                           warmup=2, rounds=2, state_arch='resnet50'),
         'scaling': dict(arch='resnet50', insize=224, batchsize=32, iterations=3),
+        'interconnect': dict(rates=('10gbit', '2gbit'), sizes=(2, 4), reps=7),
     },
     'quick': {
         'blas': dict(n=256, rounds=1),
@@ -72,6 +77,8 @@ SETTINGS = {
         'iteration': dict(arch='resnet18', insize=32, batchsize=4, iterations=4,
                           warmup=2, rounds=1, state_arch='resnet18'),
         'scaling': dict(arch='resnet18', insize=32, batchsize=4, iterations=1),
+        'interconnect': dict(rates=('2gbit',), sizes=(2,), reps=1, phase_iterations=1,
+                             demo_iterations=6, demo_interval=2),
     },
 }
 
@@ -218,9 +225,19 @@ def run_scaling(cfg):
     return bench_scaling.run(**cfg)
 
 
+def run_interconnect(cfg):
+    import bench_interconnect
+    sys.path.insert(0, os.path.join(REPO, 'tests'))
+    from cluster.slurm_cluster import unavailable_reason
+    reason = unavailable_reason()
+    if reason:
+        return {'skipped': reason}
+    return bench_interconnect.run(**cfg)
+
+
 RUNNERS = {'blas': run_blas, 'demo': run_demo, 'optimizer': run_optimizer, 'allreduce': run_allreduce,
            'input_pipeline': run_input_pipeline, 'iteration': run_iteration,
-           'scaling': run_scaling}
+           'scaling': run_scaling, 'interconnect': run_interconnect}
 
 
 def cost_model(args):
@@ -563,6 +580,33 @@ def section_scaling(res):
     return out + ['']
 
 
+def section_interconnect(res, goals):
+    import bench_interconnect
+    out = ['## The interconnect through a scheduler (`bench/bench_interconnect.py`)', '']
+    if 'error' in res:
+        goals.append(('interconnect', 'float16 / float32 all-reduce under Slurm', 'failed',
+                      '', None))
+        return out + _failed('bench_interconnect', res)
+    if 'skipped' in res:
+        goals.append(('interconnect', 'float16 / float32 all-reduce under Slurm', 'skipped',
+                      '', None))
+        return out + ['Skipped: {}.'.format(res['skipped']), '']
+    worst = max((r for r in res['settings'] if r['link'] != 'unshaped'),
+                key=lambda r: (r['nodes'], -bench_interconnect.parse_rate(r['link'])))
+    med = worst['allreduce']['median_s']
+    goals.append(('interconnect', 'float16 / float32 all-reduce, {} nodes at {}'.format(
+        worst['nodes'], worst['link']), '{:.2f}x'.format(med['float16'] / med['float32']),
+        'reported', None))
+    out += [bench_interconnect.__doc__.split('\n\n', 2)[2].strip().replace('``', '`'), '',
+            'Measured on {} ({} cores), started {} (load average {} at start, {} at end; the '
+            'benchmark\'s own ranks are in the end figure).'.format(
+                res['machine'].get('cpu_model', res['machine']['platform']),
+                res['machine']['cores'], res['started'], _load(res['load_start']),
+                _load(res['load_end'])), '',
+            bench_interconnect.table(res), '', bench_interconnect.explanation(res), '']
+    return out
+
+
 def _demote(text, levels=2):
     return '\n'.join(('#' * levels + line) if line.startswith('#') else line
                      for line in text.rstrip().splitlines())
@@ -583,6 +627,8 @@ def write_markdown(path, mode, machine, results, started, finished, cost_texts,
         body += section_memory(results['iteration'], goals)
     body += section_demo(results['demo'], goals) if 'demo' in results else []
     body += section_scaling(results['scaling']) if 'scaling' in results else []
+    body += section_interconnect(results['interconnect'], goals) if (
+        'interconnect' in results) else []
 
     head = ['# Benchmarks', '',
             'Generated by `python bench/run_all.py{}` on {} (UTC; {:.0f} min). Raw results: '
@@ -682,7 +728,9 @@ def main(argv=None):
         os.path.join(results_dir, 'BENCHMARKS.md') if args.quick
         else os.path.join(REPO, 'BENCHMARKS.md')))
     os.makedirs(results_dir, exist_ok=True)
-    names = [n for n in (args.only or BENCHMARKS) if n not in args.skip]
+    names = [n for n in (args.only or [b for b in BENCHMARKS
+                                       if not (args.quick and b in FULL_ONLY)])
+             if n not in args.skip]
 
     started = datetime.datetime.now(datetime.timezone.utc)
     machine = machine_info()

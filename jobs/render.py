@@ -84,10 +84,48 @@ def modelled_walltime(ranks, batchsize, max_hours=24.0):
     return _hms(want), note
 
 
+def _paper_numbers():
+    if REPO_ROOT not in sys.path:
+        sys.path.insert(0, REPO_ROOT)
+    from chainer_ext import paper_numbers
+    return paper_numbers
+
+
+def check_size(nodes, ranks_per_node, batchsize, cpus_per_task, loaderjob, walltime):
+    """Warnings about a size that runs badly; ValueError for one that cannot run."""
+    paper = _paper_numbers()
+    ranks = nodes * ranks_per_node
+    total = ranks * batchsize
+    if total > paper.IMAGENET_TRAIN:
+        raise ValueError(
+            '{} nodes x {} ranks x {} images = {:,} images per iteration, more than '
+            "ImageNet's {:,} training images: no rank would get one batch per epoch "
+            '(at most {:,} nodes at this size)'.format(
+                nodes, ranks_per_node, batchsize, total, paper.IMAGENET_TRAIN,
+                paper.IMAGENET_TRAIN // (ranks_per_node * batchsize)))
+    hours, minutes, secs = (int(x) for x in walltime.split(':'))
+    if 3600 * hours + 60 * minutes + secs <= STOP_SECONDS:
+        raise ValueError('walltime {} is not longer than the {} s before the limit at which '
+                         'the job is told to stop: it would stop as soon as it starts'
+                         .format(walltime, STOP_SECONDS))
+    warnings = []
+    largest = paper.HEADLINE['total_batch']
+    if total > largest:
+        warnings.append('total batch {:,} is larger than the paper\'s {:,} (the largest the '
+                        'recipe was shown to train)'.format(total, largest))
+    if loaderjob > cpus_per_task:
+        warnings.append('{} loader processes per rank but {} core(s) per rank: the loaders '
+                        'and the rank compete for the cores (use --loaderjob {} or more '
+                        '--cpus-per-node)'.format(loaderjob, cpus_per_task,
+                                                   max(1, cpus_per_task - 1)))
+    return warnings
+
+
 def render(kind, nodes=None, gpus_per_node=None, batchsize=32, cpus_per_node=None,
            walltime=None, job_name=None, loaderjob=None, directives=(),
-           script_name=None):
-    """Return the text of a job script; raises ValueError on bad sizes."""
+           script_name=None, on_warning=None):
+    """Return the text of a job script; raises ValueError on sizes that cannot run
+    and calls ``on_warning(line)`` for each that runs badly."""
     if kind not in KINDS:
         raise ValueError('unknown kind {!r}; choose from {}'.format(kind, sorted(KINDS)))
     template, d_nodes, d_gpn, d_cpus, gpu = KINDS[kind]
@@ -103,6 +141,8 @@ def render(kind, nodes=None, gpus_per_node=None, batchsize=32, cpus_per_node=Non
     cpus_per_task = cpus // gpn
     if loaderjob is None:
         loaderjob = cpus_per_task if gpu else max(1, min(4, cpus_per_task // 4))
+    if int(loaderjob) < 0:
+        raise ValueError('loader processes must be >= 0, got {}'.format(loaderjob))
     if walltime is None:
         if gpu:
             walltime, note = modelled_walltime(ranks, batchsize)
@@ -112,6 +152,9 @@ def render(kind, nodes=None, gpus_per_node=None, batchsize=32, cpus_per_node=Non
         note = 'set with --walltime'
     if not _WALLTIME.match(walltime):
         raise ValueError('walltime must be HH:MM:SS, got {!r}'.format(walltime))
+    for line in check_size(nodes, gpn, batchsize, cpus_per_task, int(loaderjob), walltime):
+        if on_warning is not None:
+            on_warning(line)
     if job_name is None:
         job_name = ('resnet50-{}x{}'.format(nodes, gpn) if gpu
                     else 'akiba-cpu-{}x{}'.format(nodes, gpn))
@@ -135,7 +178,7 @@ def render(kind, nodes=None, gpus_per_node=None, batchsize=32, cpus_per_node=Non
         'BATCHSIZE': batchsize, 'TOTAL_BATCH': ranks * batchsize,
         'CPUS_PER_NODE': cpus, 'CPUS_PER_TASK': cpus_per_task,
         'LOADERJOB': int(loaderjob), 'WALLTIME': walltime, 'WALLTIME_NOTE': note,
-        'JOB_NAME': job_name,
+        'JOB_NAME': job_name, 'KIND': kind,
     }
     with open(os.path.join(TEMPLATES, template)) as f:
         text = f.read()
@@ -145,6 +188,8 @@ def render(kind, nodes=None, gpus_per_node=None, batchsize=32, cpus_per_node=Non
         value = value.replace('STOP_SECONDS', str(STOP_SECONDS))
         snippet = snippet.replace('{{%s}}%s' % (key, '' if value else '\n'), value)
     text = text.replace('{{RUN_AND_REQUEUE}}\n', snippet)
+    with open(os.path.join(TEMPLATES, 'check_inputs.sh.part')) as f:
+        text = text.replace('{{CHECK_INPUTS}}\n', f.read())
     extra = ''.join(d + '\n' for d in directives)
     text = text.replace('{{EXTRA_DIRECTIVES}}\n', extra)
 
@@ -217,7 +262,8 @@ def main(argv=None):
         text = render(args.kind, args.nodes, args.gpus_per_node, args.batchsize,
                       args.cpus_per_node, args.walltime, args.job_name,
                       args.loaderjob, args.directive,
-                      script_name=args.output or 'job.sh')
+                      script_name=args.output or 'job.sh',
+                      on_warning=lambda line: print('warning: ' + line, file=sys.stderr))
     except ValueError as e:
         ap.error(str(e))
     if args.output:

@@ -53,15 +53,39 @@ IB_HCA=${IB_HCA:-mlx5_0}            # InfiniBand adapter name (ibstat / ibv_devi
 IB_PORT=${IB_PORT:-1}
 IB_IFNAME=${IB_IFNAME:-ib0}         # IP-over-IB interface (ip addr)
 LOCK_WAIT=${LOCK_WAIT:-600}         # s a requeued job waits for its predecessor to release $OUT
+NODE_TIMEOUT=${NODE_TIMEOUT:-120}   # s before mpiexec ends a job whose node stopped answering
 # ------------------------------------------------------------------------------
 
 RANKS=$((NODES * GPUS_PER_NODE))
 TOTAL_BATCH=$((RANKS * BATCHSIZE))
 DRY_RUN=${DRY_RUN:-0}
 
-if [ -n "${SLURM_JOB_NUM_NODES:-}" ] && [ "$SLURM_JOB_NUM_NODES" -ne "$NODES" ]; then
-    echo "error: Slurm gave $SLURM_JOB_NUM_NODES nodes but NODES=$NODES;" \
-         "render a script for this size: python jobs/render.py slurm-gpu --nodes N" >&2
+GOT_NODES=${SLURM_JOB_NUM_NODES:-$NODES}  # outside a job (a dry run): as rendered
+# ---- inputs: every problem named in the first seconds, DRY_RUN=1 included ----
+problems=()
+if [ "$GOT_NODES" -ne "$NODES" ]; then
+    problems+=("the job has $GOT_NODES nodes but NODES=$NODES: render a script for this size (python jobs/render.py slurm-gpu --nodes $GOT_NODES) or ask for $NODES nodes")
+fi
+[ -f "$REPO/train_imagenet.py" ] ||
+    problems+=("REPO=$REPO has no train_imagenet.py: set REPO to this project's checkout (default: the folder the job was submitted from)")
+[ -x "$VENV/bin/python" ] ||
+    problems+=("VENV=$VENV has no bin/python: set VENV to the project's virtual environment (make setup creates REPO/.venv)")
+if [ -d "$DATA" ]; then
+    [ -f "$TRAIN_LIST" ] && [ -r "$TRAIN_LIST" ] ||
+        problems+=("TRAIN_LIST=$TRAIN_LIST cannot be read: set TRAIN_LIST (default: \$DATA/train.txt)")
+    [ -f "$VAL_LIST" ] && [ -r "$VAL_LIST" ] ||
+        problems+=("VAL_LIST=$VAL_LIST cannot be read: set VAL_LIST (default: \$DATA/val.txt)")
+else
+    problems+=("DATA=$DATA is not a folder: set DATA to the image root the lists' paths are relative to")
+fi
+dir=$OUT
+while [ ! -e "$dir" ] && [ "$dir" != / ] && [ "$dir" != . ]; do dir=$(dirname "$dir"); done
+if [ ! -d "$dir" ] || [ ! -w "$dir" ] || [ ! -x "$dir" ]; then
+    problems+=("OUT=$OUT cannot be written ($dir is not a writable folder): set OUT")
+fi
+for problem in "${problems[@]}"; do echo "error: $problem" >&2; done
+if [ "${#problems[@]}" -gt 0 ]; then
+    if [ "$DRY_RUN" = 1 ]; then echo "DRY_RUN: the job would stop here" >&2; fi
     exit 1
 fi
 if [ "$DRY_RUN" != 1 ]; then
@@ -69,9 +93,6 @@ if [ "$DRY_RUN" != 1 ]; then
     # shellcheck disable=SC1091
     source "$VENV/bin/activate"
     cd "$REPO"
-    for f in "$TRAIN_LIST" "$VAL_LIST"; do
-        [ -r "$f" ] || { echo "error: cannot read $f (set DATA/TRAIN_LIST/VAL_LIST)" >&2; exit 1; }
-    done
     mkdir -p "$OUT"
 fi
 
@@ -97,10 +118,19 @@ case "$MPI_TRANSPORT" in
              --mca btl_openib_allow_ib 1) ;;                  # Open MPI 4 refuses openib on IB otherwise
     *) echo "error: MPI_TRANSPORT must be ucx or openib" >&2; exit 1 ;;
 esac
-# mpiexec does not forward the environment to remote ranks: "-x NAME" exports NAME.
-EXPORTS=(-x PATH -x LD_LIBRARY_PATH -x OMP_NUM_THREADS -x PYTHONUNBUFFERED
-         -x NCCL_IB_HCA -x NCCL_IB_DISABLE -x NCCL_SOCKET_IFNAME -x NCCL_DEBUG)
-if [ -n "${UCX_NET_DEVICES:-}" ]; then EXPORTS+=(-x UCX_NET_DEVICES); fi
+# A node that stops answering (its link dead without a reset: MPI would wait for it
+# forever): mpiexec probes its daemons' connections and ends the job after about
+# NODE_TIMEOUT s, naming the node ("lost communication with a remote daemon").
+MCA+=(--mca oob_tcp_keepalive_time $((NODE_TIMEOUT / 2))
+      --mca oob_tcp_keepalive_intvl $(((NODE_TIMEOUT + 11) / 12))
+      --mca oob_tcp_keepalive_probes 6)
+# mpiexec does not forward the environment to remote ranks: "-x NAME" exports NAME,
+# for the variables that are set (Open MPI warns about each one that is not).
+EXPORTS=()
+for name in PATH LD_LIBRARY_PATH OMP_NUM_THREADS PYTHONUNBUFFERED NCCL_IB_HCA \
+         NCCL_IB_DISABLE NCCL_SOCKET_IFNAME NCCL_DEBUG UCX_NET_DEVICES; do
+    if [ -n "${!name+set}" ]; then EXPORTS+=(-x "$name"); fi
+done
 
 # ---- the training command: the paper's settings ------------------------------
 # pure_nccl: NCCL all-reduce of float16 gradients; rmsprop_warmup: RMSprop->SGD
@@ -118,19 +148,43 @@ TRAIN=("$VENV/bin/python" "$REPO/train_imagenet.py"
 # This script forwards it as SIGUSR1 to the launcher, which forwards it to every
 # rank (a SIGTERM would make Open MPI kill the ranks at once): all ranks stop at
 # the same iteration, write $OUT/snapshots/iter-N and exit 75; the job is then
-# requeued and continues there (--resume auto).
+# requeued and continues there (--resume auto).  A run that wrote no snapshot is
+# not requeued: that would repeat forever (e.g. a time limit shorter than the
+# stop signal's lead), so the job ends and says so.
 PREEMPTED=75  # train_imagenet.py's exit status after stopping on a signal
+say() { echo "$(date '+%F %T.%3N') $*" >&2; }  # a line of this script, with the time
+written_since() {  # $1 (a glob under $OUT) written after the time $2 (seconds since 1970)
+    [ -n "$(find "$OUT" -path "$OUT/$1" -newermt "@$2" -print -quit 2>/dev/null)" ]
+}
 run() {
     if [ "$DRY_RUN" = 1 ]; then printf '%q ' "$@"; printf '\n'; return 0; fi
+    local started pid status=0
+    started=$(date +%s)
     "$@" &
-    local pid=$! status=0
-    trap 'kill -USR1 "$pid" 2>/dev/null || true' USR1 TERM
+    pid=$!
+    forward() {  # the stop signal reaches every rank as SIGUSR1 (see above)
+        say "$1: telling the ranks to stop at their next iteration"
+        kill -USR1 "$pid" 2>/dev/null || true
+    }
+    trap 'forward SIGUSR1' USR1
+    trap 'forward SIGTERM' TERM
     while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done  # a trap ends wait early
     wait "$pid" || status=$?
     trap - USR1 TERM
+    if [ "$status" -eq 0 ] && ! written_since model.npz "$started"; then
+        say "error: the launcher exited 0 but the training did not finish (no new" \
+            "$OUT/model.npz); the messages above say why"
+        status=1
+    fi
     if [ "$status" -eq "$PREEMPTED" ]; then
-        echo "stopped with a snapshot before the time limit: requeueing" >&2
-        scontrol requeue "${SLURM_JOB_ID:?}"  # same job id; needs #SBATCH --requeue
+        if written_since 'snapshots/*/manifest.json' "$started"; then
+            say "stopped with a snapshot on a stop signal: requeueing"
+            scontrol requeue "${SLURM_JOB_ID:?}"  # same job id; needs #SBATCH --requeue
+        else
+            say "error: stopped before a new snapshot (no iteration since the last one):" \
+                "not requeueing, which would repeat forever; give the job more time than" \
+                "the stop signal's lead (600 s) plus start-up, then resubmit"
+        fi
     fi
     return "$status"
 }

@@ -96,3 +96,25 @@ def test_run_all_quick(tmp_path):
         assert not blas_setup.older(project['kernel'], best), project['kernel']
         # OPENBLAS_CORETYPE=Prescott: NumPy 1.26's OpenBLAS runs Prescott, NumPy 2's Katmai
         assert blas_setup.older(old['kernel'], best), old['kernel']
+
+
+def test_interconnect_model_is_the_ring_formula_at_the_shaped_rate():
+    """bench_interconnect's prediction: 2(n-1) alpha + 2(n-1)/n S/B with B the tc rate
+    in bytes/s, S the gradient bytes of each dtype; the demo's parameter count is
+    ResNet-18's with 10 classes."""
+    bench = _import_bench('bench_interconnect')
+    from models import archs
+    assert bench.DEMO_PARAMETERS == sum(
+        p.size for p in archs['resnet18'](n_class=10).params())
+    assert bench.parse_rate('2gbit') == 2e9 and bench.parse_rate('500mbit') == 5e8
+    result = {'nodes': 4, 'allreduce': {'latency_s': 1e-4, 'n_elems': 1000000,
+                                        'link_Bps': 1e8},
+              'phases': {'forward_backward': 0.3, 'optimizer': 0.02}}
+    m = bench.predict(result, '2gbit')
+    by_hand = 2 * 3 * 1e-4 + 2 * 3 / 4.0 * 2e6 / 2.5e8
+    assert abs(m['allreduce_float16'] - by_hand) < 1e-12
+    assert abs(m['allreduce_float32'] - (2 * 3 * 1e-4 + 2 * 3 / 4.0 * 4e6 / 2.5e8)) < 1e-12
+    assert abs(m['allreduce_float16_at_link_rate'] - (6e-4 + 1.5 * 2e6 / 1e8)) < 1e-12
+    demo_ring = 6e-4 + 1.5 * 2 * bench.DEMO_PARAMETERS / 2.5e8
+    assert abs(m['demo_s_per_iteration'] - (0.32 + demo_ring)) < 1e-12
+    assert set(bench.predict(result, None)) == {'alpha_s', 'bandwidth_Bps'}

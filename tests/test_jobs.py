@@ -134,9 +134,22 @@ def flags(train_argv):
     return out
 
 
+def data_root(tmp_path):
+    """A data folder with both lists (their lines are not read by the scripts)."""
+    root = tmp_path / 'imagenet'
+    root.mkdir(exist_ok=True)
+    for name in ('train.txt', 'val.txt'):
+        (root / name).write_text('n01440764/a.JPEG 0\n')
+    return str(root)
+
+
 def dry_run(path, kind, nodes, tmp_path, env_extra=None, ranks_per_node=8):
-    env = dict(os.environ, DRY_RUN='1', TMPDIR=str(tmp_path))
-    env.pop('SLURM_JOB_NUM_NODES', None)
+    """``DRY_RUN=1 bash path`` as in a job of ``nodes`` nodes, with a checkout, a
+    venv and a data folder that exist (``env_extra`` changes any of them)."""
+    env = dict(os.environ, DRY_RUN='1', TMPDIR=str(tmp_path), REPO=REPO, VENV=sys.prefix,
+               DATA=data_root(tmp_path))
+    for name in ('SLURM_JOB_NUM_NODES', 'OUT', 'TRAIN_LIST', 'VAL_LIST'):
+        env.pop(name, None)
     if kind.startswith('slurm'):
         env['SLURM_JOB_NUM_NODES'] = str(nodes)
     else:
@@ -145,7 +158,11 @@ def dry_run(path, kind, nodes, tmp_path, env_extra=None, ranks_per_node=8):
                                     for i in range(nodes) for _ in range(ranks_per_node)))
         env['PBS_NODEFILE'] = str(nodefile)
         env['PBS_JOBID'] = '42.pbs'
-    env.update(env_extra or {})
+    for name, value in (env_extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return subprocess.run(['bash', str(path)], env=env, capture_output=True, text=True,
                           timeout=60)
 
@@ -315,25 +332,30 @@ def test_modelled_walltime():
 
 FAKE_TRAINING = '''
 import os, signal, sys, time
+ready, out, writes, wait = sys.argv[1:5]
 got = []
 signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
-open(sys.argv[1], 'w').close()
-deadline = time.time() + 60
+open(ready, 'w').close()
+deadline = time.time() + (60 if wait == 'wait' else 0)
 while not got and time.time() < deadline:
     time.sleep(0.01)
+time.sleep(1.1)  # what it writes is newer than the launch (1 s resolution)
+if writes == 'snapshot':
+    os.makedirs(os.path.join(out, 'snapshots', 'iter-7'))
+    open(os.path.join(out, 'snapshots', 'iter-7', 'manifest.json'), 'w').close()
+elif writes == 'model':
+    open(os.path.join(out, 'model.npz'), 'w').close()
 sys.exit(75 if got else 0)
 '''
 
 
-@pytest.mark.parametrize('kind,signum,requeue', [
-    ('slurm-cpu', signal.SIGUSR1, 'scontrol requeue 4242'),
-    ('pbs-gpu', signal.SIGTERM, 'qsub /repo/jobs/job.sh')])
-def test_stop_signal_is_forwarded_and_the_job_requeued(tmp_path, kind, signum, requeue):
-    """The scripts' run(): the scheduler's signal reaches the launcher as SIGUSR1,
-    and its exit status 75 requeues the job (scheduler commands are stubs here)."""
+def run_snippet(tmp_path, kind, writes, signum=None):
+    """The scripts' run() around a fake training that writes ``writes`` (a
+    snapshot, the model, nothing) and exits 75 if signalled, 0 otherwise; the
+    scheduler's commands are stubs.  Returns (status, output, stub calls)."""
     text = render.render(kind, nodes=1, script_name='jobs/job.sh')
     snippet = text[text.index('# ---- preemption'):]
-    snippet = snippet[:snippet.index('\n}\n') + 3]
+    snippet = snippet[:snippet.index('\n}\n', snippet.index('\nrun() {')) + 3]
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     for tool in ('scontrol', 'qsub'):
@@ -341,20 +363,134 @@ def test_stop_signal_is_forwarded_and_the_job_requeued(tmp_path, kind, signum, r
         stub.write_text('#!/bin/sh\necho "{} $*" >> {}\n'.format(tool, tmp_path / 'called'))
         stub.chmod(0o755)
     (tmp_path / 'fake.py').write_text(FAKE_TRAINING)
-    ready = tmp_path / 'ready'
+    ready, out = tmp_path / 'ready', tmp_path / 'out'
+    out.mkdir()
     (tmp_path / 'job.sh').write_text(
-        'set -euo pipefail\nDRY_RUN=0\nJOB_SCRIPT=/repo/jobs/job.sh\n' + snippet
-        + 'run {} {} {}\n'.format(sys.executable, tmp_path / 'fake.py', ready))
+        'set -euo pipefail\nDRY_RUN=0\nJOB_SCRIPT=/repo/jobs/job.sh\nOUT={}\n'.format(out)
+        + snippet + 'run {} {} {} {} {} {}\n'.format(
+            sys.executable, tmp_path / 'fake.py', ready, out, writes,
+            'wait' if signum else 'exit'))
     env = dict(os.environ, PATH='{}:{}'.format(bin_dir, os.environ['PATH']),
                SLURM_JOB_ID='4242')
     job = subprocess.Popen(['bash', str(tmp_path / 'job.sh')], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 30
-    while not ready.exists() and time.time() < deadline and job.poll() is None:
-        time.sleep(0.01)
-    assert ready.exists(), job.communicate()[0]
-    job.send_signal(signum)
-    out, _ = job.communicate(timeout=60)
-    assert job.returncode == 75, out
-    assert (tmp_path / 'called').read_text() == requeue + '\n'
-    assert 'requeueing' in out
+    if signum:
+        deadline = time.time() + 30
+        while not ready.exists() and time.time() < deadline and job.poll() is None:
+            time.sleep(0.01)
+        assert ready.exists(), job.communicate()[0]
+        job.send_signal(signum)
+    output, _ = job.communicate(timeout=60)
+    called = tmp_path / 'called'
+    return job.returncode, output, called.read_text() if called.exists() else ''
+
+
+@pytest.mark.parametrize('kind,signum,requeue', [
+    ('slurm-cpu', signal.SIGUSR1, 'scontrol requeue 4242'),
+    ('pbs-gpu', signal.SIGTERM, 'qsub /repo/jobs/job.sh')])
+def test_stop_signal_is_forwarded_and_the_job_requeued(tmp_path, kind, signum, requeue):
+    """The scheduler's signal reaches the launcher as SIGUSR1; a run that stopped
+    with a new snapshot (exit 75) requeues the job."""
+    status, out, called = run_snippet(tmp_path, kind, 'snapshot', signum)
+    assert status == 75, out
+    assert called == requeue + '\n'
+    assert re.search(r'^\d{4}-\d\d-\d\d [\d:.]+ %s: telling the ranks to stop' % signal.Signals(
+        signum).name, out, re.M), out
+    assert 'stopped with a snapshot on a stop signal: requeueing' in out
+
+
+@pytest.mark.parametrize('kind', ['slurm-gpu', 'pbs-cpu'])
+def test_a_stop_without_progress_is_not_requeued(tmp_path, kind):
+    """Stopped again before any new iteration (no snapshot since the launch): a
+    requeue would repeat forever, so the job ends and says why."""
+    status, out, called = run_snippet(tmp_path, kind, 'nothing', signal.SIGUSR1)
+    assert status == 75 and called == '', out
+    assert 'not requeueing, which would repeat forever' in out
+
+
+def test_a_launcher_exit_0_counts_only_with_a_new_model(tmp_path):
+    """Open MPI's mpiexec exits 0 after losing a node's daemon: without a new
+    model.npz the job fails, saying so."""
+    for case in ('unfinished', 'finished'):
+        (tmp_path / case).mkdir()
+    status, out, called = run_snippet(tmp_path / 'unfinished', 'slurm-cpu', 'nothing')
+    assert status == 1 and called == '', out
+    assert 'the launcher exited 0 but the training did not finish' in out
+    status, out, called = run_snippet(tmp_path / 'finished', 'slurm-cpu', 'model')
+    assert status == 0 and out == '', out
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_dry_run_reports_what_would_fail(tmp_path, kind):
+    """Each problem gets one line naming the variable to set; nothing is launched."""
+    path = tmp_path / 'job.sh'
+    path.write_text(render.render(kind, nodes=2))
+    gpn = 8 if kind.endswith('gpu') else 1
+    data = data_root(tmp_path)
+    cases = {
+        'DATA=': {'DATA': str(tmp_path / 'nowhere')},
+        'TRAIN_LIST=': {'TRAIN_LIST': os.path.join(data, 'missing.txt')},
+        'VAL_LIST=': {'VAL_LIST': str(tmp_path)},  # a folder, not a list
+        'VENV=': {'VENV': str(tmp_path / 'no-venv')},
+        'REPO=': {'REPO': str(tmp_path)},
+        'OUT=': {'OUT': os.path.join(data, 'train.txt', 'out')},  # under a file
+    }
+    for variable, env in cases.items():
+        proc = dry_run(path, kind, 2, tmp_path, env, ranks_per_node=gpn)
+        errors = [l for l in proc.stderr.splitlines() if l.startswith('error: ')]
+        assert proc.returncode == 1, (variable, proc.stderr)
+        assert len(errors) == 1 and errors[0].startswith('error: ' + variable), proc.stderr
+        assert 'DRY_RUN: the job would stop here' in proc.stderr
+        assert proc.stdout == ''
+    everything = {k: v for env in cases.values() for k, v in env.items() if k != 'DATA'}
+    proc = dry_run(path, kind, 3, tmp_path, everything, ranks_per_node=gpn)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('error: ')]
+    assert proc.returncode == 1 and len(errors) == 6, proc.stderr  # all at once, nodes too
+    assert sorted(os.listdir(data)) == ['train.txt', 'val.txt']  # nothing created
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_only_variables_that_are_set_are_exported(tmp_path, kind):
+    """``-x NAME`` of an unset NAME makes Open MPI print a warning box in every job."""
+    path = tmp_path / 'job.sh'
+    path.write_text(render.render(kind, nodes=1))
+    gpn = 8 if kind.endswith('gpu') else 1
+    for value, exported in ((None, False), ('/opt/lib', True)):
+        proc = dry_run(path, kind, 1, tmp_path, {'LD_LIBRARY_PATH': value},
+                       ranks_per_node=gpn)
+        assert proc.returncode == 0, proc.stderr
+        names = launcher_options(parse_launch(proc.stdout)[0])['-x']
+        assert ('LD_LIBRARY_PATH' in names) == exported and 'PATH' in names
+
+
+def test_a_silent_node_is_bounded_by_the_launchers_keepalive(tmp_path):
+    path = tmp_path / 'job.sh'
+    path.write_text(render.render('slurm-cpu', nodes=2))
+    proc = dry_run(path, 'slurm-cpu', 2, tmp_path, {'NODE_TIMEOUT': '60'}, ranks_per_node=1)
+    mca = dict(launcher_options(parse_launch(proc.stdout)[0])['--mca'])
+    # idle time + probes x interval: about NODE_TIMEOUT
+    total = int(mca['oob_tcp_keepalive_time']) + int(mca['oob_tcp_keepalive_probes']) * int(
+        mca['oob_tcp_keepalive_intvl'])
+    assert 55 <= total <= 65, mca
+
+
+def test_renderer_refuses_sizes_that_cannot_run_and_warns_about_bad_ones(tmp_path):
+    cli = [sys.executable, os.path.join(JOBS, 'render.py')]
+    big = subprocess.run(cli + ['slurm-gpu', '--nodes', '100000'], capture_output=True,
+                         text=True)
+    assert big.returncode == 2 and big.stdout == ''
+    assert "more than ImageNet's 1,281,167 training images" in big.stderr
+    assert 'at most 5,004 nodes' in big.stderr
+    short = subprocess.run(cli + ['pbs-cpu', '--walltime', '00:09:00'], capture_output=True,
+                           text=True)
+    assert short.returncode == 2 and 'stop as soon as it starts' in short.stderr
+    loaders = subprocess.run(cli + ['slurm-cpu', '--cpus-per-node', '4', '--loaderjob', '6'],
+                             capture_output=True, text=True)
+    assert loaders.returncode == 0 and loaders.stdout.startswith('#!/bin/bash')
+    assert loaders.stderr.splitlines() == [
+        'warning: 6 loader processes per rank but 4 core(s) per rank: the loaders and the '
+        'rank compete for the cores (use --loaderjob 3 or more --cpus-per-node)']
+    batch = subprocess.run(cli + ['pbs-gpu', '--nodes', '256'], capture_output=True, text=True)
+    assert batch.returncode == 0 and "larger than the paper's 32,768" in batch.stderr
+    quiet = subprocess.run(cli + ['slurm-gpu'], capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ''
