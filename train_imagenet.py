@@ -25,12 +25,14 @@ import chainer.links as L
 import chainermn
 from chainer import training
 
+from chainer_ext import atomic_files
 from chainer_ext import blas_setup
 from chainer_ext import communicators
 from chainer_ext import cores
 from chainer_ext import data_parallel
 from chainer_ext import datasets
 from chainer_ext import except_hook
+from chainer_ext import mpi_launch
 from chainer_ext import out_guard
 from chainer_ext.extensions import stop_on_signal
 from chainer_ext import report
@@ -305,10 +307,8 @@ def train(args, comm):
 
     BatchNormStatsAllreduce(model, comm)()  # the final model holds the workers' average
     if comm.rank == 0:
-        path = os.path.join(args.out, 'model.npz')
-        tmp = '{}.tmp-{}.npz'.format(path, os.getpid())
-        chainer.serializers.save_npz(tmp, model.predictor)
-        os.replace(tmp, path)
+        with atomic_files.replacing(os.path.join(args.out, 'model.npz'), suffix='.npz') as tmp:
+            chainer.serializers.save_npz(tmp, model.predictor)
         print(report.final_summary(args.out, updater.iteration, updater.epoch_detail,
                                    trainer.elapsed_time, length), flush=True)
     return 0
@@ -342,7 +342,7 @@ def main(argv=None):
     # Stop signals are recorded from here on; the BLAS re-exec carries them over.
     stop_signals.catch_early(sys.argv[1:] if argv is None else argv)
     with stop_signals.held():
-        blas_setup.ensure_kernel(rank=checks.env_rank())  # may re-execute this process
+        blas_setup.ensure_kernel(rank=mpi_launch.rank_from_env())  # may re-execute this process
     args = parse_args(argv)
     stop_signals.catch(args.stop_signals)
     problems = checks.flag_problems(args, archs[args.arch].min_insize)
@@ -355,7 +355,7 @@ def main(argv=None):
     # instead of leaving the other ranks waiting in a collective.
     except_hook.install(PROG)
     # Rank 0's lock and unfinished snapshots are removed even if it is killed.
-    guard = out_guard.start() if checks.env_rank() == 0 and not args.check_dataset else None
+    guard = out_guard.start() if mpi_launch.rank_from_env() == 0 and not args.check_dataset else None
     try:
         status = run(args, guard)
     except checks.InputError as e:  # raised on every rank alike: no abort needed
@@ -363,7 +363,7 @@ def main(argv=None):
         checks.remove_created_if_empty()
         status = e.status
     except run_length.NothingToTrain as e:
-        if checks.env_rank() == 0:
+        if mpi_launch.rank_from_env() == 0:
             print('{}: {}'.format(PROG, e.line), flush=True)
         status = 0
     finally:

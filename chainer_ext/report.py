@@ -13,6 +13,7 @@ import math
 import os
 import sys
 
+from chainer_ext import atomic_files
 from chainer_ext import cost_model
 from chainer_ext import paper_numbers as paper
 from chainer_ext import schedules
@@ -100,10 +101,7 @@ def restore_log(trainer, out):
                 snapshots.set_aside(out, os.path.join(out, name), '.superseded-')
                 moved.append(name)
     if restored:
-        tmp = '{}.tmp-{}'.format(path, os.getpid())
-        with open(tmp, 'w') as f:
-            json.dump(restored, f, indent=4)
-        os.replace(tmp, path)
+        atomic_files.write_json(path, restored, indent=4)
     return moved
 
 

@@ -13,6 +13,7 @@ import time
 
 from chainer_ext import datasets
 from chainer_ext.flag_types import OneLineParser
+from chainer_ext.mpi_launch import rank_from_env
 from chainer_ext.flag_types import (  # noqa: F401  (train_imagenet's flag types)
     area_fraction, at_least_two, nonnegative_float, nonnegative_int, positive_finite,
     positive_int, seed)
@@ -38,17 +39,6 @@ class InputError(Exception):
         super(InputError, self).__init__('\n'.join(self.problems))
 
 
-def env_rank():
-    """This process's MPI rank from the launcher's environment (before MPI starts)."""
-    for var in ('OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'PMI_RANK', 'SLURM_PROCID',
-                'MV2_COMM_WORLD_RANK'):
-        try:
-            return int(os.environ[var])
-        except (KeyError, ValueError):
-            pass
-    return 0
-
-
 # --- single flags ------------------------------------------------------------
 
 class RankZeroParser(OneLineParser):
@@ -56,11 +46,11 @@ class RankZeroParser(OneLineParser):
     only."""
 
     def _print_message(self, message, file=None):
-        if env_rank() == 0:
+        if rank_from_env() == 0:
             super(RankZeroParser, self)._print_message(message, file)
 
     def error(self, message):
-        if env_rank() != 0:
+        if rank_from_env() != 0:
             time.sleep(3.0)  # the same flags everywhere: let rank 0 speak first
         super(RankZeroParser, self).error(message)
 
@@ -445,7 +435,7 @@ def report_before_mpi(error, prog, grace=3.0):
     the launcher ends the job on rank 0's exit and one line is read, and when the
     problem is this node's alone it is still said.
     """
-    rank = env_rank()
+    rank = rank_from_env()
     if rank != 0:
         time.sleep(grace)
         error = InputError(['rank {}: {}'.format(rank, p) for p in error.problems],
@@ -456,7 +446,7 @@ def report_before_mpi(error, prog, grace=3.0):
 
 def print_input_error(error, prog, shown=50, rank_zero_only=True):
     """Rank 0 prints an :class:`InputError`'s problems, one line each."""
-    if rank_zero_only and env_rank() != 0:
+    if rank_zero_only and rank_from_env() != 0:
         return
     for line in error.problems[:shown]:
         sys.stderr.write('{}: error: {}\n'.format(prog, line))
