@@ -60,48 +60,12 @@ from models import archs
 PROG = train_flags.PROG
 
 
-def make_model(args, n_class, device):
-    """The classifier; BN keeps the last minibatch's statistics (Section 2) unless
-    --bn-moving-average.  Chainer's initializers draw from NumPy's global generator:
-    seeding it makes rank 0's initial weights, which every rank receives, repeatable."""
-    numpy.random.seed(args.seed)
-    model = L.Classifier(archs[args.arch](n_class=n_class))
-    if not args.bn_moving_average:
-        use_last_batch_statistics(model)
-    if device >= 0:
-        model.to_gpu(device)
-    return model
-
-
-def make_optimizer(args, model, comm):
-    """The paper's hybrid optimizer (A.1), the momentum or LARS baseline, and its schedules."""
-    recipe = schedules.recipe(args.optimizer, comm.size * args.batchsize, args.epoch)
-    start = {attr: schedule(0.0) for attr, schedule in recipe.items()}
-    if args.optimizer == 'lars':   # weight decay inside its update (Algorithm 1)
-        actual = optimizers.for_recipe('lars', eta=args.lars_eta,
-                                       weight_decay=args.weight_decay, **start)
-    else:
-        actual = optimizers.for_recipe(args.optimizer, lr_rmsprop=args.lr_rmsprop, **start)
-    optimizer = chainermn.create_multi_node_optimizer(actual, comm)
-    optimizer.setup(model)
-    if args.weight_decay > 0 and args.optimizer != 'lars':
-        add_weight_decay(model, rate=args.weight_decay)
-    optimizer.add_hook(SkipNonFiniteUpdate(comm, max_consecutive=args.max_nonfinite))
-    return optimizer, [EpochSchedule(attr, schedule) for attr, schedule in recipe.items()]
-
-
 def make_communicator(args):
     """The ChainerMN communicator, its gradient all-reduce in float16 (Section 3) unless
     --allreduce-dtype float32 (then ChainerMN's own float32 all-reduce).  Creating it
     starts MPI."""
     return communicators.create_communicator(args.communicator, allreduce_grad_dtype=(
         'float16' if args.allreduce_dtype == 'float16' else None))
-
-
-def snapshot_info(args, facts):
-    """What a snapshot must agree with to be resumed by this job."""
-    return {'batchsize': args.batchsize, 'arch': args.arch, 'optimizer': args.optimizer,
-            'epochs': args.epoch, 'train_list': facts['train_list']}
 
 
 def rank_seed(seed, rank):
@@ -143,6 +107,42 @@ def load_data(args, comm):
             EpochSeededDataset(val, seed=args.seed), facts)
 
 
+def snapshot_info(args, facts):
+    """What a snapshot must agree with to be resumed by this job."""
+    return {'batchsize': args.batchsize, 'arch': args.arch, 'optimizer': args.optimizer,
+            'epochs': args.epoch, 'train_list': facts['train_list']}
+
+
+def make_model(args, n_class, device):
+    """The classifier; BN keeps the last minibatch's statistics (Section 2) unless
+    --bn-moving-average.  Chainer's initializers draw from NumPy's global generator:
+    seeding it makes rank 0's initial weights, which every rank receives, repeatable."""
+    numpy.random.seed(args.seed)
+    model = L.Classifier(archs[args.arch](n_class=n_class))
+    if not args.bn_moving_average:
+        use_last_batch_statistics(model)
+    if device >= 0:
+        model.to_gpu(device)
+    return model
+
+
+def make_optimizer(args, model, comm):
+    """The paper's hybrid optimizer (A.1), the momentum or LARS baseline, and its schedules."""
+    recipe = schedules.recipe(args.optimizer, comm.size * args.batchsize, args.epoch)
+    start = {attr: schedule(0.0) for attr, schedule in recipe.items()}
+    if args.optimizer == 'lars':   # weight decay inside its update (Algorithm 1)
+        actual = optimizers.for_recipe('lars', eta=args.lars_eta,
+                                       weight_decay=args.weight_decay, **start)
+    else:
+        actual = optimizers.for_recipe(args.optimizer, lr_rmsprop=args.lr_rmsprop, **start)
+    optimizer = chainermn.create_multi_node_optimizer(actual, comm)
+    optimizer.setup(model)
+    if args.weight_decay > 0 and args.optimizer != 'lars':
+        add_weight_decay(model, rate=args.weight_decay)
+    optimizer.add_hook(SkipNonFiniteUpdate(comm, max_consecutive=args.max_nonfinite))
+    return optimizer, [EpochSchedule(attr, schedule) for attr, schedule in recipe.items()]
+
+
 def make_iterators(args, train, val, order):
     """Training and validation iterators; loader processes raise their workers' errors."""
     make = chainer.iterators.SerialIterator
@@ -178,8 +178,27 @@ def extend_trainer(trainer, args, comm, model, bn_sync, val_iter, device, info):
             trainer.extend(extension, trigger=trigger)
 
 
+def load_resume_snapshot(path, trainer, comm):
+    """Continue from the snapshot ``path``: every rank's trainer state and, on rank 0, the
+    log up to it (later entries set aside)."""
+    snapshots.load_snapshot(path, trainer, comm)
+    if comm.rank == 0:
+        print('resumed from {} (iteration {})'.format(path, trainer.updater.iteration),
+              flush=True)
+        moved = report.restore_log(trainer, trainer.out)
+        if moved:
+            print('resuming from {}: {} of the later iterations set aside as '
+                  '.superseded-*'.format(path, ', '.join(moved)), flush=True)
+
+
 def train(args, comm, gpus):
-    """The training procedure; every rank runs all of it (the steps are collective)."""
+    """The training procedure; every rank runs all of it (the steps are collective).
+
+    Device and cores, data shards, the snapshot to resume from; the model, its hybrid
+    optimizer and schedules, with rank 0's initial weights on every rank; the trainer and
+    its extensions (BN statistics sync, evaluator, snapshots, stop on signal, reporting);
+    then training, and the final model with the workers' BN statistics.
+    """
     device = start_steps.activate_device(args, comm, gpus)
     owned = cores.of_rank(comm)  # the CPU cores this rank owns on its node
     if args.loaderjob is None:
@@ -210,13 +229,7 @@ def train(args, comm, gpus):
         facts, eta_base=schedules.eta_base(total_batch), total_batch=total_batch,
         resumed_from=resume, communicator=args.communicator, blas=blas_setup.describe()))
     if resume:
-        snapshots.load_snapshot(resume, trainer, comm)
-        if comm.rank == 0:
-            print('resumed from {} (iteration {})'.format(resume, updater.iteration), flush=True)
-            moved = report.restore_log(trainer, args.out)
-            if moved:
-                print('resuming from {}: {} of the later iterations set aside as '
-                      '.superseded-*'.format(resume, ', '.join(moved)), flush=True)
+        load_resume_snapshot(resume, trainer, comm)
     if comm.rank == 0 and length.stops_early():
         print(length.describe(), flush=True)
 
@@ -245,6 +258,7 @@ def run(args, gpus, out, guard):
     """From MPI's start to the end of training or of --check-dataset; every rank runs
     all of it.  ``guard`` (rank 0's :class:`chainer_ext.out_guard.OutGuard`) removes
     --out's lock if rank 0 is killed."""
+    # The float16 gradient all-reduce (Section 3); creating the communicator starts MPI.
     comm = make_communicator(args)
     # --out is made now if it is missing; every rank checks the paths as it sees them.
     checks.check_paths(args, comm, None if args.check_dataset else out.make())
