@@ -35,12 +35,11 @@ RANKS = 2
 #: Images per epoch and per iteration of the demo (1,437 training digits, 2 ranks x 32).
 DEMO_TRAIN, DEMO_BATCH = 1437, 64
 SETTINGS = ('openblas_default', 'project')
-THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
 def environment(setting):
     from chainer_ext import cores
-    from chainer_ext.blas_setup import REEXEC_MARK
+    from chainer_ext.blas_setup import REEXEC_MARK, THREAD_VARS
     env = {k: v for k, v in os.environ.items()
            if k not in THREAD_VARS + ('OPENBLAS_CORETYPE', REEXEC_MARK)}
     if setting == 'openblas_default':

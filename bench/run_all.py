@@ -45,6 +45,7 @@ for _p in (REPO, HERE):
         sys.path.insert(0, _p)
 
 import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer loads)
+from chainer_ext import atomic_files  # noqa: E402
 from chainer_ext import blas_setup  # noqa: E402
 
 BENCHMARKS = ('blas', 'optimizer', 'allreduce', 'input_pipeline', 'iteration', 'demo',
@@ -641,10 +642,7 @@ def write_markdown(path, mode, machine, results, started, finished, cost_texts,
     tail += [_demote(paper_text, 3), ''] if paper_text else [
         'Not available: {}.'.format(paper_err), '']
     text = '\n'.join(head + body + tail).rstrip() + '\n'
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_files.write_text(path, text)
     return goals
 
 
