@@ -3,6 +3,7 @@
 #   make test                        Python 3 of the PATH, its stack (below)
 #   make test PYTHON=python3.12      another interpreter, in its own .venv-python3.12
 #   make test STACK=current          force a stack from stacks/ (legacy: NumPy 1, current: NumPy 2)
+#   make lint                        ruff with ruff.toml (100 columns, pycodestyle + pyflakes)
 PYTHON  ?= python3
 STACK   ?= $(shell $(PYTHON) -c 'import sys; print("legacy" if sys.version_info < (3, 12) else "current")')
 VENV    ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
@@ -13,7 +14,7 @@ NP      ?= 2
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: setup demo test bench gpu-bundle clean-venv
+.PHONY: setup demo test lint bench gpu-bundle clean-venv
 
 $(VENV)/.installed: setup.py stacks/$(STACK).txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check --no-cache .
 
 bench: setup
 	$(PY) bench/run_all.py

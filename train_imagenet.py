@@ -13,7 +13,7 @@ import functools
 import os
 import sys
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 from chainer_ext import stop_signals
 
 if __name__ == '__main__':  # a stop signal during the imports below is recorded

@@ -47,8 +47,8 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer loads)
-from chainer_ext import mpi_launch  # noqa: E402
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
+from chainer_ext import mpi_launch
 
 
 # ---------------------------------------------------------------------------
@@ -68,7 +68,6 @@ def baseline(argv):
     p.add_argument('--out', required=True)
     args = p.parse_args(argv)
 
-    import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
     import chainer
     import chainer.links as L
     from chainer import training

@@ -21,9 +21,10 @@ repetition), over two links: shared memory, and TCP over a loopback shaped to
 tbf``; needs root; Open MPI forced onto its TCP BTL with ``--mca pml ob1
 --mca btl tcp,self``: this Open MPI 5 also has the ``ucx`` and ``cm`` PMLs,
 which ignore the BTL list, so ``pml ob1`` is required).  The loopback's byte
-counter and the bandwidth-bound timings confirm that the data crossed TCP.  Each timing is the slowest rank's time of one call,
-between barriers; the report gives medians, bytes sent per rank (counted by
-the ring communicators; the bandwidth-optimal ``2 (p-1)/p`` figure for
+counter and the bandwidth-bound timings confirm that the data crossed TCP.
+Each timing is the slowest rank's time of one call, between barriers; the
+report gives medians, bytes sent per rank (counted by the ring communicators;
+the bandwidth-optimal ``2 (p-1)/p`` figure for
 ChainerMN's ``MPI_Allreduce``), the bytes the shaped loopback actually carried
 (``/proc/net/dev``) and the ratios against the goals (float16 <= 1.5x
 ChainerMN's time over shared memory, <= 0.65x over the 2 Gbit/s link).
@@ -47,7 +48,7 @@ REPO_ROOT = os.path.dirname(HERE)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from chainer_ext import mpi_launch  # NOQA
+from chainer_ext import mpi_launch
 
 COMMUNICATORS = ('fp16_ring', 'chainermn_naive', 'chainermn_flat', 'fp32_ring')
 GOALS = {'shm': 1.5, 'tcp_2gbit': 0.65}

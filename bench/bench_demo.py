@@ -128,5 +128,5 @@ def main(argv=None):
 
 if __name__ == '__main__':
     sys.path.insert(0, REPO)
-    import chainer_ext  # noqa: F401,E402
+    import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
     sys.exit(main())

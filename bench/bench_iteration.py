@@ -63,7 +63,7 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from chainer_ext.mpi_launch import run_mpi  # noqa: E402
+from chainer_ext.mpi_launch import run_mpi
 
 WORKER = os.path.join(HERE, '_iteration_worker.py')
 GOAL_THROUGHPUT_RATIO = 0.97

@@ -32,13 +32,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-import numpy  # noqa: E402
+import numpy
 
-import chainer_ext  # noqa: F401,E402  (installs compatibility shims before chainer loads)
-import chainer  # noqa: E402
-from chainer import optimizers as chainer_optimizers  # noqa: E402
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
+import chainer
+from chainer import optimizers as chainer_optimizers
 
-from chainer_ext.optimizers import RMSpropWarmup  # noqa: E402
+from chainer_ext.optimizers import RMSpropWarmup
 
 GOAL_VS_MOMENTUM = 1.6
 

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from chainer_ext.mpi_launch import run_mpi  # noqa: E402
+from chainer_ext.mpi_launch import run_mpi
 
 
 def measure(ranks, arch='resnet50', batchsize=32, insize=224, iterations=3,

@@ -27,16 +27,16 @@ for _var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
              'NUMBA_NUM_THREADS'):
     os.environ.setdefault(_var, '1')
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import importlib.metadata  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
+import argparse
+import datetime
+import importlib.metadata
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -44,9 +44,9 @@ for _p in (REPO, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer loads)
-from chainer_ext import atomic_files  # noqa: E402
-from chainer_ext import blas_setup  # noqa: E402
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
+from chainer_ext import atomic_files
+from chainer_ext import blas_setup
 
 BENCHMARKS = ('blas', 'optimizer', 'allreduce', 'input_pipeline', 'iteration', 'demo',
               'scaling')
@@ -219,7 +219,8 @@ def run_scaling(cfg):
     return bench_scaling.run(**cfg)
 
 
-RUNNERS = {'blas': run_blas, 'demo': run_demo, 'optimizer': run_optimizer, 'allreduce': run_allreduce,
+RUNNERS = {'blas': run_blas, 'demo': run_demo, 'optimizer': run_optimizer,
+           'allreduce': run_allreduce,
            'input_pipeline': run_input_pipeline, 'iteration': run_iteration,
            'scaling': run_scaling}
 

@@ -624,7 +624,8 @@ def format_scaling_table(rows):
             'eff. vs 1 GPU | eff. vs 1 node |')
     lines = [head, '|' + '---|' * 11]
     for r in rows:
-        lines.append('| {} | {} | {} | {:.2f} | {} | {} | {} | {} | {} ({:.0f} s) | {} | {} |'.format(
+        row = '| {} | {} | {} | {:.2f} | {} | {} | {} | {} | {} ({:.0f} s) | {} | {} |'
+        lines.append(row.format(
             r['n'], r['nodes'], r['total_batch'], r['iterations_per_epoch'],
             ms(r['t_compute']), ms(r['t_allreduce']), ms(r['t_optimizer']),
             ms(r['t_iter']), duration(r['t_total']), r['t_total'],
@@ -635,7 +636,8 @@ def format_scaling_table(rows):
 def format_paper_comparison(cmp):
     p, m = cmp['paper'], cmp['modelled']
     lines = [
-        '| quantity (1024 GPUs, batch 32 each, 90 epochs) | paper (measured, mean ± sd of {} runs) | '
+        '| quantity (1024 GPUs, batch 32 each, 90 epochs) '
+        '| paper (measured, mean ± sd of {} runs) | '
         'cost model (MODELLED) | model / paper |'.format(p['runs']),
         '|---|---|---|---|',
         '| training time incl. validation | {:.1f} ± {:.1f} s | {:.1f} s | {:+.1f}% |'.format(

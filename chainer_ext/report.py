@@ -1,6 +1,7 @@
 """Compare training runs with Akiba, Suzuki & Fukuda (2017): Table 1, headline numbers, schedules.
 
-    python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR] [--label NAME ...] [--bench JSON]
+    python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR] [--label NAME ...]
+                                 [--bench JSON]
 
 Reads the ``log`` and ``config.json`` that ``train_imagenet.py`` writes (its
 reporting extensions are defined here too, :func:`training_reporters`) and writes

@@ -32,8 +32,10 @@ def build_parser():
     arg('--val', help='validation list file')
     arg('--root', default='.', help='folder the list paths are relative to')
     arg('--arch', choices=sorted(archs), help='network (default resnet50; resnet18 with --demo)')
-    arg('--batchsize', type=flag_types.positive_int, help='images per worker per iteration (paper: 32)')
-    arg('--val-batchsize', type=flag_types.positive_int, help='validation images per worker per batch')
+    arg('--batchsize', type=flag_types.positive_int,
+        help='images per worker per iteration (paper: 32)')
+    arg('--val-batchsize', type=flag_types.positive_int,
+        help='validation images per worker per batch')
     arg('--epoch', type=flag_types.positive_int, help='epochs to train (paper: 90); fewer '
         'compresses every schedule boundary and beta by epoch/90')
     arg('--insize', type=flag_types.positive_int, help='input crop side in pixels (paper: 224)')

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from chainer_ext import cost_model as cm
-from chainer_ext import paper_numbers as paper
 
 S = 2 * 25557032          # float16 ResNet-50 gradients, bytes
 
@@ -72,7 +71,8 @@ def test_total_iterations_is_what_chainer_runs(n_train, n, epochs):
     class Trainer(object):
         updater = Updater()
 
-    stop, every_epoch = triggers.IntervalTrigger(epochs, 'epoch'), triggers.IntervalTrigger(1, 'epoch')
+    stop = triggers.IntervalTrigger(epochs, 'epoch')
+    every_epoch = triggers.IntervalTrigger(1, 'epoch')
     done = validations = 0
     while True:
         it.next()

@@ -1,8 +1,8 @@
 """List files of Chainer's and Caffe's ImageNet examples: ``relative/path label`` per line.
 
-UTF-8 (a leading byte-order mark is ignored); the label is the text after the last run of spaces/tabs (so paths may hold
-spaces), a non-negative integer below 2**31; blank lines are skipped but counted;
-an empty list is an error.  Every problem raises
+UTF-8 (a leading byte-order mark is ignored); the label is the text after the last run of
+spaces/tabs (so paths may hold spaces), a non-negative integer below 2**31; blank lines are
+skipped but counted; an empty list is an error.  Every problem raises
 :class:`~chainer_ext.datasets.errors.ListFileError` naming the file and line.
 The full rules: docs/DESIGN.md.
 """

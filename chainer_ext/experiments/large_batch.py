@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.links as L
 from chainer import training
