@@ -37,13 +37,13 @@ from chainer_ext import input_error
 from chainer_ext import mpi_launch
 from chainer_ext import optimizers
 from chainer_ext import out_guard
-from chainer_ext import report
 from chainer_ext import run_length
 from chainer_ext import schedules
 from chainer_ext import snapshots
 from chainer_ext import start_steps
 from chainer_ext import startup_checks as checks
 from chainer_ext import train_flags
+from chainer_ext import training_report
 from chainer_ext.batchnorm import use_last_batch_statistics
 from chainer_ext.evaluators import MultiNodeEvaluator
 from chainer_ext.extensions import BatchNormStatsAllreduce
@@ -173,7 +173,7 @@ def extend_trainer(trainer, args, comm, model, bn_sync, val_iter, device, info):
     # A stop signal on any rank: all stop after this iteration's extensions, with a snapshot.
     trainer.extend(stop_on_signal.StopOnSignal(comm, by_iteration, before_snapshot=bn_sync))
     if comm.rank == 0:
-        for extension, trigger in report.training_reporters(
+        for extension, trigger in training_report.training_reporters(
                 args.optimizer, args.log_interval, plots=not args.no_plots):
             trainer.extend(extension, trigger=trigger)
 
@@ -185,7 +185,7 @@ def load_resume_snapshot(path, trainer, comm):
     if comm.rank == 0:
         print('resumed from {} (iteration {})'.format(path, trainer.updater.iteration),
               flush=True)
-        moved = report.restore_log(trainer, trainer.out)
+        moved = training_report.restore_log(trainer, trainer.out)
         if moved:
             print('resuming from {}: {} of the later iterations set aside as '
                   '.superseded-*'.format(path, ', '.join(moved)), flush=True)
@@ -249,7 +249,7 @@ def train(args, comm, gpus):
     if comm.rank == 0:
         with atomic_files.replacing(os.path.join(args.out, 'model.npz'), suffix='.npz') as tmp:
             chainer.serializers.save_npz(tmp, model.predictor)
-        print(report.final_summary(args.out, updater.iteration, updater.epoch_detail,
+        print(training_report.final_summary(args.out, updater.iteration, updater.epoch_detail,
                                    trainer.elapsed_time, length), flush=True)
     return 0
 

@@ -872,7 +872,7 @@ def local_report(bench, ns=(1, 2), epochs=1, n_train=None, n_val=None):
 def report_section(runs, bench=None):
     """Markdown and data of the report's cost-model section (MODELLED).
 
-    ``runs`` are :func:`chainer_ext.report.summarize` dicts; with ``bench`` (the
+    ``runs`` are :class:`chainer_ext.run_summary.RunSummary` objects; with ``bench`` (the
     JSON of bench/bench_scaling.py) each run's time is set beside the model
     calibrated on this machine.
     """
@@ -889,7 +889,7 @@ def report_section(runs, bench=None):
         lines += ['', 'No benchmark of this machine given (`--bench FILE`, the JSON of '
                   'bench/bench_scaling.py), so the model is not calibrated locally; '
                   'measured time per iteration of each run (incl. validation): ' + ', '.join(
-                      '{} {}'.format(s['label'], fmt(s['time_per_iteration_s'], '{:.3f} s'))
+                      '{} {}'.format(s.label, fmt(s.time_per_iteration_s, '{:.3f} s'))
                       for s in runs) + '.']
         return '\n'.join(lines), data
     lines += ['', '### This machine: MODELLED from MEASURED inputs ({})'.format(bench)]
@@ -907,21 +907,21 @@ def report_section(runs, bench=None):
               'measured / modelled | workload |', '|---|---|---|---|---|']
     data['local'] = {'fit': fit, 'runs': []}
     for s in runs:
-        if not (s['world_size'] and s['batch_per_worker'] and s['epochs_done']
-                and s['n_train']):
+        if not (s.world_size and s.batch_per_worker and s.epochs_done
+                and s.n_train):
             continue
-        p = predict(m, s['world_size'], s['batch_per_worker'], s['epochs_done'],
-                    s['n_train'], s['n_val'] or 0)
-        ratio = s['time_s'] / p['t_total'] if s['time_s'] else None
+        p = predict(m, s.world_size, s.batch_per_worker, s.epochs_done,
+                    s.n_train, s.n_val or 0)
+        ratio = s.time_s / p['t_total'] if s.time_s else None
         ba, bi = m.notes['arch'], m.notes['insize']
-        same = (ba is None or ba == s['arch']) and (bi is None or bi == s['insize'])
+        same = (ba is None or ba == s.arch) and (bi is None or bi == s.insize)
         work = ('same as the benchmark' if same else
                 'NOT the benchmark\'s ({} at {} px vs {} at {} px): the ratio '
-                'is not a test of the model'.format(s['arch'], s['insize'], ba, bi))
+                'is not a test of the model'.format(s.arch, s.insize, ba, bi))
         lines.append('| {} | {:.1f} s | {} | {} | {} |'.format(
-            s['label'], p['t_total'], fmt(s['time_s'], '{:.1f} s'), fmt(ratio, '{:.2f}'), work))
-        data['local']['runs'].append({'label': s['label'], 'modelled': p,
-                                      'measured_s': s['time_s']})
+            s.label, p['t_total'], fmt(s.time_s, '{:.1f} s'), fmt(ratio, '{:.2f}'), work))
+        data['local']['runs'].append({'label': s.label, 'modelled': p,
+                                      'measured_s': s.time_s})
     return '\n'.join(lines), data
 
 
