@@ -16,6 +16,7 @@ import os
 import sys
 
 from chainer_ext import cost_model
+from chainer_ext import cost_model_text
 from chainer_ext import paper_numbers as paper
 from chainer_ext import schedules
 from chainer_ext.formatting import duration
@@ -534,7 +535,7 @@ def build_report(paths, out=None, labels=None, bench=None):
     files.update(plot_curves(runs, out))
     files['schedule'] = plot_schedules(runs, summaries, checks, out)
     files['scaling'] = plot_scaling(out)
-    cost_md, cost_data = cost_model.report_section(summaries, bench)
+    cost_md, cost_data = cost_model_text.report_section(summaries, bench)
 
     md = ['# Comparison with Akiba, Suzuki & Fukuda (2017)', '',
           'Source of the paper\'s numbers: {} (`chainer_ext.paper_numbers`).  '
