@@ -28,10 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from _markdown import Goal, failed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RANKS = 2
+#: Goal: the demo's 18 epochs (training and validation) within this many seconds.
+GOAL_SECONDS_18_EPOCHS = 200
 #: Images per epoch and per iteration of the demo (1,437 training digits, 2 ranks x 32).
 DEMO_TRAIN, DEMO_BATCH = 1437, 64
 SETTINGS = ('openblas_default', 'project')
@@ -108,6 +111,48 @@ def run(iterations=68, log_interval=0, rounds=1):
     after = result['settings']['project']['seconds_per_epoch']
     result['speedup'] = before / after if after > 0 else math.inf
     return result
+
+
+# ---------------------------------------------------------------------------
+# In bench/run_all.py: settings, what it records, and this benchmark's section
+# ---------------------------------------------------------------------------
+
+#: run_all's settings: the goals', and the smoke test's (``--quick``).
+RUN_ALL_SETTINGS = {
+    'full': dict(iterations=68, log_interval=0, rounds=3),
+    'quick': dict(iterations=3, log_interval=1, rounds=1),
+}
+
+
+def collect(cfg):
+    """What run_all records with ``cfg`` (one of :data:`RUN_ALL_SETTINGS`)."""
+    return run(**cfg)
+
+
+def section(res, results):
+    """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
+    goals = []
+    out = ['## The demo, per epoch (`bench/bench_demo.py`)', '']
+    if 'error' in res:
+        goals.append(Goal('demo', 'demo training time (18 epochs)', 'failed',
+                          '<= {} s'.format(GOAL_SECONDS_18_EPOCHS), None))
+        return out + failed('bench_demo', res), goals
+    out += ['`mpiexec -n {} train_imagenet.py --demo --no-plots`, {} iterations per run, '
+            'time between the first and last log entries (validation included) scaled to '
+            'one epoch of 1,437 images; {} round(s), settings interleaved.'.format(
+                res['ranks'], res['iterations'], res['rounds']), '',
+            '| setting | kernel | BLAS threads per rank | s per epoch | 18 epochs | '
+            'involuntary context switches |', '|---|---|---|---|---|---|']
+    for name, r in res['settings'].items():
+        out.append('| {} | {} | {} | {:.2f} | {:.0f} s | {:,.0f} |'.format(
+            name, r['kernel'], r['threads'], r['seconds_per_epoch'],
+            r['demo_seconds_18_epochs'], r['involuntary_switches']))
+    after = res['settings']['project']['demo_seconds_18_epochs']
+    out += ['', 'Speed-up of the project\'s set-up: {:.2f}x.'.format(res['speedup']), '']
+    goals.append(Goal('demo', 'demo training, 18 epochs (from s per epoch)',
+                      '{:.0f} s'.format(after), '<= {} s'.format(GOAL_SECONDS_18_EPOCHS),
+                      after <= GOAL_SECONDS_18_EPOCHS))
+    return out, goals
 
 
 def main(argv=None):

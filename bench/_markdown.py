@@ -1,0 +1,22 @@
+"""What every benchmark's section of BENCHMARKS.md is made of: :class:`Goal`, a row of the
+summary table, and the few ways a figure is written."""
+import collections
+
+#: One row of BENCHMARKS.md's summary: the goal's number (or the benchmark's name), what
+#: is measured, the measured value (or 'failed', 'skipped'), the target, and met (True,
+#: False, or None where nothing is judged).
+Goal = collections.namedtuple('Goal', 'goal quantity measured target met')
+
+
+def met(flag):
+    return 'n/a' if flag is None else ('**met**' if flag else '**missed**')
+
+
+def na_or(x, fmt='{:.2f}'):
+    return 'n/a' if x is None else fmt.format(x)
+
+
+def failed(name, res):
+    """The lines that stand for a benchmark that raised ``res['error']``."""
+    return ['**FAILED** — `{}` raised:'.format(name), '', '```',
+            res['error'].rstrip(), '```', '']
