@@ -144,6 +144,52 @@ def _demote(text, levels=2):
                      for line in text.rstrip().splitlines())
 
 
+def machine_table(machine):
+    """BENCHMARKS.md's table of the machine, the versions and the load."""
+    return ['## Machine', '', '| | |', '|---|---|',
+            '| CPU | {} |'.format(machine['cpu_model']),
+            '| cores | {} |'.format(machine['cores']),
+            '| memory | {} |'.format(na_or(machine['memory_gib'], '{:.1f} GiB')),
+            '| OS | {} |'.format(machine['platform']),
+            '| Python | {} |'.format(machine['python']),
+            '| Chainer (ChainerMN) | {} |'.format(machine['chainer']),
+            '| NumPy | {} |'.format(machine['numpy']),
+            '| numba | {} |'.format(machine['numba']),
+            '| mpi4py | {} |'.format(machine['mpi4py']),
+            '| Open MPI | {} |'.format(machine['open_mpi']),
+            '| OpenBLAS kernel (every figure) | {} ({} thread(s) in this process; '
+            'OPENBLAS_CORETYPE={}) |'.format(machine['blas']['kernel'],
+                                            machine['blas']['threads'],
+                                            machine['blas']['openblas_coretype']),
+            '| Pillow | {} |'.format(machine['pillow']),
+            '| threads per process | OMP_NUM_THREADS={} |'.format(
+                machine['OMP_NUM_THREADS']),
+            '| load average (1, 5, 15 min) at start / end | {} / {} |'.format(
+                _load(machine['load_average_at_start']),
+                _load(machine.get('load_average_at_end'))), '']
+
+
+def cost_model_section(cost_texts, results_dir):
+    """BENCHMARKS.md's last section: the cost model's text, calibrated here and for the paper."""
+    tail = ['## Cost model (MODELLED)', '']
+    measured_text, measured_err = cost_texts.get('measured', (None, None))
+    tail += ['### Calibrated on this machine\'s scaling figures',
+             '', '`python -m chainer_ext.cost_model --measured {}/scaling.json` (MODELLED '
+             'from the MEASURED figures above):'.format(os.path.relpath(results_dir, REPO)),
+             '']
+    if measured_text:
+        tail += [_demote(measured_text, 3), '']
+    else:
+        tail += ['Not available: {}.'.format(measured_err), '']
+    paper_text, paper_err = cost_texts.get('paper', (None, None))
+    tail += ['### The paper\'s set-up (1024 Tesla P100, MN-1)', '',
+             '`python -m chainer_ext.cost_model --paper` — MODELLED from published hardware '
+             'figures, not measured here:', '']
+    tail += [_demote(paper_text, 3), ''] if paper_text else [
+        'Not available: {}.'.format(paper_err), '']
+    return tail
+
+
 def assemble(mode, machine, results, started, finished, cost_texts, results_dir,
              reused=(), ran=()):
     """The text of BENCHMARKS.md, and the goals of its summary table.
@@ -173,53 +219,18 @@ def assemble(mode, machine, results, started, finished, cost_texts, results_dir,
         head += ['**QUICK MODE: tiny smoke-test settings (ResNet-18 at 32 px, few '
                  'repetitions). These figures do NOT test the goals; run '
                  '`python bench/run_all.py` for them.**', '']
-    head += ['## Machine', '', '| | |', '|---|---|',
-             '| CPU | {} |'.format(machine['cpu_model']),
-             '| cores | {} |'.format(machine['cores']),
-             '| memory | {} |'.format(na_or(machine['memory_gib'], '{:.1f} GiB')),
-             '| OS | {} |'.format(machine['platform']),
-             '| Python | {} |'.format(machine['python']),
-             '| Chainer (ChainerMN) | {} |'.format(machine['chainer']),
-             '| NumPy | {} |'.format(machine['numpy']),
-             '| numba | {} |'.format(machine['numba']),
-             '| mpi4py | {} |'.format(machine['mpi4py']),
-             '| Open MPI | {} |'.format(machine['open_mpi']),
-             '| OpenBLAS kernel (every figure) | {} ({} thread(s) in this process; '
-             'OPENBLAS_CORETYPE={}) |'.format(machine['blas']['kernel'],
-                                             machine['blas']['threads'],
-                                             machine['blas']['openblas_coretype']),
-             '| Pillow | {} |'.format(machine['pillow']),
-             '| threads per process | OMP_NUM_THREADS={} |'.format(
-                 machine['OMP_NUM_THREADS']),
-             '| load average (1, 5, 15 min) at start / end | {} / {} |'.format(
-                 _load(machine['load_average_at_start']),
-                 _load(machine.get('load_average_at_end'))), '',
-             'Every figure below is MEASURED on this machine unless labelled MODELLED.', '',
-             '## Summary', '', '| goal | quantity | measured | target | status |',
-             '|---|---|---|---|---|']
+    head += machine_table(machine) + [
+        'Every figure below is MEASURED on this machine unless labelled MODELLED.', '',
+        '## Summary', '', '| goal | quantity | measured | target | status |',
+        '|---|---|---|---|---|']
     for g, what, value, target, ok in goals:
         head.append('| {} | {} | {} | {} | {} |'.format(
             g, what, value, target, met(ok) if ok is not None else (
                 'skipped' if value == 'skipped' else ('failed' if value == 'failed'
                                                       else 'reported'))))
     head.append('')
-    tail = ['## Cost model (MODELLED)', '']
-    measured_text, measured_err = cost_texts.get('measured', (None, None))
-    tail += ['### Calibrated on this machine\'s scaling figures',
-             '', '`python -m chainer_ext.cost_model --measured {}/scaling.json` (MODELLED '
-             'from the MEASURED figures above):'.format(os.path.relpath(results_dir, REPO)),
-             '']
-    if measured_text:
-        tail += [_demote(measured_text, 3), '']
-    else:
-        tail += ['Not available: {}.'.format(measured_err), '']
-    paper_text, paper_err = cost_texts.get('paper', (None, None))
-    tail += ['### The paper\'s set-up (1024 Tesla P100, MN-1)', '',
-             '`python -m chainer_ext.cost_model --paper` — MODELLED from published hardware '
-             'figures, not measured here:', '']
-    tail += [_demote(paper_text, 3), ''] if paper_text else [
-        'Not available: {}.'.format(paper_err), '']
-    return '\n'.join(head + body + tail).rstrip() + '\n', goals
+    return ('\n'.join(head + body + cost_model_section(cost_texts, results_dir)).rstrip()
+            + '\n', goals)
 
 
 def _load(la):
@@ -228,6 +239,31 @@ def _load(la):
 
 def _log(msg):
     print(msg, flush=True)
+
+
+def run_benchmarks(names, mode, results_dir):
+    """Run each benchmark of ``names`` with its ``mode`` settings, writing its raw result to
+    RESULTS_DIR/NAME.json; returns the results and the names that failed."""
+    results = {}
+    failed = []
+    for name in names:
+        cfg = bench_module(name).RUN_ALL_SETTINGS[mode]
+        _log('== {} {}'.format(name, json.dumps(cfg)))
+        t0 = time.monotonic()
+        try:
+            res = bench_module(name).collect(dict(cfg))
+        except Exception:
+            res = {'error': traceback.format_exc()}
+            failed.append(name)
+            _log('   FAILED:\n' + res['error'])
+        res['settings_used'] = cfg
+        res['bench_seconds'] = time.monotonic() - t0
+        res['mode'] = mode
+        results[name] = res
+        atomic_files.write_json(os.path.join(results_dir, name + '.json'), res, indent=1,
+                                default=list)
+        _log('   done in {:.0f} s'.format(res['bench_seconds']))
+    return results, failed
 
 
 def main(argv=None):
@@ -262,25 +298,7 @@ def main(argv=None):
     machine = machine_info()
     _log('run_all ({} settings): {} on {} ({} cores)'.format(
         mode, ', '.join(names), machine['cpu_model'], machine['cores']))
-    results = {}
-    failed = []
-    for name in names:
-        cfg = bench_module(name).RUN_ALL_SETTINGS[mode]
-        _log('== {} {}'.format(name, json.dumps(cfg)))
-        t0 = time.monotonic()
-        try:
-            res = bench_module(name).collect(dict(cfg))
-        except Exception:
-            res = {'error': traceback.format_exc()}
-            failed.append(name)
-            _log('   FAILED:\n' + res['error'])
-        res['settings_used'] = cfg
-        res['bench_seconds'] = time.monotonic() - t0
-        res['mode'] = mode
-        results[name] = res
-        atomic_files.write_json(os.path.join(results_dir, name + '.json'), res, indent=1,
-                                default=list)
-        _log('   done in {:.0f} s'.format(res['bench_seconds']))
+    results, failed = run_benchmarks(names, mode, results_dir)
 
     reused = []
     if args.reuse:
