@@ -16,6 +16,11 @@ def na_or(x, fmt='{:.2f}'):
     return 'n/a' if x is None else fmt.format(x)
 
 
+def load_average(la):
+    """``os.getloadavg()``'s three figures, or n/a."""
+    return 'n/a' if not la else ', '.join('{:.2f}'.format(v) for v in la)
+
+
 def failed(name, res):
     """The lines that stand for a benchmark that raised ``res['error']``."""
     return ['**FAILED** — `{}` raised:'.format(name), '', '```',

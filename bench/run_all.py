@@ -49,7 +49,7 @@ for _p in (REPO, HERE):
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 from chainer_ext import atomic_files
 from chainer_ext import blas_setup
-from _markdown import met, na_or
+from _markdown import load_average, met, na_or
 
 BENCHMARKS = ('blas', 'optimizer', 'allreduce', 'input_pipeline', 'iteration', 'demo',
               'scaling')
@@ -165,8 +165,8 @@ def machine_table(machine):
             '| threads per process | OMP_NUM_THREADS={} |'.format(
                 machine['OMP_NUM_THREADS']),
             '| load average (1, 5, 15 min) at start / end | {} / {} |'.format(
-                _load(machine['load_average_at_start']),
-                _load(machine.get('load_average_at_end'))), '']
+                load_average(machine['load_average_at_start']),
+                load_average(machine.get('load_average_at_end'))), '']
 
 
 def cost_model_section(cost_texts, results_dir):
@@ -231,10 +231,6 @@ def assemble(mode, machine, results, started, finished, cost_texts, results_dir,
     head.append('')
     return ('\n'.join(head + body + cost_model_section(cost_texts, results_dir)).rstrip()
             + '\n', goals)
-
-
-def _load(la):
-    return 'n/a' if not la else ', '.join('{:.2f}'.format(v) for v in la)
 
 
 def _log(msg):
