@@ -4,8 +4,8 @@ A handler only records the signal; :class:`chainer_ext.extensions.stop_on_signal
 acts on it at the next iteration.  The training script records the signals named
 on its command line before its slow imports (:func:`catch_early`) and carries one
 recorded, or arriving, across the BLAS re-exec (:func:`held`); the data loaders'
-forkserver ignores the launcher-forwarded ones from its own start
-(:func:`ignored_by_forkserver`), so the rank never ignores them, even briefly.
+forkserver and its resource tracker ignore the launcher-forwarded ones from their
+own start (:func:`ignored_by_forkserver`), so the rank never ignores them, even briefly.
 Why: docs/DESIGN.md.
 """
 import contextlib
@@ -114,21 +114,26 @@ def held():
 
 @contextlib.contextmanager
 def ignored_by_forkserver(signals):
-    """A multiprocessing forkserver started inside the block, and every process it
-    forks, ignores ``signals`` other than SIGTERM and SIGINT.
+    """A multiprocessing forkserver started inside the block, its resource tracker, and
+    every process the forkserver forks, ignore ``signals`` other than SIGTERM and SIGINT.
 
     Launchers (``prterun``, ``srun``) send a forwarded signal to each rank's
     process group, loader processes included; ``SIGUSR1``'s default action ends
     them.  ``SIGTERM`` and ``SIGINT`` keep their default there: a pool's
     ``terminate()`` needs them.  The forkserver preloads this module, which reads
-    the list from the environment; the rank itself keeps recording them.
+    the list from the environment.  The resource tracker loads nothing of ours: the
+    rank blocks the signals while the block runs, so the tracker (started with the
+    forkserver) inherits them blocked, and one arriving meanwhile waits, pending,
+    for the rank's own recorder.
     """
     ignored = sorted(set(int(s) for s in signals) - {signal.SIGTERM, signal.SIGINT})
     os.environ[IGNORED] = ','.join(map(str, ignored))
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, ignored)
     try:
         yield
     finally:
         os.environ.pop(IGNORED, None)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def received():

@@ -290,6 +290,8 @@ def test_ctrl_c_to_the_launch_wrapper_stops_with_a_snapshot(reference, tmp_path)
         'auto'.format(snap)]
     assert snapshot_names(out) == ['iter-4'] and snapshots.is_complete(snap)
     assert not os.path.exists(os.path.join(out, '.lock'))
+    # the loaders' helper processes (forkserver, resource tracker) outlive the signal
+    assert 'Traceback' not in stdout and 'resource_tracker' not in stdout, stdout[-5000:]
 
 
 def leftovers(out, wait=10.0):

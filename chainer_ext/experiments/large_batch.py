@@ -366,12 +366,12 @@ def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print):
             log('[{}/{}] {:>18} batch {:>5} seed {}: top-1 {:.1%} ({:.0f} s)'.format(
                 count, len(todo), record['recipe'], record['total_batch'], record['seed'],
                 record['top1'], record['seconds']))
+        pool.shutdown()
     except KeyboardInterrupt:
         for worker in multiprocessing.active_children():  # the pool's: stop them now
             worker.terminate()
         kept = sum(key in done for key in wanted)
         raise Interrupted(kept, len(wanted), running, runs_path)
-    pool.shutdown()
     return in_plan(done.values(), plan)
 
 
