@@ -21,7 +21,8 @@ def load_average(la):
     return 'n/a' if not la else ', '.join('{:.2f}'.format(v) for v in la)
 
 
-def failed(name, res):
-    """The lines that stand for a benchmark that raised ``res['error']``."""
-    return ['**FAILED** — `{}` raised:'.format(name), '', '```',
-            res['error'].rstrip(), '```', '']
+def failed_section(title, name, res, goal=None):
+    """The section of benchmark ``name``, which raised ``res['error']``, and the summary
+    row ``goal`` (a :class:`Goal` saying 'failed') where it has one."""
+    return ([title, '', '**FAILED** — `{}` raised:'.format(name), '', '```',
+             res['error'].rstrip(), '```', ''], [goal] if goal else [])

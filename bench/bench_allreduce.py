@@ -50,7 +50,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from chainer_ext import mpi_launch
-from _markdown import Goal, failed, met, na_or
+from _markdown import failed_section, Goal, met, na_or
 
 COMMUNICATORS = ('fp16_ring', 'chainermn_naive', 'chainermn_flat', 'fp32_ring')
 GOALS = {'shm': 1.5, 'tcp_2gbit': 0.65}
@@ -368,11 +368,12 @@ def collect(cfg):
 
 def section(res, results):
     """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
-    goals = []
-    out = ['## Goal 2 — float16 gradient all-reduce (`bench/bench_allreduce.py`)', '']
+    title = '## Goal 2 — float16 gradient all-reduce (`bench/bench_allreduce.py`)'
     if 'error' in res:
-        goals.append(Goal('2', 'float16 all-reduce vs ChainerMN float32', 'failed', '', None))
-        return out + failed('bench_allreduce', res), goals
+        return failed_section(title, 'bench_allreduce', res, Goal(
+            '2', 'float16 all-reduce vs ChainerMN float32', 'failed', '', None))
+    goals = []
+    out = [title, '']
     out += ['`multi_node_mean_grad` on ResNet-50-sized gradients, 2 ranks, slowest rank\'s '
             'time between barriers, median over repetitions. fp16_ring = this project\'s '
             'float16 all-reduce; chainermn_naive / chainermn_flat = ChainerMN\'s float32 '

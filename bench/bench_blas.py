@@ -10,7 +10,7 @@ import os
 import statistics
 import subprocess
 import sys
-from _markdown import Goal, failed
+from _markdown import failed_section, Goal
 
 _WORKER = '''
 import json, os, sys, time
@@ -78,18 +78,14 @@ RUN_ALL_SETTINGS = {
 }
 
 
-def collect(cfg):
-    """What run_all records with ``cfg`` (one of :data:`RUN_ALL_SETTINGS`)."""
-    return run(**cfg)
-
-
 def section(res, results):
     """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
-    goals = []
-    out = ['## BLAS kernel: float32 GEMM (`bench/bench_blas.py`)', '']
+    title = '## BLAS kernel: float32 GEMM (`bench/bench_blas.py`)'
     if 'error' in res:
-        goals.append(Goal('BLAS', 'GEMM, pinned kernel / OpenBLAS default', 'failed', '', None))
-        return out + failed('bench_blas', res), goals
+        return failed_section(title, 'bench_blas', res, Goal(
+            'BLAS', 'GEMM, pinned kernel / OpenBLAS default', 'failed', '', None))
+    goals = []
+    out = [title, '']
     out += ['{0}x{0} float32 matrix product, {1} BLAS thread(s), each kernel in its own '
             'process (`OPENBLAS_CORETYPE`), rounds interleaved, median. `auto` is '
             'OpenBLAS\'s own pick; this CPU\'s kernel is {2}.'.format(

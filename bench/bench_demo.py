@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from _markdown import Goal, failed
+from _markdown import failed_section, Goal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -124,19 +124,15 @@ RUN_ALL_SETTINGS = {
 }
 
 
-def collect(cfg):
-    """What run_all records with ``cfg`` (one of :data:`RUN_ALL_SETTINGS`)."""
-    return run(**cfg)
-
-
 def section(res, results):
     """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
-    goals = []
-    out = ['## The demo, per epoch (`bench/bench_demo.py`)', '']
+    title = '## The demo, per epoch (`bench/bench_demo.py`)'
     if 'error' in res:
-        goals.append(Goal('demo', 'demo training time (18 epochs)', 'failed',
-                          '<= {} s'.format(GOAL_SECONDS_18_EPOCHS), None))
-        return out + failed('bench_demo', res), goals
+        return failed_section(title, 'bench_demo', res, Goal(
+            'demo', 'demo training time (18 epochs)', 'failed',
+            '<= {} s'.format(GOAL_SECONDS_18_EPOCHS), None))
+    goals = []
+    out = [title, '']
     out += ['`mpiexec -n {} train_imagenet.py --demo --no-plots`, {} iterations per run, '
             'time between the first and last log entries (validation included) scaled to '
             'one epoch of 1,437 images; {} round(s), settings interleaved.'.format(

@@ -45,7 +45,7 @@ import chainer
 
 from chainer_ext.datasets import ImageNetDataset
 from photos import write_photos
-from _markdown import Goal, failed, met
+from _markdown import failed_section, Goal, met
 
 #: Goal 3: at least this multiple of the stock pipeline's images/s per core (first size).
 GOAL_RATIO = 2.0
@@ -193,12 +193,13 @@ def collect(cfg):
 
 def section(res, results):
     """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
-    goals = []
-    out = ['## Goal 3 — input pipeline (`bench/bench_input_pipeline.py`)', '']
+    title = '## Goal 3 — input pipeline (`bench/bench_input_pipeline.py`)'
     if 'error' in res:
-        goals.append(Goal('3', 'input pipeline images/s per core vs stock', 'failed',
-                          '>= {:g}x'.format(GOAL_RATIO), None))
-        return out + failed('bench_input_pipeline', res), goals
+        return failed_section(title, 'bench_input_pipeline', res, Goal(
+            '3', 'input pipeline images/s per core vs stock', 'failed',
+            '>= {:g}x'.format(GOAL_RATIO), None))
+    goals = []
+    out = [title, '']
     out += ['Decoded + augmented images/s in one process (= one core): ours = '
             '`ImageNetDataset` (crop from header, draft decoding when possible, one '
             'resize to 224, flip, normalise); stock = Chainer\'s `LabeledImageDataset` + '

@@ -64,7 +64,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from chainer_ext.mpi_launch import run_mpi
-from _markdown import Goal, failed, met, na_or
+from _markdown import failed_section, Goal, met, na_or
 
 WORKER = os.path.join(HERE, '_iteration_worker.py')
 GOAL_THROUGHPUT_RATIO = 0.97
@@ -292,13 +292,14 @@ def _spread(r, warmup):
 
 def _throughput_section(res, results):
     """Goal 4's part: ``(markdown lines, goals)``."""
-    goals = []
-    out = ['## Goal 4 — training iteration vs ChainerMN\'s ImageNet example '
-           '(`bench/bench_iteration.py`)', '']
+    title = ('## Goal 4 — training iteration vs ChainerMN\'s ImageNet example '
+             '(`bench/bench_iteration.py`)')
     if 'error' in res:
-        goals.append(Goal('4', 'train_imagenet.py throughput / ChainerMN example', 'failed',
-                          '>= {}x'.format(GOAL_THROUGHPUT_RATIO), None))
-        return out + failed('bench_iteration', res), goals
+        return failed_section(title, 'bench_iteration', res, Goal(
+            '4', 'train_imagenet.py throughput / ChainerMN example', 'failed',
+            '>= {}x'.format(GOAL_THROUGHPUT_RATIO), None))
+    goals = []
+    out = [title, '']
     s = res['settings']
     t = res['throughput']
     out += ['{} at {} px, batch {} per rank, {} ranks (`mpiexec -n {}`), synthetic N(0, 1) '
@@ -343,11 +344,12 @@ def _throughput_section(res, results):
 
 def _memory_section(res):
     """Goal 5's part: ``(markdown lines, goals)``."""
-    goals = []
-    out = ['## Goal 5 — memory (`bench/bench_iteration.py`)', '']
+    title = '## Goal 5 — memory (`bench/bench_iteration.py`)'
     if 'error' in res:
-        goals.append(Goal('5', 'optimizer state = 2 parameter-sized arrays', 'failed', '', None))
-        return out + failed('bench_iteration', res), goals
+        return failed_section(title, 'bench_iteration', res, Goal(
+            '5', 'optimizer state = 2 parameter-sized arrays', 'failed', '', None))
+    goals = []
+    out = [title, '']
     t = res['throughput']
     out += ['Peak resident set size of each rank during the jobs of goal 4 (`ru_maxrss` '
             'of the rank process, read by a wrapper that `wait4`s it: '

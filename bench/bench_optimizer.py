@@ -39,7 +39,7 @@ import chainer
 from chainer import optimizers as chainer_optimizers
 
 from chainer_ext.optimizers import RMSpropWarmup
-from _markdown import Goal, failed, met
+from _markdown import failed_section, Goal, met
 
 #: Goal 1: an RMSpropWarmup update within this multiple of a MomentumSGD update ...
 GOAL_VS_MOMENTUM = 1.6
@@ -145,19 +145,15 @@ RUN_ALL_SETTINGS = {
 }
 
 
-def collect(cfg):
-    """What run_all records with ``cfg`` (one of :data:`RUN_ALL_SETTINGS`)."""
-    return run(**cfg)
-
-
 def section(res, results):
     """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
-    goals = []
-    out = ['## Goal 1 — optimizer update time (`bench/bench_optimizer.py`)', '']
+    title = '## Goal 1 — optimizer update time (`bench/bench_optimizer.py`)'
     if 'error' in res:
-        goals.append(Goal('1', 'RMSpropWarmup update vs MomentumSGD', 'failed',
-                          '<= {}x'.format(GOAL_VS_MOMENTUM), None))
-        return out + failed('bench_optimizer', res), goals
+        return failed_section(title, 'bench_optimizer', res, Goal(
+            '1', 'RMSpropWarmup update vs MomentumSGD', 'failed',
+            '<= {}x'.format(GOAL_VS_MOMENTUM), None))
+    goals = []
+    out = [title, '']
     out += ['One `optimizer.update()` on ResNet-50\'s parameters ({} arrays, {:,} float32 '
             'values), CPU, single thread; {} interleaved rounds, median.'.format(
                 res['n_arrays'], res['n_params'], res['rounds']), '',

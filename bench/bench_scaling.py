@@ -23,7 +23,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from chainer_ext.mpi_launch import run_mpi
-from _markdown import failed, na_or
+from _markdown import failed_section, na_or
 
 
 def measure(ranks, arch='resnet50', batchsize=32, insize=224, iterations=3,
@@ -69,18 +69,13 @@ RUN_ALL_SETTINGS = {
 }
 
 
-def collect(cfg):
-    """What run_all records with ``cfg`` (one of :data:`RUN_ALL_SETTINGS`)."""
-    return run(**cfg)
-
-
 def section(res, results):
     """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
-    goals = []
-    out = ['## Scaling at 1 and 2 ranks, per-iteration phases ('
-           '`bench/bench_scaling.py`)', '']
+    title = '## Scaling at 1 and 2 ranks, per-iteration phases (`bench/bench_scaling.py`)'
     if 'error' in res:
-        return out + failed('bench_scaling', res), goals
+        return failed_section(title, 'bench_scaling', res)
+    goals = []
+    out = [title, '']
     out += ['{} at {} px, batch {} per rank; median of {} iterations after a warm-up, a '
             'barrier before each phase. Two ranks share this machine\'s cores, so the '
             '2-rank compute time is not that of two machines.'.format(

@@ -5,14 +5,14 @@
     python bench/run_all.py --quick    # tiny settings (seconds; the smoke test's)
 
 Each ``bench_NAME.py`` owns its settings (``RUN_ALL_SETTINGS``), what is recorded
-(``collect``), its goals and its section of ``BENCHMARKS.md`` (``section``); this script
-runs them and assembles the file.  In order: ``bench_blas`` (GEMM per OpenBLAS kernel),
-``bench_optimizer`` (goal 1), ``bench_allreduce`` (goal 2; the 2 Gbit/s TCP link needs
-root and ``ip netns``/``tc``, and is skipped with a note otherwise),
-``bench_input_pipeline`` (goal 3), ``bench_iteration`` (goals 4 and 5), ``bench_demo``
-(the demo's epoch with OpenBLAS's set-up and the project's) and ``bench_scaling``, then
-the cost model (``python -m chainer_ext.cost_model``) for the paper's set-up and,
-calibrated on the scaling figures, for this machine.
+(``run(**settings)``, or its ``collect``), its goals and its section of ``BENCHMARKS.md``
+(``section``); this script runs them and assembles the file.  In order: ``bench_blas``
+(GEMM per OpenBLAS kernel), ``bench_optimizer`` (goal 1), ``bench_allreduce`` (goal 2;
+the 2 Gbit/s TCP link needs root and ``ip netns``/``tc``, and is skipped with a note
+otherwise), ``bench_input_pipeline`` (goal 3), ``bench_iteration`` (goals 4 and 5),
+``bench_demo`` (the demo's epoch with OpenBLAS's set-up and the project's) and
+``bench_scaling``, then the cost model (``python -m chainer_ext.cost_model``) for the
+paper's set-up and, calibrated on the scaling figures, for this machine.
 
 Writes ``bench/results/<name>.json`` (the raw result of each benchmark) and
 ``BENCHMARKS.md`` at the repository root: date, machine and versions, one table per goal
@@ -247,7 +247,9 @@ def run_benchmarks(names, mode, results_dir):
         _log('== {} {}'.format(name, json.dumps(cfg)))
         t0 = time.monotonic()
         try:
-            res = bench_module(name).collect(dict(cfg))
+            module = bench_module(name)
+            res = (module.collect(dict(cfg)) if hasattr(module, 'collect')
+                   else module.run(**cfg))
         except Exception:
             res = {'error': traceback.format_exc()}
             failed.append(name)
