@@ -3,6 +3,7 @@
 #   make test                        Python 3 of the PATH, its stack (below)
 #   make test PYTHON=python3.12      another interpreter, in its own .venv-python3.12
 #   make test STACK=current          force a stack from stacks/ (legacy: NumPy 1, current: NumPy 2)
+#   make lint                        ruff with ruff.toml (100 columns, pycodestyle + pyflakes)
 #   make test-cluster                the job scripts under a private Slurm cluster (root; installs
 #                                    slurm-wlm and munge with apt when they are missing)
 PYTHON  ?= python3
@@ -15,7 +16,7 @@ NP      ?= 2
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: setup demo test test-cluster slurm bench gpu-bundle clean-venv
+.PHONY: setup demo test lint test-cluster slurm bench gpu-bundle clean-venv
 
 $(VENV)/.installed: setup.py stacks/$(STACK).txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check --no-cache .
 
 # Debian's Slurm and munge, for tests/cluster/ (they start no daemon: the tests run their own).
 slurm:

@@ -96,6 +96,7 @@ setup(
         'gpu-cuda12': ['cupy-cuda12x>=13,<14', 'nvidia-nccl-cu12',
                        'nvidia-cudnn-cu12==8.9.7.29'],
         'gpu-cuda13': ['cupy-cuda13x>=14,<15', 'nvidia-nccl-cu13'],
-        'test': ['pytest>=7', 'hypothesis>=6'],
+        # ruff: `make lint`, configured in ruff.toml
+        'test': ['pytest>=7', 'hypothesis>=6', 'ruff>=0.5,<1'],
     },
 )

@@ -47,7 +47,8 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-import chainer_ext  # noqa: E402,F401  (compatibility stand-ins before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
+from chainer_ext import mpi_launch
 
 
 # ---------------------------------------------------------------------------
@@ -67,7 +68,6 @@ def baseline(argv):
     p.add_argument('--out', required=True)
     args = p.parse_args(argv)
 
-    import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
     import chainer
     import chainer.links as L
     from chainer import training
@@ -120,13 +120,6 @@ def baseline(argv):
 # rss-wrap: peak RSS of one rank, measured from its parent
 # ---------------------------------------------------------------------------
 
-def _rank_from_env():
-    for var in ('OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'PMI_RANK'):
-        if var in os.environ:
-            return int(os.environ[var])
-    return 0
-
-
 def _die_with_parent():
     # Linux: the child gets SIGKILL if this wrapper dies (timeout, MPI abort).
     try:
@@ -158,7 +151,7 @@ def rss_wrap(argv):
         except InterruptedError:
             continue
     child.returncode = os.waitstatus_to_exitcode(status)
-    rank = _rank_from_env()
+    rank = mpi_launch.rank_from_env()
     with open('{}.rank{}.json'.format(prefix, rank), 'w') as f:
         json.dump({'rank': rank, 'maxrss_kb': usage.ru_maxrss,
                    'returncode': child.returncode,

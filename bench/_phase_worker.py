@@ -21,7 +21,7 @@ import time
 
 import numpy
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer.links as L
 import chainermn
 

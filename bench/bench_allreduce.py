@@ -21,9 +21,10 @@ repetition), over two links: shared memory, and TCP over a loopback shaped to
 tbf``; needs root; Open MPI forced onto its TCP BTL with ``--mca pml ob1
 --mca btl tcp,self``: this Open MPI 5 also has the ``ucx`` and ``cm`` PMLs,
 which ignore the BTL list, so ``pml ob1`` is required).  The loopback's byte
-counter and the bandwidth-bound timings confirm that the data crossed TCP.  Each timing is the slowest rank's time of one call,
-between barriers; the report gives medians, bytes sent per rank (counted by
-the ring communicators; the bandwidth-optimal ``2 (p-1)/p`` figure for
+counter and the bandwidth-bound timings confirm that the data crossed TCP.
+Each timing is the slowest rank's time of one call, between barriers; the
+report gives medians, bytes sent per rank (counted by the ring communicators;
+the bandwidth-optimal ``2 (p-1)/p`` figure for
 ChainerMN's ``MPI_Allreduce``), the bytes the shaped loopback actually carried
 (``/proc/net/dev``) and the ratios against the goals (float16 <= 1.5x
 ChainerMN's time over shared memory, <= 0.65x over the 2 Gbit/s link).
@@ -34,6 +35,7 @@ Usage: ``python bench/bench_allreduce.py [--json PATH] [--reps N]``; or
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,7 +49,8 @@ REPO_ROOT = os.path.dirname(HERE)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from chainer_ext import mpi_launch  # NOQA
+from chainer_ext import mpi_launch
+from _markdown import failed_section, Goal, met, na_or
 
 COMMUNICATORS = ('fp16_ring', 'chainermn_naive', 'chainermn_flat', 'fp32_ring')
 GOALS = {'shm': 1.5, 'tcp_2gbit': 0.65}
@@ -320,6 +323,88 @@ def _summary(results):
                          res['ratio_fp16_vs']['fp32_ring'],
                          res.get('goal_ratio'), res.get('goal_met')))
     return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------
+# In bench/run_all.py: settings, what it records, and this benchmark's section
+# ---------------------------------------------------------------------------
+
+#: run_all's settings: the goals', and the smoke test's (``--quick``).
+RUN_ALL_SETTINGS = {
+    'full': dict(reps=9, links=('shm', 'tcp_2gbit')),
+    'quick': dict(reps=1, links=('shm',)),
+}
+
+
+def netns_available():
+    """``(True, '')`` if the shaped-TCP link can be set up, else ``(False, why)``."""
+    if not hasattr(os, 'geteuid') or os.geteuid() != 0:
+        return False, 'not running as root (ip netns and tc need root)'
+    for tool in ('ip', 'tc'):
+        if shutil.which(tool) is None:
+            return False, '`{}` not found'.format(tool)
+    probe = subprocess.run(['ip', 'netns', 'list'], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    if probe.returncode != 0:
+        return False, '`ip netns list` failed: {}'.format(probe.stdout.strip()[:200])
+    return True, ''
+
+
+def collect(cfg):
+    """What run_all records with ``cfg``: the shaped-TCP link is skipped, with the reason,
+    where it cannot be set up."""
+    links = list(cfg['links'])
+    skipped = {}
+    if 'tcp_2gbit' in links:
+        ok, why = netns_available()
+        if not ok:
+            links.remove('tcp_2gbit')
+            skipped['tcp_2gbit'] = why
+    res = run(links=tuple(links), reps=cfg['reps']) if links else {
+        'links': {}}
+    res['skipped_links'] = skipped
+    return res
+
+
+def section(res, results):
+    """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
+    title = '## Goal 2 — float16 gradient all-reduce (`bench/bench_allreduce.py`)'
+    if 'error' in res:
+        return failed_section(title, 'bench_allreduce', res, Goal(
+            '2', 'float16 all-reduce vs ChainerMN float32', 'failed', '', None))
+    goals = []
+    out = [title, '']
+    out += ['`multi_node_mean_grad` on ResNet-50-sized gradients, 2 ranks, slowest rank\'s '
+            'time between barriers, median over repetitions. fp16_ring = this project\'s '
+            'float16 all-reduce; chainermn_naive / chainermn_flat = ChainerMN\'s float32 '
+            'communicators; fp32_ring = our ring in float32 (reference).', '']
+    labels = {'shm': 'shared memory', 'tcp_2gbit': 'TCP over a loopback shaped to 2 Gbit/s '
+              'in its own network namespace'}
+    for link, r in res['links'].items():
+        out += ['### {} ({} arrays, {:,} values, {} reps)'.format(
+            labels.get(link, link), r['n_arrays'], r['n_elems'], r['reps']), '',
+            '| communicator | median ms | bytes sent per rank | fp16_ring / this |',
+            '|---|---|---|---|']
+        for name, t in r['median_s'].items():
+            ratio = r['ratio_fp16_vs'].get(name)
+            out.append('| {} | {:.1f} | {:,} | {} |'.format(
+                name, 1e3 * t, int(r['bytes_sent_per_rank'][name]),
+                '1 (itself)' if name == 'fp16_ring' else na_or(ratio, '{:.3f}x')))
+        worst = max(r['ratio_fp16_vs']['chainermn_naive'],
+                    r['ratio_fp16_vs']['chainermn_flat'])
+        out += ['', 'Goal: fp16_ring <= {}x ChainerMN\'s float32 time (naive and flat): '
+                'worst {:.3f}x — {}.'.format(r.get('goal_ratio'), worst,
+                                            met(r.get('goal_met'))), '']
+        goals.append(Goal('2', 'fp16 all-reduce / ChainerMN float32, {}'.format(link),
+                          '{:.3f}x'.format(worst), '<= {}x'.format(r.get('goal_ratio')),
+                          r.get('goal_met')))
+    for link, why in res.get('skipped_links', {}).items():
+        out += ['**{} skipped**: {}. Run `python bench/run_all.py` (or '
+                '`bench/bench_allreduce.py`) as root on a machine with `ip netns` and `tc` '
+                'for this link.'.format(labels.get(link, link), why), '']
+        goals.append(Goal('2', 'fp16 all-reduce / ChainerMN float32, {}'.format(link),
+                          'skipped', '<= {}x'.format(GOALS[link]), None))
+    return out, goals
 
 
 def main(argv=None):

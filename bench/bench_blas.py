@@ -10,6 +10,7 @@ import os
 import statistics
 import subprocess
 import sys
+from _markdown import failed_section, Goal
 
 _WORKER = '''
 import json, os, sys, time
@@ -64,6 +65,44 @@ def run(kernels=('Prescott', 'Haswell', 'SkylakeX', 'Cooperlake', 'auto'), n=204
                                 vs_first=statistics.median(v) / base,
                                 rel_error=seen[k]['rel_error'])
                         for k, v in samples.items()}}
+
+
+# ---------------------------------------------------------------------------
+# In bench/run_all.py: settings, what it records, and this benchmark's section
+# ---------------------------------------------------------------------------
+
+#: run_all's settings: the goals', and the smoke test's (``--quick``).
+RUN_ALL_SETTINGS = {
+    'full': dict(n=2048, rounds=3),
+    'quick': dict(n=256, rounds=1),
+}
+
+
+def section(res, results):
+    """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
+    title = '## BLAS kernel: float32 GEMM (`bench/bench_blas.py`)'
+    if 'error' in res:
+        return failed_section(title, 'bench_blas', res, Goal(
+            'BLAS', 'GEMM, pinned kernel / OpenBLAS default', 'failed', '', None))
+    goals = []
+    out = [title, '']
+    out += ['{0}x{0} float32 matrix product, {1} BLAS thread(s), each kernel in its own '
+            'process (`OPENBLAS_CORETYPE`), rounds interleaved, median. `auto` is '
+            'OpenBLAS\'s own pick; this CPU\'s kernel is {2}.'.format(
+                res['n'], res['threads'], res['cpu_kernel']), '',
+            '| OPENBLAS_CORETYPE | kernel in use | GFLOP/s | vs {} | max rel. error vs '
+            'float64 |'.format(next(iter(res['kernels']))), '|---|---|---|---|---|']
+    for name, k in res['kernels'].items():
+        out.append('| {} | {} | {:.0f} | {:.2f}x | {:.1e} |'.format(
+            name, k['kernel_in_use'], k['gflops'], k['vs_first'], k['rel_error']))
+    pinned = res['kernels'].get(res['cpu_kernel'] or '')
+    auto = res['kernels'].get('auto')
+    if pinned and auto:
+        ratio = pinned['gflops'] / auto['gflops']
+        goals.append(Goal('BLAS', 'GEMM GFLOP/s, pinned {} / OpenBLAS\'s pick ({})'.format(
+            res['cpu_kernel'], auto['kernel_in_use']), '{:.2f}x'.format(ratio), 'reported',
+            None))
+    return out + [''], goals
 
 
 def main(argv=None):

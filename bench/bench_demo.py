@@ -28,19 +28,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from _markdown import failed_section, Goal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RANKS = 2
+#: Goal: the demo's 18 epochs (training and validation) within this many seconds.
+GOAL_SECONDS_18_EPOCHS = 200
 #: Images per epoch and per iteration of the demo (1,437 training digits, 2 ranks x 32).
 DEMO_TRAIN, DEMO_BATCH = 1437, 64
 SETTINGS = ('openblas_default', 'project')
-THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
 def environment(setting):
     from chainer_ext import cores
-    from chainer_ext.blas_setup import REEXEC_MARK
+    from chainer_ext.blas_setup import REEXEC_MARK, THREAD_VARS
     env = {k: v for k, v in os.environ.items()
            if k not in THREAD_VARS + ('OPENBLAS_CORETYPE', REEXEC_MARK)}
     if setting == 'openblas_default':
@@ -111,6 +113,44 @@ def run(iterations=68, log_interval=0, rounds=1):
     return result
 
 
+# ---------------------------------------------------------------------------
+# In bench/run_all.py: settings, what it records, and this benchmark's section
+# ---------------------------------------------------------------------------
+
+#: run_all's settings: the goals', and the smoke test's (``--quick``).
+RUN_ALL_SETTINGS = {
+    'full': dict(iterations=68, log_interval=0, rounds=3),
+    'quick': dict(iterations=3, log_interval=1, rounds=1),
+}
+
+
+def section(res, results):
+    """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
+    title = '## The demo, per epoch (`bench/bench_demo.py`)'
+    if 'error' in res:
+        return failed_section(title, 'bench_demo', res, Goal(
+            'demo', 'demo training time (18 epochs)', 'failed',
+            '<= {} s'.format(GOAL_SECONDS_18_EPOCHS), None))
+    goals = []
+    out = [title, '']
+    out += ['`mpiexec -n {} train_imagenet.py --demo --no-plots`, {} iterations per run, '
+            'time between the first and last log entries (validation included) scaled to '
+            'one epoch of 1,437 images; {} round(s), settings interleaved.'.format(
+                res['ranks'], res['iterations'], res['rounds']), '',
+            '| setting | kernel | BLAS threads per rank | s per epoch | 18 epochs | '
+            'involuntary context switches |', '|---|---|---|---|---|---|']
+    for name, r in res['settings'].items():
+        out.append('| {} | {} | {} | {:.2f} | {:.0f} s | {:,.0f} |'.format(
+            name, r['kernel'], r['threads'], r['seconds_per_epoch'],
+            r['demo_seconds_18_epochs'], r['involuntary_switches']))
+    after = res['settings']['project']['demo_seconds_18_epochs']
+    out += ['', 'Speed-up of the project\'s set-up: {:.2f}x.'.format(res['speedup']), '']
+    goals.append(Goal('demo', 'demo training, 18 epochs (from s per epoch)',
+                      '{:.0f} s'.format(after), '<= {} s'.format(GOAL_SECONDS_18_EPOCHS),
+                      after <= GOAL_SECONDS_18_EPOCHS))
+    return out, goals
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--iterations', type=int, default=68, help='iterations per run (68: 3 epochs)')
@@ -129,5 +169,5 @@ def main(argv=None):
 
 if __name__ == '__main__':
     sys.path.insert(0, REPO)
-    import chainer_ext  # noqa: F401,E402
+    import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
     sys.exit(main())

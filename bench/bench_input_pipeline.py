@@ -40,11 +40,15 @@ import time
 
 import numpy
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 
 from chainer_ext.datasets import ImageNetDataset
 from photos import write_photos
+from _markdown import failed_section, Goal, met
+
+#: Goal 3: at least this multiple of the stock pipeline's images/s per core (first size).
+GOAL_RATIO = 2.0
 
 
 class PreprocessedDataset(chainer.dataset.DatasetMixin):
@@ -152,6 +156,73 @@ def run(n_images=64, width=500, height=375, quality=90, insize=224,
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# In bench/run_all.py: settings, what it records, and this benchmark's section
+# ---------------------------------------------------------------------------
+
+#: run_all's settings: the goals', and the smoke test's (``--quick``).
+RUN_ALL_SETTINGS = {
+    'full': dict(sizes=('500x375', '1024x768', '2048x1536'), n_images=64,
+                 rounds=7),
+    'quick': dict(sizes=('500x375',), n_images=4, rounds=1),
+}
+#: Said in BENCHMARKS.md when the goal is missed.
+LIMIT_NOTE = (
+    'Known limit (see bench/bench_input_pipeline.py): Pillow/libjpeg-turbo spends most '
+    'of a JPEG decode in Huffman decoding, which reduced-scale (draft) decoding cannot '
+    'skip; draft mode applies only when the crop is >= 2x the output (448 px for 224), '
+    'and a random crop of a 500x375 image never is, so it is decoded at full scale and '
+    'both pipelines cost about the same per image (ours also resamples the crop, which '
+    "the stock path cannot do). The 2x goal is reached only for large images (see the "
+    'larger sizes).')
+
+
+def collect(cfg):
+    """What run_all records with ``cfg``: each image size, the first size's training
+    path against the goal."""
+    results = []
+    for size in cfg['sizes']:
+        width, height = (int(v) for v in size.lower().split('x'))
+        results.append(run(cfg['n_images'], width, height, rounds=cfg['rounds']))
+    headline = results[0]['train']['ratio']
+    return {'benchmark': 'input_pipeline', 'goal_ratio': GOAL_RATIO, 'headline_ratio': headline,
+            'goal_met': headline >= GOAL_RATIO, 'results': results}
+
+
+def section(res, results):
+    """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
+    title = '## Goal 3 — input pipeline (`bench/bench_input_pipeline.py`)'
+    if 'error' in res:
+        return failed_section(title, 'bench_input_pipeline', res, Goal(
+            '3', 'input pipeline images/s per core vs stock', 'failed',
+            '>= {:g}x'.format(GOAL_RATIO), None))
+    goals = []
+    out = [title, '']
+    out += ['Decoded + augmented images/s in one process (= one core): ours = '
+            '`ImageNetDataset` (crop from header, draft decoding when possible, one '
+            'resize to 224, flip, normalise); stock = Chainer\'s `LabeledImageDataset` + '
+            'the ImageNet example\'s `PreprocessedDataset` (random 224 crop, no resize). '
+            'Photo-like JPEGs, quality 90; median of rounds.', '',
+            '| image size | file kB | phase | ours img/s | stock img/s | ours / stock |',
+            '|---|---|---|---|---|---|']
+    for r in res['results']:
+        for phase in ('train', 'validation'):
+            p = r[phase]
+            out.append('| {}x{} | {} | {} | {:.1f} | {:.1f} | {:.2f}x |'.format(
+                r['width'], r['height'], r['mean_file_kB'], phase, p['ours_images_per_s'],
+                p['stock_images_per_s'], p['ratio']))
+    head = res['results'][0]
+    out += ['', 'Goal: >= {}x the stock images/s per core at {}x{} (training path): '
+            '{:.2f}x — {}.'.format(res['goal_ratio'], head['width'], head['height'],
+                                   res['headline_ratio'], met(res['goal_met'])), '']
+    if not res['goal_met']:
+        out += [LIMIT_NOTE, '']
+    goals.append(Goal('3', 'input pipeline images/s per core, {}x{} train'.format(
+        head['width'], head['height']), '{:.2f}x'.format(res['headline_ratio']),
+        '>= {:g}x'.format(GOAL_RATIO), res['goal_met']))
+    return out, goals
 
 
 def main(argv=None):

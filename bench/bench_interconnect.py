@@ -373,20 +373,19 @@ def table(results):
     return '\n'.join(out)
 
 
-#: Measured by hand on 2026-12-03 (2 nodes, 2 Gbit/s, 5 repetitions each), for the one
-#: figure the decomposition leaves unexplained.
 #: What was measured by hand about the figures bench/results/interconnect.json (the run of
-#: 2026-12-03 04:33) leaves more than 25 % from the model plus the ring's own work.
+#: 2026-12-03 04:33; 2 nodes, 2 Gbit/s, 5 repetitions each) leaves more than 25 % from the
+#: model plus the ring's own work.
 UNEXPLAINED = (
-    'In the run of 2026-12-03 04:33, float32 on 2 nodes stays about 50 % above the model plus the ring\'s own work at both '
-    'rates. At 2 Gbit/s its repetitions are bimodal: the fastest come within 5 % of that '
-    'sum (the "min" column), the others are about 200 ms slower, in steps of about 100 ms '
-    '(float16 has such steps too, rarely). Measured by hand and ruled out: loss at the shaper (0 drops), '
-    'retransmission timeouts (0), the shaper\'s queue (2 ms to 1 s of queue: the same '
-    'times), the retransmissions of reordered segments (every one was a duplicate, but '
-    'tcp_reordering=127 or tcp_recovery=0 in the nodes changed nothing) and the ring\'s '
-    'segment size (512 KiB to 8 MiB: no better). The cause is not found; the 4-node '
-    'figures, which move half the bytes per hop, do not show it.')
+    'In the run of 2026-12-03 04:33, float32 on 2 nodes stays about 50 % above the model '
+    'plus the ring\'s own work at both rates. At 2 Gbit/s its repetitions are bimodal: the '
+    'fastest come within 5 % of that sum (the "min" column), the others are about 200 ms '
+    'slower, in steps of about 100 ms (float16 has such steps too, rarely). Measured by hand '
+    'and ruled out: loss at the shaper (0 drops), retransmission timeouts (0), the shaper\'s '
+    'queue (2 ms to 1 s of queue: the same times), the retransmissions of reordered segments '
+    '(every one was a duplicate, but tcp_reordering=127 or tcp_recovery=0 in the nodes '
+    'changed nothing) and the ring\'s segment size (512 KiB to 8 MiB: no better). The cause '
+    'is not found; the 4-node figures, which move half the bytes per hop, do not show it.')
 
 
 def explanation(results):
@@ -433,6 +432,56 @@ def explanation(results):
                 r['measured'], r['at_rate'] + r['own_work'])) for r in left)))
         out.append('- ' + UNEXPLAINED)
     return '\n'.join(out)
+
+
+# ---------------------------------------------------------------------------
+# In bench/run_all.py: settings, what it records, and this benchmark's section
+# ---------------------------------------------------------------------------
+
+#: run_all's settings: the goals', and the smoke test's (``--quick``).
+RUN_ALL_SETTINGS = {
+    'full': dict(rates=('10gbit', '2gbit'), sizes=(2, 4), reps=7),
+    'quick': dict(rates=('2gbit',), sizes=(2,), reps=1, phase_iterations=1,
+                  demo_iterations=6, demo_interval=2),
+}
+#: It builds a Slurm cluster (minutes): ``run_all --quick`` runs it only when named.
+RUN_ALL_IN_QUICK = False
+
+
+def collect(cfg):
+    """``run(**cfg)``, or why this machine cannot host the cluster."""
+    from cluster.slurm_cluster import unavailable_reason
+    reason = unavailable_reason()
+    if reason:
+        return {'skipped': reason}
+    return run(**cfg)
+
+
+def section(res, results):
+    """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
+    from _markdown import Goal, failed_section, load_average
+    title = '## The interconnect through a scheduler (`bench/bench_interconnect.py`)'
+    what = 'float16 / float32 all-reduce under Slurm'
+    if 'error' in res:
+        return failed_section(title, 'bench_interconnect', res,
+                              Goal('interconnect', what, 'failed', '', None))
+    if 'skipped' in res:
+        return ([title, '', 'Skipped: {}.'.format(res['skipped']), ''],
+                [Goal('interconnect', what, 'skipped', '', None)])
+    worst = max((r for r in res['settings'] if r['link'] != 'unshaped'),
+                key=lambda r: (r['nodes'], -parse_rate(r['link'])))
+    med = worst['allreduce']['median_s']
+    goal = Goal('interconnect', 'float16 / float32 all-reduce, {} nodes at {}'.format(
+        worst['nodes'], worst['link']), '{:.2f}x'.format(med['float16'] / med['float32']),
+        'reported', None)
+    out = [title, '', __doc__.split('\n\n', 2)[2].strip().replace('``', '`'), '',
+           'Measured on {} ({} cores), started {} (load average {} at start, {} at end; the '
+           'benchmark\'s own ranks are in the end figure).'.format(
+               res['machine'].get('cpu_model', res['machine']['platform']),
+               res['machine']['cores'], res['started'], load_average(res['load_start']),
+               load_average(res['load_end'])), '',
+           table(res), '', explanation(res), '']
+    return out, [goal]
 
 
 def main(argv=None):

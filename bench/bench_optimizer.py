@@ -32,15 +32,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-import numpy  # noqa: E402
+import numpy
 
-import chainer_ext  # noqa: F401,E402  (installs compatibility shims before chainer loads)
-import chainer  # noqa: E402
-from chainer import optimizers as chainer_optimizers  # noqa: E402
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
+import chainer
+from chainer import optimizers as chainer_optimizers
 
-from chainer_ext.optimizers import RMSpropWarmup  # noqa: E402
+from chainer_ext.optimizers import RMSpropWarmup
+from _markdown import failed_section, Goal, met
 
+#: Goal 1: an RMSpropWarmup update within this multiple of a MomentumSGD update ...
 GOAL_VS_MOMENTUM = 1.6
+#: ... and faster than Chainer's own RMSprop (a ratio below this).
+GOAL_VS_RMSPROP = 1.0
 
 
 def resnet50_param_shapes(n_classes=1000):
@@ -128,6 +132,50 @@ def _numba_version():
     except ImportError:
         return None
     return numba.__version__
+
+
+# ---------------------------------------------------------------------------
+# In bench/run_all.py: settings, what it records, and this benchmark's section
+# ---------------------------------------------------------------------------
+
+#: run_all's settings: the goals', and the smoke test's (``--quick``).
+RUN_ALL_SETTINGS = {
+    'full': dict(rounds=20, warmup=2),
+    'quick': dict(rounds=2, warmup=1),
+}
+
+
+def section(res, results):
+    """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
+    title = '## Goal 1 — optimizer update time (`bench/bench_optimizer.py`)'
+    if 'error' in res:
+        return failed_section(title, 'bench_optimizer', res, Goal(
+            '1', 'RMSpropWarmup update vs MomentumSGD', 'failed',
+            '<= {}x'.format(GOAL_VS_MOMENTUM), None))
+    goals = []
+    out = [title, '']
+    out += ['One `optimizer.update()` on ResNet-50\'s parameters ({} arrays, {:,} float32 '
+            'values), CPU, single thread; {} interleaved rounds, median.'.format(
+                res['n_arrays'], res['n_params'], res['rounds']), '',
+            '| optimizer | median ms | min ms | RMSpropWarmup / this |', '|---|---|---|---|']
+    ours = res['update_ms']['RMSpropWarmup']['median_ms']
+    for name, t in res['update_ms'].items():
+        out.append('| {} | {:.1f} | {:.1f} | {:.2f}x |'.format(
+            name, t['median_ms'], t['min_ms'], ours / t['median_ms']))
+    r_m = res['ratios']['RMSpropWarmup/MomentumSGD']
+    r_r = res['ratios']['RMSpropWarmup/RMSprop']
+    ok_m = r_m <= GOAL_VS_MOMENTUM
+    ok_r = r_r < GOAL_VS_RMSPROP
+    out += ['', '| goal | measured | met |', '|---|---|---|',
+            '| RMSpropWarmup <= {}x MomentumSGD | {:.2f}x | {} |'.format(
+                GOAL_VS_MOMENTUM, r_m, met(ok_m)),
+            '| RMSpropWarmup faster than Chainer\'s RMSprop | {:.2f}x | {} |'.format(
+                r_r, met(ok_r)), '']
+    goals.append(Goal('1', 'RMSpropWarmup update / MomentumSGD', '{:.2f}x'.format(r_m),
+                      '<= {}x'.format(GOAL_VS_MOMENTUM), ok_m))
+    goals.append(Goal('1', 'RMSpropWarmup update / RMSprop', '{:.2f}x'.format(r_r),
+                      '< {:g}x'.format(GOAL_VS_RMSPROP), ok_r))
+    return out, goals
 
 
 def main(argv=None):

@@ -22,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from chainer_ext.mpi_launch import run_mpi  # noqa: E402
+from chainer_ext.mpi_launch import run_mpi
+from _markdown import failed_section, na_or
 
 
 def measure(ranks, arch='resnet50', batchsize=32, insize=224, iterations=3,
@@ -55,6 +56,45 @@ def run(ranks=(1, 2), arch='resnet50', batchsize=32, insize=224, iterations=3):
     return {'machine': {'cpu_count': os.cpu_count(), 'platform': platform.platform()},
             'arch': arch, 'batchsize': batchsize, 'insize': insize,
             'iterations': iterations, 'ranks': results}
+
+
+# ---------------------------------------------------------------------------
+# In bench/run_all.py: settings, what it records, and this benchmark's section
+# ---------------------------------------------------------------------------
+
+#: run_all's settings: the goals', and the smoke test's (``--quick``).
+RUN_ALL_SETTINGS = {
+    'full': dict(arch='resnet50', insize=224, batchsize=32, iterations=3),
+    'quick': dict(arch='resnet18', insize=32, batchsize=4, iterations=1),
+}
+
+
+def section(res, results):
+    """This benchmark's part of BENCHMARKS.md: ``(markdown lines, goals)``."""
+    title = '## Scaling at 1 and 2 ranks, per-iteration phases (`bench/bench_scaling.py`)'
+    if 'error' in res:
+        return failed_section(title, 'bench_scaling', res)
+    goals = []
+    out = [title, '']
+    out += ['{} at {} px, batch {} per rank; median of {} iterations after a warm-up, a '
+            'barrier before each phase. Two ranks share this machine\'s cores, so the '
+            '2-rank compute time is not that of two machines.'.format(
+                res['arch'], res['insize'], res['batchsize'], res['iterations']), '',
+            'all-reduce: fp16 = the project\'s float16 ring; fp32 ring = the same ring in '
+            'float32; fp32 ChainerMN = ChainerMN\'s float32 communicator of the same name.', '',
+            '| ranks | forward+backward s | all-reduce fp16 s | all-reduce fp32 ring s | '
+            'all-reduce fp32 ChainerMN s | optimizer s | iteration s | images/s | '
+            'efficiency vs 1 rank |',
+            '|---|---|---|---|---|---|---|---|---|']
+    for n, r in res['ranks'].items():
+        eff = [v for k, v in r.items() if k.startswith('scaling_efficiency_vs_')]
+        out.append('| {} | {:.4f} | {:.4f} | {} | {:.4f} | {:.4f} | {:.4f} | {:.2f} | {} |'
+                   .format(n, r['forward_backward'], r['allreduce_float16'],
+                           na_or(r.get('allreduce_float32_ring'), '{:.4f}'),
+                           r['allreduce_float32'], r['optimizer'], r['iteration'],
+                           r.get('images_per_second', r.get('images_per_s')),
+                           na_or(eff[0] if eff else None, '{:.1%}')))
+    return out + [''], goals
 
 
 def main(argv=None):

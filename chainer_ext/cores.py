@@ -6,7 +6,8 @@ one node whose masks overlap share those CPUs: each CPU counts for ``1/k`` of ea
 ``k`` processes allowed on it.  Ranks that all see the node's (or the job's) CPUs thus split
 them evenly, and ranks a launcher bound to cores of their own own those cores whole.
 :func:`owned` is that rule; :func:`of_rank` and :func:`of_process` apply it to the ranks of
-a node and to a pool of processes.
+a node and to a pool of processes, and :func:`default_loaderjob` gives a rank's loaders
+all but one of its cores.
 """
 import collections
 import os
@@ -44,3 +45,9 @@ def of_process(processes=1):
     (a pool it starts, for example); ``of_process()`` is every CPU it may use."""
     mine = allowed()
     return owned(mine, [mine] * max(1, int(processes)))
+
+
+def default_loaderjob(cores):
+    """Loader processes per rank (``--loaderjob``'s default): the ``cores`` it owns, less
+    one for the rank itself; at least 1."""
+    return max(1, int(cores) - 1)

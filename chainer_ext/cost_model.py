@@ -3,12 +3,12 @@
 Everything it outputs is MODELLED: ``T_iter = T_compute + (1 - overlap) T_allreduce
 + T_optimizer`` with an alpha-beta ring (or hierarchical) all-reduce, ``ceil(epochs
 ceil(n_train / n) / b_local)`` iterations plus a validation per epoch.
-:data:`PAPER_CONSTANTS` holds every constant with its source, none tuned to the
-paper's 897.9 s; :func:`paper_comparison` checks the model against that time and
-the 70 % / 80 % scaling efficiencies (Section 4) and :func:`target_check_text`
-says what the sourced terms do not account for.
-:func:`machine_from_measurements` calibrates on bench/bench_scaling.py's JSON.
-The formulas in full: docs/DESIGN.md.
+Its constants, each with its source and none tuned to the paper's 897.9 s, are
+:data:`chainer_ext.cost_constants.PAPER_CONSTANTS`; :func:`paper_comparison` checks the
+model against that time and the 70 % / 80 % scaling efficiencies (Section 4), and
+:mod:`chainer_ext.cost_model_text` says in tables and words what the sourced terms do and
+do not account for.  :func:`machine_from_measurements` calibrates on
+bench/bench_scaling.py's JSON.  The formulas in full: docs/DESIGN.md.
 """
 import json
 import math
@@ -17,179 +17,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from chainer_ext import flag_types
 from chainer_ext import paper_numbers as paper
-from chainer_ext.formatting import duration
-from chainer_ext.formatting import fmt
-from chainer_ext.formatting import ms
-from chainer_ext.formatting import NA
-from chainer_ext.formatting import percent
-
-# ---------------------------------------------------------------------------
-# Calibration constants for the paper's machine: the ONE place they live.
-# ---------------------------------------------------------------------------
-
-#: Every constant used to model MN-1, with its source.  Do not tune these to
-#: reproduce the paper's time: the point is to see what the published hardware
-#: figures predict, and where they fall short.
-PAPER_CONSTANTS = {
-    'images_per_s': {
-        'value': 195.0,
-        'unit': 'images/s per GPU (forward + backward, fp32, batch 32)',
-        'source': ('TensorFlow official benchmarks (tensorflow.org/performance/'
-                   'benchmarks, 2017, TF 1.x tf_cnn_benchmarks): ResNet-50 on one '
-                   'Tesla P100 of an NVIDIA DGX-1, batch 32 per GPU, synthetic '
-                   'data: 195 images/s (219 at batch 64; 193 with real data). '
-                   'Chosen because it is a published single-P100 figure at '
-                   'exactly the paper\'s per-worker batch of 32; scaled to MN-1\'s '
-                   'P100s for PCIe by pcie_fp32_ratio.  A slower '
-                   'framework (Chainer 3 was not faster than TF) lengthens the '
-                   'modelled time and, since communication then weighs less, '
-                   'raises the modelled efficiency; see the sensitivity table.'),
-    },
-    'pcie_fp32_ratio': {
-        'value': 9.3 / 10.6,
-        'unit': 'FP32 peak of the P100 for PCIe / that of the P100 SXM2',
-        'source': ('NVIDIA Tesla P100 datasheet: 9.3 TFLOPS FP32 for PCIe (250 W, boost '
-                   '~1300 MHz) against 10.6 for SXM2 (300 W, 1480 MHz), the same GP100 '
-                   'chip: the ratio is the clock.  MN-1\'s GPUs are the PCIe model: '
-                   'PFN\'s blog "MN-1: a GPU cluster behind 15-min ImageNet" '
-                   '(tech.preferred.jp, 2017-11-30) gives 4.7 TFLOPS double precision '
-                   'per GPU, the PCIe figure (SXM2: 5.3).  images_per_s was measured on '
-                   'SXM2 P100s (DGX-1), so the model multiplies it by this ratio, as if '
-                   'training were bound by the SM clock; its memory-bound layers are '
-                   'not, so the true slowdown lies between this and none (see the '
-                   'sensitivity table).'),
-    },
-    'images_per_s_low': {
-        'value': 90 * paper.IMAGENET_TRAIN / (29 * 3600.0) / 8,
-        'unit': 'images/s per GPU (end to end)',
-        'source': ('Table 1, He et al. row: 90 epochs in 29 h on 8 Tesla P100 '
-                   '(Caffe) = 138 images/s per GPU including data loading and '
-                   'intra-node communication.  Used only as a sensitivity case.'),
-    },
-    'forward_fraction': {
-        'value': 1.0 / 3.0,
-        'unit': 'forward time / (forward + backward) time',
-        'source': ('Rule of thumb: the backward pass costs about twice the '
-                   'forward pass (two convolutions per layer: data and weight '
-                   'gradients).'),
-    },
-    'gradient_bytes': {
-        'value': 2 * paper.RESNET50_PARAMS,
-        'unit': 'bytes per all-reduce',
-        'source': ('25,557,032 ResNet-50 parameters (He et al. 2016; models/resnet.py) '
-                   'x 2 bytes: the paper all-reduces float16 gradients.'),
-    },
-    'bn_stat_bytes': {
-        'value': 2 * 4 * paper.RESNET50_BN_CHANNELS,
-        'unit': 'bytes per validation',
-        'source': ('mean and variance (float32) of the 26,560 BN channels of '
-                   'ResNet-50, all-reduced once before each validation.'),
-    },
-    'inter_bandwidth': {
-        'value': 6.8e9,
-        'unit': 'bytes/s per network adapter',
-        'source': ('InfiniBand FDR 4x (Mellanox ConnectX-3/Connect-IB): 4 lanes x '
-                   '14.0625 Gbit/s = 56.25 Gbit/s signalling, 64b/66b encoding '
-                   '-> 54.5 Gbit/s = 6.8 GB/s of data per direction.'),
-    },
-    'inter_latency': {
-        'value': 6.6e-6,
-        'unit': 's per step of a ring that spans nodes',
-        'source': ('NCCL\'s own latency model, src/graph/tuning.cc of NCCL 2.5.6 '
-                   '(github.com/NVIDIA/nccl; the first release that publishes one, '
-                   'NCCL 2.0.5\'s source is not public): hwLat[NET][Ring][Simple] = '
-                   '6.6 us, charged to every one of the 2(n-1) steps of a ring '
-                   'all-reduce across nodes (latency = baseLat + nsteps * hwLat).  '
-                   'Simple is the protocol NCCL uses for large messages such as the '
-                   '51 MB gradient.  The FDR adapter\'s own MPI ping-pong latency '
-                   '(~0.7 us, Mellanox) is a small part of it; the rest is NCCL\'s '
-                   'per-step software path.  NCCL 2.7-2.9 put 9.6 us on the '
-                   'node-crossing steps and multiply a large multi-node ring '
-                   'all-reduce\'s latency by 1.9 (see inter_latency_nccl27).'),
-    },
-    'ring_base_latency': {
-        'value': 8.4e-6,
-        'unit': 's per ring all-reduce',
-        'source': ('NCCL 2.5.6 src/graph/tuning.cc: baseLat[Ring][Simple] = 8.4 us, '
-                   'added once per collective.'),
-    },
-    'inter_latency_nccl27': {
-        'value': 9.6e-6,
-        'unit': 's per node-crossing ring step (sensitivity only)',
-        'source': ('NCCL 2.7.3-2.9 src/graph/tuning.cc: hwLat[NET][Ring][Simple] = '
-                   '9.6 us on the 2(N-1) steps that cross nodes, hwLat[PCI] on the '
-                   'others, and the latency x ring_plateau_nccl27 for an all-reduce '
-                   'over several nodes of at least n/16 * 64 KiB ("Plateau effect of '
-                   'ring").  A later model of a later NCCL: a sensitivity case.'),
-    },
-    'ring_plateau_nccl27': {
-        'value': 1.9,
-        'unit': 'latency factor (sensitivity only)',
-        'source': 'NCCL 2.7.3-2.9 src/graph/tuning.cc, ncclTopoGetAlgoTime: lat *= 1.9.',
-    },
-    'nics_per_node': {
-        'value': 1,
-        'unit': 'InfiniBand FDR adapters carrying the ring, per node',
-        'source': ('MN-1 nodes have two FDR links (56 Gbit/s x 2; PFN\'s MN-1 blog, see '
-                   'pcie_fp32_ratio).  A ring sends through one network device (NCCL '
-                   'gives each ring its adapter: getDev(ring->id) in src/transport/'
-                   'net.cu of NCCL 2.3.5, the first open NCCL 2); how many rings NCCL '
-                   '2.0.5 ran on MN-1 is not published.  One adapter here; two (then '
-                   'PCIe-bound) in the sensitivity table.'),
-    },
-    'intra_bandwidth': {
-        'value': 12.0e9,
-        'unit': 'bytes/s between GPUs of one node',
-        'source': ('PCIe gen3 x16: 15.75 GB/s theoretical, about 12 GB/s achieved by '
-                   'cudaMemcpy peer/host copies (NVIDIA bandwidthTest); NCCL 2.5.6 '
-                   'src/graph/topo.h uses the same PCI_WIDTH 12.  MN-1\'s P100s are '
-                   'the PCIe model (see pcie_fp32_ratio), with no NVLink.'),
-    },
-    'qpi_bandwidth': {
-        'value': 8.0e9,
-        'unit': 'bytes/s between the two sockets (sensitivity only)',
-        'source': ('NCCL 2.5.6 src/graph/topo.h: QPI_WIDTH 8 (GB/s) for Intel CPUs '
-                   'before Skylake, as MN-1\'s Xeon E5-2667 (Section 3); NCCL 2.7 '
-                   'and later use 6.  Applies if a node\'s ring crosses between the '
-                   'sockets, i.e. if its 8 GPUs hang off both; MN-1\'s PCIe layout '
-                   'is not published, so this is a sensitivity case.'),
-    },
-    'intra_latency': {
-        'value': 5.7e-6,
-        'unit': 's per step of a ring within one node',
-        'source': ('NCCL 2.5.6 src/graph/tuning.cc: hwLat[PCI][Ring][Simple] = 5.7 us '
-                   '(GPUs linked by PCIe, no NVLink, as MN-1\'s P100s for PCIe; see '
-                   'pcie_fp32_ratio).'),
-    },
-    'hbm_bandwidth': {
-        'value': 732e9,
-        'unit': 'bytes/s',
-        'source': ('NVIDIA Tesla P100 datasheet: 732 GB/s HBM2 (16 GB models, SXM2 and '
-                   'PCIe; the 12 GB PCIe model has 549 GB/s, and MN-1\'s memory size is '
-                   'not published).'),
-    },
-    'optimizer_bytes_per_param': {
-        'value': 28 + 12,
-        'unit': 'bytes of device memory traffic per parameter per iteration',
-        'source': ('Hybrid update (paper, Appendix A.1) in float32: reads g, theta, '
-                   'Delta, m (16 B), writes theta, Delta, m (12 B) = 28 B; '
-                   'float16 pack (read 4, write 2) and unpack (read 2, write 4) '
-                   'of the gradients = 12 B.'),
-    },
-    'per_array_overhead': {
-        'value': 20e-6,
-        'unit': 's per parameter array per iteration',
-        'source': ('Assumed: Chainer calls the update rule of each of the 161 '
-                   'parameter arrays from Python and launches CuPy kernels; '
-                   'of the order of 10-30 us per array.'),
-    },
-}
-
-
-def _c(name):
-    return PAPER_CONSTANTS[name]['value']
+from chainer_ext.cost_constants import constant
 
 
 # ---------------------------------------------------------------------------
@@ -412,22 +241,23 @@ class Machine:
 
 
 def paper_machine(**overrides):
-    """MN-1 as modelled from :data:`PAPER_CONSTANTS` (keyword overrides allowed).
+    """MN-1 as modelled from :data:`~chainer_ext.cost_constants.PAPER_CONSTANTS` (keyword
+    overrides allowed).
 
     The single-GPU speed is ``images_per_s`` (P100 SXM2) times ``pcie_fp32_ratio``:
     MN-1's P100s are the PCIe model.  Overrides accept any :class:`Machine` field
     (``images_per_s`` then replaces the derated speed), plus ``nics_per_node``,
     ``inter_latency``, ``intra_latency``, ``intra_bandwidth``.
     """
-    nics = overrides.pop('nics_per_node', _c('nics_per_node'))
-    inter_latency = overrides.pop('inter_latency', _c('inter_latency'))
-    intra_latency = overrides.pop('intra_latency', _c('intra_latency'))
-    intra_bw = overrides.pop('intra_bandwidth', _c('intra_bandwidth'))
+    nics = overrides.pop('nics_per_node', constant('nics_per_node'))
+    inter_latency = overrides.pop('inter_latency', constant('inter_latency'))
+    intra_latency = overrides.pop('intra_latency', constant('intra_latency'))
+    intra_bw = overrides.pop('intra_bandwidth', constant('intra_bandwidth'))
     images_per_s = overrides.pop('images_per_s',
-                                 _c('images_per_s') * _c('pcie_fp32_ratio'))
+                                 constant('images_per_s') * constant('pcie_fp32_ratio'))
     params = paper.RESNET50_PARAMS
-    t_opt = (_c('optimizer_bytes_per_param') * params / _c('hbm_bandwidth')
-             + paper.RESNET50_PARAM_ARRAYS * _c('per_array_overhead'))
+    t_opt = (constant('optimizer_bytes_per_param') * params / constant('hbm_bandwidth')
+             + paper.RESNET50_PARAM_ARRAYS * constant('per_array_overhead'))
     m = Machine(
         name='MN-1: {} nodes x {} Tesla P100 for PCIe, InfiniBand FDR'.format(
             paper.HARDWARE['nodes'], paper.HARDWARE['gpus_per_node']),
@@ -435,12 +265,12 @@ def paper_machine(**overrides):
         images_per_s=images_per_s,
         t_optimizer=t_opt,
         intra=Link(intra_latency, intra_bw),
-        inter=Link(inter_latency, nics * _c('inter_bandwidth')),
-        gradient_bytes=_c('gradient_bytes'),
-        bn_stat_bytes=_c('bn_stat_bytes'),
-        forward_fraction=_c('forward_fraction'),
-        ring_base_latency=_c('ring_base_latency'),
-        ring_plateau=_c('ring_plateau_nccl27'),
+        inter=Link(inter_latency, nics * constant('inter_bandwidth')),
+        gradient_bytes=constant('gradient_bytes'),
+        bn_stat_bytes=constant('bn_stat_bytes'),
+        forward_fraction=constant('forward_fraction'),
+        ring_base_latency=constant('ring_base_latency'),
+        ring_plateau=constant('ring_plateau_nccl27'),
         calibration='modelled from published P100 / InfiniBand FDR figures '
                     '(PAPER_CONSTANTS)',
     )
@@ -615,151 +445,24 @@ def paper_comparison(machine=None):
 
 
 # ---------------------------------------------------------------------------
-# Text output
+# Alternative assumptions
 # ---------------------------------------------------------------------------
 
-def format_scaling_table(rows):
-    head = ('| workers | nodes | total batch | iter/epoch | compute ms | '
-            'all-reduce ms | optimizer ms | iteration ms | 90-epoch time | '
-            'eff. vs 1 GPU | eff. vs 1 node |')
-    lines = [head, '|' + '---|' * 11]
-    for r in rows:
-        lines.append('| {} | {} | {} | {:.2f} | {} | {} | {} | {} | {} ({:.0f} s) | {} | {} |'.format(
-            r['n'], r['nodes'], r['total_batch'], r['iterations_per_epoch'],
-            ms(r['t_compute']), ms(r['t_allreduce']), ms(r['t_optimizer']),
-            ms(r['t_iter']), duration(r['t_total']), r['t_total'],
-            percent(r['efficiency_vs_1gpu']), percent(r['efficiency_vs_1node'])))
-    return '\n'.join(lines)
 
 
-def format_paper_comparison(cmp):
-    p, m = cmp['paper'], cmp['modelled']
-    lines = [
-        '| quantity (1024 GPUs, batch 32 each, 90 epochs) | paper (measured, mean ± sd of {} runs) | '
-        'cost model (MODELLED) | model / paper |'.format(p['runs']),
-        '|---|---|---|---|',
-        '| training time incl. validation | {:.1f} ± {:.1f} s | {:.1f} s | {:+.1f}% |'.format(
-            p['time_s'], p['time_sd_s'], m['t_total'], 100 * cmp['relative_time_error']),
-        '| scaling efficiency vs 1 GPU | {} | {} | {:+.1f} points |'.format(
-            percent(p['efficiency_vs_1gpu']), percent(m['efficiency_vs_1gpu'], 1),
-            100 * (m['efficiency_vs_1gpu'] - p['efficiency_vs_1gpu'])),
-        '| scaling efficiency vs 1 node (8 GPUs) | {} | {} | {:+.1f} points |'.format(
-            percent(p['efficiency_vs_1node']), percent(m['efficiency_vs_1node'], 1),
-            100 * (m['efficiency_vs_1node'] - p['efficiency_vs_1node'])),
-        '| time per iteration | {:.0f} ms (derived: time / {} iterations) | {} ms | |'.format(
-            1e3 * cmp['paper_t_iter'], m['iterations'], ms(m['t_iter'])),
-    ]
-    return '\n'.join(lines)
 
 
-def discrepancy_text(cmp):
-    m = cmp['modelled']
-    lines = [
-        'Discrepancy.  The paper\'s time implies {:.0f} ms per iteration; the model '
-        'gives {:.0f} ms ({:.0f} compute + {:.1f} all-reduce + {:.1f} optimizer).'.format(
-            1e3 * cmp['paper_t_iter'], 1e3 * m['t_iter'], 1e3 * m['t_compute'],
-            1e3 * m['t_allreduce'], 1e3 * m['t_optimizer']),
-    ]
-    implied, assumed = cmp['paper_implied_1gpu_images_per_s'], cmp['images_per_s']
-    if abs(implied / assumed - 1) <= 0.15:
-        lines.append(
-            'The paper\'s 70% against one GPU implies a single-GPU speed of {:.0f} '
-            'images/s, close to the {:.0f} images/s assumed here, so the compute term is '
-            'not the main gap: the missing time is in what grows with n.'.format(
-                implied, assumed))
-    else:
-        lines.append(
-            'The paper\'s 70% against one GPU implies a single-GPU speed of {:.0f} '
-            'images/s; the {:.0f} images/s assumed here is {:.0f}% {} it, so the '
-            'compute term accounts for part of the gap.'.format(
-                implied, assumed, abs(100 * (assumed / implied - 1)),
-                'below' if assumed < implied else 'above'))
-    a_now = cmp['inter_latency']
-    if cmp['alpha_to_match'] <= a_now:
-        lines.append(
-            'The model is not faster than the paper here, so no extra latency is needed '
-            'to explain the time; the assumed single-GPU throughput is then the term to '
-            'question first.')
-    else:
-        lines.append(
-            'The ring has 2(n-1) = {} lock-step steps at n = 1024; a per-step cost '
-            'of {:.0f} us, instead of the {:.1f} us of NCCL\'s own latency model, would '
-            'alone close the gap.  NCCL 2.7-2.9\'s later model (9.6 us on the steps '
-            'between nodes, the latency x1.9 for large all-reduces) comes to less: '
-            'see its row below.'.format(
-                int(2 * (m['n'] - 1)), 1e6 * cmp['alpha_to_match'], 1e6 * a_now))
-    return '\n'.join(lines)
 
 
-def _growth_row(label, t):
-    """``| label | T(1) | T(g) | T(n) | T(g) - T(1) | T(n) - T(g) |`` in ms."""
-    (k1, t1), (kg, tg), (kn, tn) = sorted(t.items())
-    return '| {} | {:.1f} | {:.1f} | {:.1f} | {:+.1f} | {:+.1f} |'.format(
-        label, 1e3 * t1, 1e3 * tg, 1e3 * tn, 1e3 * (tg - t1), 1e3 * (tn - tg))
 
 
 def pessimistic_machine():
     """The slowest-communicating MN-1 the sourced constants allow: NCCL 2.7-2.9's
     ring latency model and a ring through QPI inside each node."""
-    return paper_machine(allreduce='ring-nccl27', inter_latency=_c('inter_latency_nccl27'),
-                         intra_bandwidth=_c('qpi_bandwidth'))
+    return paper_machine(allreduce='ring-nccl27', inter_latency=constant('inter_latency_nccl27'),
+                         intra_bandwidth=constant('qpi_bandwidth'))
 
 
-def target_check_text(cmp):
-    """Whether the model comes within the tolerances of the paper, and if not, why."""
-    p, c = cmp['paper'], cmp['check']
-    yes = {True: 'yes', False: 'NO'}
-    n, t_model, t_paper = p['workers'], cmp['t_iter_by_n'], cmp['paper_t_iter_by_n']
-    g = sorted(t_model)[1]
-    lines = [
-        '| criterion | tolerance | model - paper | within |', '|---|---|---|---|',
-        '| 90-epoch time | {:.0%} | {:+.1f}% | {} |'.format(
-            TIME_TOLERANCE, 100 * c['time'][0], yes[c['time'][1]]),
-        '| efficiency vs 1 GPU | {:.0f} points | {:+.1f} points | {} |'.format(
-            100 * EFFICIENCY_TOLERANCE, 100 * c['efficiency_vs_1gpu'][0],
-            yes[c['efficiency_vs_1gpu'][1]]),
-        '| efficiency vs 1 node | {:.0f} points | {:+.1f} points | {} |'.format(
-            100 * EFFICIENCY_TOLERANCE, 100 * c['efficiency_vs_1node'][0],
-            yes[c['efficiency_vs_1node'][1]]),
-        '',
-        '| time per iteration, ms | 1 GPU | {} GPUs | {} GPUs | 1 -> {} | {} -> {} |'.format(
-            g, n, g, g, n),
-        '|---|---|---|---|---|---|',
-        _growth_row('paper (implied by {} s, {:.0%} and {:.0%})'.format(
-            p['time_s'], p['efficiency_vs_1gpu'], p['efficiency_vs_1node']), t_paper),
-        _growth_row('model', t_model),
-    ]
-    worst = paper_comparison(pessimistic_machine())
-    lines.append(_growth_row('model, NCCL 2.7-2.9 latency and a ring through QPI',
-                             worst['t_iter_by_n']))
-    if all(ok for _, ok in c.values()):
-        return '\n'.join(lines)
-    gp = (t_paper[g] - t_paper[1], t_paper[n] - t_paper[g])
-    gm = (t_model[g] - t_model[1], t_model[n] - t_model[g])
-    gw = (worst['t_iter_by_n'][g] - worst['t_iter_by_n'][1],
-          worst['t_iter_by_n'][n] - worst['t_iter_by_n'][g])
-    lines += ['', (
-        'Not within the tolerances with sourced terms.  The paper\'s efficiencies say '
-        'its iteration grew by {:.0f} ms from 1 to {} GPUs and by {:.0f} ms more to {}; '
-        'the published figures here account for {:.1f} and {:.1f} ms (the 8-GPU ring '
-        'over PCIe; then NCCL\'s ring latency and the FDR bandwidth), and at most '
-        '{:.1f} and {:.1f} ms with NCCL 2.7-2.9\'s latency model and a ring through '
-        'QPI (efficiencies {:.0%} and {:.0%}).  The remaining {:.0f} and {:.0f} ms '
-        'have no published source: Figure 1\'s communication and iteration times per '
-        'GPU count would divide them between communication and the rest, but its '
-        'values are not in the paper\'s text, and nothing here is fitted to them.  '
-        'Stragglers (each iteration waits for the slowest of {} workers), data loading '
-        'on 16 cores for 8 GPUs and contention are not modelled for want of a '
-        'measured figure.  Meanwhile the modelled single GPU ({:.1f} ms) is {:.1f} ms '
-        '{} than the {:.1f} ms the paper\'s 70% implies, which is why the modelled '
-        'time comes closer than the efficiencies.').format(
-            1e3 * gp[0], g, 1e3 * gp[1], n, 1e3 * gm[0], 1e3 * gm[1], 1e3 * gw[0],
-            1e3 * gw[1], worst['modelled']['efficiency_vs_1gpu'],
-            worst['modelled']['efficiency_vs_1node'],
-            1e3 * (gp[0] - gw[0]), 1e3 * (gp[1] - gw[1]), n, 1e3 * t_model[1],
-            1e3 * abs(t_model[1] - t_paper[1]),
-            'slower' if t_model[1] > t_paper[1] else 'faster', 1e3 * t_paper[1])]
-    return '\n'.join(lines)
 
 
 def sensitivity_rows():
@@ -767,15 +470,15 @@ def sensitivity_rows():
     cases = [
         ('baseline (PAPER_CONSTANTS)', {}),
         ('single GPU at the SXM2 speed, 195 images/s (no PCIe derating)',
-         {'images_per_s': _c('images_per_s')}),
+         {'images_per_s': constant('images_per_s')}),
         ('single GPU 138 images/s (Table 1, He et al. 29 h on 8 P100)',
-         {'images_per_s': _c('images_per_s_low')}),
+         {'images_per_s': constant('images_per_s_low')}),
         ('2 InfiniBand FDR adapters per node', {'nics_per_node': 2}),
         ('ring crosses QPI inside each node (8 GB/s, NCCL 2.5.6)',
-         {'intra_bandwidth': _c('qpi_bandwidth')}),
+         {'intra_bandwidth': constant('qpi_bandwidth')}),
         ('hierarchical all-reduce', {'allreduce': 'hierarchical'}),
         ('NCCL 2.7-2.9 latency model (9.6 us across nodes, x1.9 plateau)',
-         {'allreduce': 'ring-nccl27', 'inter_latency': _c('inter_latency_nccl27')}),
+         {'allreduce': 'ring-nccl27', 'inter_latency': constant('inter_latency_nccl27')}),
         ('per-step latency 1 us (FDR adapter only, no NCCL software)',
          {'inter_latency': 1e-6, 'intra_latency': 1e-6, 'ring_base_latency': 0.0}),
         ('per-step latency 30 us', {'inter_latency': 30e-6}),
@@ -790,198 +493,18 @@ def sensitivity_rows():
     return rows
 
 
-def format_sensitivity(rows):
-    lines = ['| assumption (MODELLED) | 90-epoch time | eff. vs 1 GPU | eff. vs 1 node |',
-             '|---|---|---|---|']
-    for label, t, e1, e8 in rows:
-        lines.append('| {} | {:.0f} s | {} | {} |'.format(label, t, percent(e1), percent(e8)))
-    return '\n'.join(lines)
 
 
-def format_constants():
-    lines = ['| constant | value | unit | source |', '|---|---|---|---|']
-    for k, v in PAPER_CONSTANTS.items():
-        val = v['value']
-        sval = '{:.4g}'.format(val) if isinstance(val, float) else str(val)
-        lines.append('| {} | {} | {} | {} |'.format(k, sval, v['unit'], v['source']))
-    return '\n'.join(lines)
 
 
-def paper_report(machine=None, sensitivity=True, constants=True):
-    """The text printed by ``python -m chainer_ext.cost_model --paper``."""
-    m = machine or paper_machine()
-    cmp = paper_comparison(m)
-    out = [
-        '# Cost model for the paper\'s set-up (MODELLED, not measured)',
-        '',
-        'Machine: {} ({}); all-reduce: {}; float16 gradients of {:,} bytes; '
-        'overlap {:.0%}.'.format(m.name, m.calibration, m.allreduce,
-                                 int(m.gradient_bytes), m.overlap),
-        'Only the column "paper" is measured (Akiba et al. 2017, 5 runs); every other '
-        'number below comes from the formulas in chainer_ext/cost_model.py.',
-        '',
-        '## Prediction vs paper',
-        '',
-        format_paper_comparison(cmp),
-        '',
-        discrepancy_text(cmp),
-        '',
-        '## Within {:.0%} on time and {:.0f} points on both efficiencies?'.format(
-            TIME_TOLERANCE, 100 * EFFICIENCY_TOLERANCE),
-        '',
-        target_check_text(cmp),
-        '',
-        '## Modelled scaling (ResNet-50, 32 images per worker, 90 epochs)',
-        '',
-        format_scaling_table(scaling_table(m)),
-    ]
-    if sensitivity:
-        out += ['', '## Sensitivity of the 1024-GPU prediction', '',
-                format_sensitivity(sensitivity_rows())]
-    if constants:
-        out += ['', '## Calibration constants (PAPER_CONSTANTS)', '', format_constants()]
-    return '\n'.join(out) + '\n'
 
 
-def local_report(bench, ns=(1, 2), epochs=1, n_train=None, n_val=None):
-    """Text for this machine calibrated on ``bench`` (MODELLED from MEASURED)."""
-    m = machine_from_measurements(bench)
-    b = m.notes['b_local']
-    fit = m.notes['fit']
-    out = ['# Cost model calibrated on this machine',
-           '',
-           'MEASURED inputs: forward+backward {:.1f} ms per iteration of {} images, '
-           'optimizer {:.1f} ms, {} all-reduce timings.'.format(
-               1e3 * b / m.images_per_s, b, 1e3 * m.t_optimizer, fit['points']),
-           'FITTED: alpha = {:.1f} us, B = {:.3g} GB/s (rms residual {:.3g} ms).'.format(
-               1e6 * fit['alpha'], fit['bandwidth'] / 1e9, 1e3 * fit['rms_residual']),
-           'MODELLED below.', '',
-           '| ranks | compute ms | all-reduce ms | optimizer ms | iteration ms | '
-           'epoch time |', '|---|---|---|---|---|---|']
-    for n in ns:
-        r = predict(m, n, b, epochs, n_train or paper.IMAGENET_TRAIN,
-                    paper.IMAGENET_VAL if n_val is None else n_val)
-        out.append('| {} | {} | {} | {} | {} | {} |'.format(
-            n, ms(r['t_compute']), ms(r['t_allreduce']), ms(r['t_optimizer']),
-            ms(r['t_iter']), duration(r['t_epoch'])))
-    return '\n'.join(out) + '\n'
 
 
-def report_section(runs, bench=None):
-    """Markdown and data of the report's cost-model section (MODELLED).
-
-    ``runs`` are :func:`chainer_ext.report.summarize` dicts; with ``bench`` (the
-    JSON of bench/bench_scaling.py) each run's time is set beside the model
-    calibrated on this machine.
-    """
-    cmp = paper_comparison()
-    lines = ['All numbers in this section except those labelled "paper" or '
-             '"measured" are MODELLED by `chainer_ext.cost_model` from published '
-             'hardware figures (constants and sources: `python -m '
-             'chainer_ext.cost_model --paper`).  They are not tuned to the paper.', '',
-             '### MODELLED: the paper\'s set-up (1024 P100, InfiniBand FDR)', '',
-             format_paper_comparison(cmp), '', discrepancy_text(cmp), '',
-             target_check_text(cmp)]
-    data = {'paper_comparison': dict(cmp)}
-    if not bench:
-        lines += ['', 'No benchmark of this machine given (`--bench FILE`, the JSON of '
-                  'bench/bench_scaling.py), so the model is not calibrated locally; '
-                  'measured time per iteration of each run (incl. validation): ' + ', '.join(
-                      '{} {}'.format(s['label'], fmt(s['time_per_iteration_s'], '{:.3f} s'))
-                      for s in runs) + '.']
-        return '\n'.join(lines), data
-    lines += ['', '### This machine: MODELLED from MEASURED inputs ({})'.format(bench)]
-    try:
-        m = machine_from_measurements(bench)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return '\n'.join(lines + ['', 'n/a: cannot calibrate on {} ({}).'.format(bench, e)]), data
-    fit = m.notes['fit']
-    lines += ['', 'Fitted all-reduce: alpha = {:.1f} us, B = {:.3g} GB/s; '
-              'forward+backward {:.1f} images/s per rank ({} at {} px); '
-              'optimizer {:.1f} ms.'.format(
-                  1e6 * fit['alpha'], fit['bandwidth'] / 1e9, m.images_per_s,
-                  m.notes['arch'] or NA, m.notes['insize'] or NA, 1e3 * m.t_optimizer), '',
-              '| run | modelled time for its epochs | measured time | '
-              'measured / modelled | workload |', '|---|---|---|---|---|']
-    data['local'] = {'fit': fit, 'runs': []}
-    for s in runs:
-        if not (s['world_size'] and s['batch_per_worker'] and s['epochs_done']
-                and s['n_train']):
-            continue
-        p = predict(m, s['world_size'], s['batch_per_worker'], s['epochs_done'],
-                    s['n_train'], s['n_val'] or 0)
-        ratio = s['time_s'] / p['t_total'] if s['time_s'] else None
-        ba, bi = m.notes['arch'], m.notes['insize']
-        same = (ba is None or ba == s['arch']) and (bi is None or bi == s['insize'])
-        work = ('same as the benchmark' if same else
-                'NOT the benchmark\'s ({} at {} px vs {} at {} px): the ratio '
-                'is not a test of the model'.format(s['arch'], s['insize'], ba, bi))
-        lines.append('| {} | {:.1f} s | {} | {} | {} |'.format(
-            s['label'], p['t_total'], fmt(s['time_s'], '{:.1f} s'), fmt(ratio, '{:.2f}'), work))
-        data['local']['runs'].append({'label': s['label'], 'modelled': p,
-                                      'measured_s': s['time_s']})
-    return '\n'.join(lines), data
 
 
-def main(argv=None):
-    ap = flag_types.OneLineParser(
-        prog='python -m chainer_ext.cost_model',
-        description='Modelled training time of synchronous data-parallel ResNet-50 '
-                    'training (see the module docstring for the formulas).')
-    ap.add_argument('--paper', action='store_true',
-                    help="predict the paper's set-up (default when no other mode)")
-    ap.add_argument('--measured', metavar='JSON',
-                    help='calibrate on this machine instead: the JSON of bench/bench_scaling.py')
-    ap.add_argument('--ranks', type=flag_types.positive_int, nargs='+', default=[1, 2],
-                    help='worker counts for --measured (default 1 2)')
-    ap.add_argument('--allreduce', choices=['ring', 'ring-nccl27', 'hierarchical'],
-                    default='ring')
-    ap.add_argument('--images-per-s', type=flag_types.positive_finite,
-                    help='override single-GPU throughput')
-    ap.add_argument('--nics-per-node', type=flag_types.positive_int,
-                    help='override adapters per node')
-    ap.add_argument('--inter-latency-us', type=flag_types.nonnegative_finite,
-                    help='override per-step latency')
-    ap.add_argument('--overlap', type=flag_types.fraction, default=0.0,
-                    help='fraction of the all-reduce hidden behind compute, in [0, 1] '
-                    '(default 0)')
-    ap.add_argument('--no-sensitivity', action='store_true')
-    ap.add_argument('--no-constants', action='store_true')
-    ap.add_argument('--json', action='store_true', help='print JSON instead of text')
-    args = ap.parse_args(argv)
-
-    if args.measured:
-        try:
-            m = machine_from_measurements(args.measured)
-        except OSError as e:
-            ap.error('--measured {}: {}'.format(args.measured, e.strerror or e))
-        except (ValueError, KeyError, TypeError, ZeroDivisionError) as e:
-            ap.error('--measured {}: not the JSON of bench/bench_scaling.py ({}: {})'.format(
-                args.measured, type(e).__name__, e))
-        if args.json:
-            print(json.dumps({'fit': m.notes['fit'], 'rows': [
-                predict(m, n, 32) for n in args.ranks]}, indent=1))
-        else:
-            sys.stdout.write(local_report(args.measured, ns=args.ranks))
-        if not args.paper:
-            return 0
-    kw = {'allreduce': args.allreduce, 'overlap': args.overlap}
-    if args.images_per_s is not None:
-        kw['images_per_s'] = args.images_per_s
-    if args.nics_per_node is not None:
-        kw['nics_per_node'] = args.nics_per_node
-    if args.inter_latency_us is not None:
-        kw['inter_latency'] = args.inter_latency_us * 1e-6
-    m = paper_machine(**kw)
-    if args.json:
-        print(json.dumps({'comparison': paper_comparison(m),
-                          'scaling': scaling_table(m),
-                          'constants': PAPER_CONSTANTS}, indent=1, default=str))
-    else:
-        sys.stdout.write(paper_report(m, sensitivity=not args.no_sensitivity,
-                                      constants=not args.no_constants))
-    return 0
 
 
-if __name__ == '__main__':
+if __name__ == '__main__':  # the command line prints text: chainer_ext.cost_model_text
+    from chainer_ext.cost_model_text import main
     sys.exit(main())

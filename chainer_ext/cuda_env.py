@@ -17,6 +17,15 @@ class NoGPU(Exception):
         self.fatal = fatal
 
 
+def survey(cupy=None):
+    """:func:`probe`'s answer, or the :class:`NoGPU` it raised: for a caller that decides
+    later what a missing GPU means (``--device auto`` runs on CPUs, ``gpu`` refuses)."""
+    try:
+        return probe(cupy)
+    except NoGPU as e:
+        return e
+
+
 def probe(cupy=None):
     """What the machine offers: GPUs, NCCL, cuDNN.  Raises :class:`NoGPU`."""
     if cupy is None:

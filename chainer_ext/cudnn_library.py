@@ -1,4 +1,5 @@
-"""cuDNN for CuPy 13 from the ``nvidia-cudnn-cu12`` wheel: no network, no LD_LIBRARY_PATH (Section 3).
+"""cuDNN for CuPy 13 from the ``nvidia-cudnn-cu12`` wheel: no network, no LD_LIBRARY_PATH
+(Section 3).
 
 CuPy 13, the last CuPy with cuDNN bindings (cuDNN 8 only), links its cuDNN module against
 ``libcudnn.so.8`` and looks for it only on the dynamic loader's search path and where

@@ -25,6 +25,26 @@ def broadcast_params(model, comm):
     comm.bcast_data(model)
 
 
+def broadcast_initial_weights(model, optimizer, comm):
+    """Give every rank rank 0's initial weights now, so that iteration 1, fresh or
+    resumed, is a real update.
+
+    ChainerMN's multi-node ``optimizer`` broadcasts the weights *instead of*
+    updating at the first ``update()`` whose parameter list it has not seen
+    (``is_changed``, which also records the list).  Broadcasting here and letting it
+    record the list makes its first update an update.
+    """
+    broadcast_params(model, comm)
+    optimizer.is_changed(model)  # records the parameter list: no broadcast at update()
+
+
+def shard_size(n, ranks):
+    """Examples in every rank's training shard: ``ceil(n / ranks)``, as
+    ``chainermn.scatter_dataset`` computes it (:func:`shard_indices` pads the
+    training shards to that length)."""
+    return (int(n) + int(ranks) - 1) // int(ranks)
+
+
 def shard_indices(n, comm, train, seed=None):
     """This rank's global indices of a data set of length ``n`` (collective).
 

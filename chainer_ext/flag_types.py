@@ -1,12 +1,17 @@
 """Command-line flags checked as argparse reads them: one line naming the flag, the
 requirement and the value, and exit status 2.
 
-``type=`` validators for numbers, and :class:`OneLineParser`, an ``ArgumentParser``
-whose errors are that one line (without the usage block).  Shared by
+``type=`` validators for numbers and signal lists, :class:`OneLineParser`, an
+``ArgumentParser`` whose errors are that one line (without the usage block), and
+:class:`RankZeroParser`, the same printing on rank 0 only.  Shared by
 ``train_imagenet.py`` and the project's other command-line tools.
 """
 import argparse
 import math
+import time
+
+from chainer_ext.mpi_launch import rank_from_env
+from chainer_ext.stop_signals import parse_signals
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -17,6 +22,20 @@ class OneLineParser(argparse.ArgumentParser):
             flag, _, text = message[len('argument '):].partition(': ')
             message = '{} {}'.format(flag.split('/')[-1], text)
         self.exit(2, '{}: error: {}\n'.format(self.prog, message))
+
+
+class RankZeroParser(OneLineParser):
+    """:class:`OneLineParser` that prints (help, errors) on rank 0 only: every rank of an
+    MPI job parses the same flags, before MPI starts."""
+
+    def _print_message(self, message, file=None):
+        if rank_from_env() == 0:
+            super(RankZeroParser, self)._print_message(message, file)
+
+    def error(self, message):
+        if rank_from_env() != 0:
+            time.sleep(3.0)  # the same flags everywhere: let rank 0 speak first
+        super(RankZeroParser, self).error(message)
 
 
 def _number(kind, accept, requirement):
@@ -41,3 +60,11 @@ seed = _number(int, lambda v: 0 <= v <= 2 ** 32 - 1, 'an integer in [0, 42949672
 positive_finite = _number(float, lambda v: 0 < v < math.inf, 'a finite number > 0')
 nonnegative_finite = _number(float, lambda v: 0 <= v < math.inf, 'a finite number >= 0')
 fraction = _number(float, lambda v: 0 <= v <= 1, 'in [0, 1]')
+
+
+def signals(text):
+    """``--stop-signals TERM,USR1`` -> signal numbers."""
+    try:
+        return parse_signals(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError('{} (got {}); e.g. TERM,USR1'.format(e, text))

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 
 LIMIT = 64 * 2 ** 20
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

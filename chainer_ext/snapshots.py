@@ -21,6 +21,8 @@ import numpy
 import chainer
 from chainer.training import extension
 
+from chainer_ext import atomic_files
+
 MANIFEST = 'manifest.json'
 FORMAT = 2
 FULL_RANK = 0  # the rank whose file holds the whole trainer
@@ -578,22 +580,16 @@ class MultiNodeSnapshot(extension.Extension):
             raise SnapshotError('cannot create snapshot folder {}: {}'.format(
                 partial, error or 'failed on rank 0'))
 
-        target = os.path.join(partial, rank_file(self._rank))
-        tmp = '{}.tmp-{}'.format(target, os.getpid())
         digest = None
         try:
-            if self._rank == FULL_RANK:
-                _write_full(tmp, trainer)
-            else:
-                _write_slim(tmp, trainer)
-            digest = file_sha256(tmp)  # each rank its own file, all at once
-            os.replace(tmp, target)
+            with atomic_files.replacing(os.path.join(partial, rank_file(self._rank))) as tmp:
+                if self._rank == FULL_RANK:
+                    _write_full(tmp, trainer)
+                else:
+                    _write_slim(tmp, trainer)
+                digest = file_sha256(tmp)  # each rank its own file, all at once
         except Exception as e:
             error = e
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
         if not _all_ok(self.comm, error is None):
             if self._rank == 0:
                 shutil.rmtree(partial, ignore_errors=True)
@@ -651,12 +647,11 @@ class MultiNodeSnapshot(extension.Extension):
             'files': files,
             'sha256': {rank_file(r): digest for r, digest in enumerate(digests)},
         })
-        mtmp = os.path.join(partial, '{}.tmp-{}'.format(MANIFEST, os.getpid()))
-        with open(mtmp, 'w') as f:
-            json.dump(manifest, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(mtmp, os.path.join(partial, MANIFEST))
+        with atomic_files.replacing(os.path.join(partial, MANIFEST)) as tmp:
+            with open(tmp, 'w') as f:
+                json.dump(manifest, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
         _fsync_dir(partial)
         if os.path.exists(final):  # e.g. a rerun after resuming mid-epoch
             trash = os.path.join(self.root, '.old-' + os.path.basename(final))

@@ -6,7 +6,7 @@ no convolution biases, N(0, 0.01^2) classifier, projection shortcuts only where
 the shape changes, BN eps 1e-5.  :attr:`ResNet.min_insize` = 32 is the total
 stride.  Sources of each choice: docs/DESIGN.md.
 """
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.functions as F
 import chainer.links as L

@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
+from chainer_ext.mpi_launch import run_mpi
+
 # Spawned and forkserver children may unpickle Chainer objects before anything
 # imports chainer_ext; the forkserver imports it first (as train_imagenet's does).
 multiprocessing.set_forkserver_preload(['chainer_ext'])
-
-from chainer_ext.mpi_launch import run_mpi
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TESTS_DIR)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.links as L
 from chainer.training import extensions

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainermn
 

@@ -4,7 +4,6 @@ import os
 import pytest
 
 from chainer_ext import cores
-from chainer_ext import startup_checks as checks
 
 
 def test_ranks_sharing_cpus_split_them_evenly():
@@ -44,8 +43,8 @@ def test_allowed_is_the_affinity_mask():
 
 
 def test_loaders_default_to_the_owned_cores_less_one():
-    assert checks.default_loaderjob(8) == 7
-    assert checks.default_loaderjob(1) == 1
+    assert cores.default_loaderjob(8) == 7
+    assert cores.default_loaderjob(1) == 1
 
 
 class _Stop(Exception):

@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from chainer_ext import cost_constants
 from chainer_ext import cost_model as cm
-from chainer_ext import paper_numbers as paper
+from chainer_ext import cost_model_text
 
 S = 2 * 25557032          # float16 ResNet-50 gradients, bytes
 
@@ -72,7 +73,8 @@ def test_total_iterations_is_what_chainer_runs(n_train, n, epochs):
     class Trainer(object):
         updater = Updater()
 
-    stop, every_epoch = triggers.IntervalTrigger(epochs, 'epoch'), triggers.IntervalTrigger(1, 'epoch')
+    stop = triggers.IntervalTrigger(epochs, 'epoch')
+    every_epoch = triggers.IntervalTrigger(1, 'epoch')
     done = validations = 0
     while True:
         it.next()
@@ -226,15 +228,15 @@ SOURCED = {
 
 
 def test_constants_are_the_figures_their_sources_quote():
-    assert set(cm.PAPER_CONSTANTS) == set(SOURCED)
-    for name, c in cm.PAPER_CONSTANTS.items():
+    assert set(cost_constants.PAPER_CONSTANTS) == set(SOURCED)
+    for name, c in cost_constants.PAPER_CONSTANTS.items():
         quoted, value = SOURCED[name]
         assert c['unit'], name
         for figure in quoted:
             assert figure in c['source'], (name, figure)
         assert c['value'] == pytest.approx(value, rel=1e-12), name
     # the assumed one lies inside the range its source states
-    assert 10e-6 <= cm.PAPER_CONSTANTS['per_array_overhead']['value'] <= 30e-6
+    assert 10e-6 <= cost_constants.PAPER_CONSTANTS['per_array_overhead']['value'] <= 30e-6
 
 
 def test_the_model_is_not_fitted_to_the_paper():
@@ -245,7 +247,7 @@ def test_the_model_is_not_fitted_to_the_paper():
     assert cmp['relative_time_error'] == pytest.approx(
         cmp['modelled']['t_total'] / 897.9 - 1)
     assert abs(cmp['relative_time_error']) > 0.05
-    assert cmp['alpha_to_match'] > cm.PAPER_CONSTANTS['inter_latency']['value']
+    assert cmp['alpha_to_match'] > cost_constants.PAPER_CONSTANTS['inter_latency']['value']
     m2 = cm.paper_machine(inter_latency=cmp['alpha_to_match'])
     assert cm.predict(m2, 1024, 32, 90)['t_total'] == pytest.approx(897.9, rel=1e-3)
 
@@ -272,12 +274,12 @@ def test_paper_check_by_hand():
     assert c['efficiency_vs_1gpu'][0] == pytest.approx(t1 / t1024 - 0.70)     # +17.0 points
     assert c['efficiency_vs_1node'][0] == pytest.approx(t8 / t1024 - 0.80)    # +10.5 points
     assert not c['efficiency_vs_1gpu'][1] and not c['efficiency_vs_1node'][1]
-    text = cm.target_check_text(cmp)
+    text = cost_model_text.target_check_text(cmp)
     assert '| 90-epoch time | 15% | {:+.1f}% | yes |'.format(100 * (total / 897.9 - 1)) in text
     assert 'Not within the tolerances' in text
     # had every criterion been met, no reason would be given
     met = dict(cmp, check={k: (v, True) for k, (v, _) in c.items()})
-    assert 'Not within' not in cm.target_check_text(met)
+    assert 'Not within' not in cost_model_text.target_check_text(met)
 
 
 def test_pessimistic_machine_by_hand():

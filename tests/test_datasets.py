@@ -8,7 +8,7 @@ import signal
 import numpy
 import pytest
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 
 from chainer_ext.datasets import decode

@@ -77,8 +77,8 @@ def parse_select(select):
 def train_parser():
     sys.path.insert(0, REPO)
     try:
-        import train_imagenet
-        return train_imagenet.build_parser()
+        from chainer_ext import train_flags
+        return train_flags.build_parser()
     except Exception:                       # the script is optional for this test
         return None
     finally:

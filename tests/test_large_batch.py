@@ -12,7 +12,7 @@ import time
 import numpy
 import pytest
 
-import chainer_ext  # noqa: F401
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.links as L
 

@@ -40,7 +40,6 @@ def train(n, data, out, *extra):
 
 
 def with_fault(n, mode, rank, where, data, out, *extra):
-    t0 = time.time()
     proc = run_mpi(n, [sys.executable, WRAPPER, mode, str(rank), where, '--']
                    + flags(data, out, *extra), timeout=300, env=ENV, cwd=REPO_ROOT)
     return proc, time.time()

@@ -9,7 +9,6 @@ the value each update ran with (update t runs at e = (t-1) * b / shard).
 import json
 import math
 import os
-import re
 import struct
 import subprocess
 import sys
@@ -70,7 +69,8 @@ def make_run(path, world=2, b=32, n_train=1797, n_val=450, epochs=6,
             else (lambda e: goyal(e, eb, epochs))
         entry = {
             'epoch': k, 'iteration': it,
-            'main/loss': 2.3 * math.exp(-0.4 * k), 'main/accuracy': acc_final * (1 - math.exp(-0.7 * k)),
+            'main/loss': 2.3 * math.exp(-0.4 * k),
+            'main/accuracy': acc_final * (1 - math.exp(-0.7 * k)),
             'validation/main/loss': 2.4 * math.exp(-0.35 * k),
             'validation/main/accuracy': acc_final * (1 - math.exp(-0.6 * k)),
             'lr': sum(fn(e) for e in es) / len(es),

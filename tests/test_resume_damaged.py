@@ -6,7 +6,7 @@ import os
 
 from chainer_ext import snapshots
 from chainer_ext.stop_signals import PREEMPTED_STATUS
-from test_preemption import assert_same_weights, reference, train, with_fault  # noqa: F401
+from test_preemption import assert_same_weights, reference, train, with_fault
 
 
 def errors(proc):

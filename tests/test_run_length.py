@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from chainer_ext import report
+from chainer_ext import training_report as report
 from chainer_ext.run_length import NothingToTrain
 from chainer_ext.run_length import RunLength
 from chainer_ext.run_length import check_resume

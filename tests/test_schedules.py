@@ -289,7 +289,8 @@ def test_recipe_of_lars_at_30_epochs_and_1024_images():
 
 
 @pytest.mark.parametrize('args, name', [
-    (('adam', 64, 18), 'optimizer'), (('lars', 64, 0), 'epochs'), (('momentum', 0, 18), 'total_batch'),
+    (('adam', 64, 18), 'optimizer'), (('lars', 64, 0), 'epochs'),
+    (('momentum', 0, 18), 'total_batch'),
     (('rmsprop_warmup', 64, 0), 'epochs')])
 def test_recipe_rejects(args, name):
     with pytest.raises(ValueError, match=name):

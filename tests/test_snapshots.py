@@ -10,7 +10,7 @@ import textwrap
 import numpy
 import pytest
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.links as L
 from chainer import training

@@ -12,6 +12,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT
 from chainer_ext import output_lock
+from chainer_ext.input_error import InputError
 from chainer_ext import snapshots
 from chainer_ext import startup_checks as checks
 from chainer_ext.datasets import read_image_list
@@ -85,11 +86,11 @@ def _args(**kw):
 
 def test_fewer_examples_than_ranks_and_batch_larger_than_shard():
     comm = types.SimpleNamespace(size=4)
-    with pytest.raises(checks.InputError) as e:
+    with pytest.raises(InputError) as e:
         checks.check_world(_args(), comm, 3, 1)
     assert e.value.problems == ['the training set (t.txt) has 3 example(s) for 4 ranks: every '
                                 'rank needs at least one; start at most 3 ranks']
-    with pytest.raises(checks.InputError) as e:
+    with pytest.raises(InputError) as e:
         checks.check_world(_args(batchsize=32), comm, 48, 12)
     assert e.value.problems == ["--batchsize 32 is larger than each rank's share of the "
                                 'training set (t.txt) (12 of 48 examples over 4 ranks): one '

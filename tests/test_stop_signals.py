@@ -73,11 +73,11 @@ def test_loaders_ignore_usr1_while_the_rank_records_it(tmp_path):
     rank never ignores it: one sent while the forkserver starts is recorded."""
     assert run_python('''
         import multiprocessing, os, signal
-        from chainer_ext import startup_checks, stop_signals
+        from chainer_ext import start_steps, stop_signals
         if __name__ == '__main__':
             stop_signals.catch([signal.SIGUSR1, signal.SIGTERM])
             with stop_signals.ignored_by_forkserver([signal.SIGUSR1, signal.SIGTERM]):
-                startup_checks.start_forkserver()
+                start_steps.start_forkserver()
                 os.kill(os.getpid(), signal.SIGUSR1)
             for sig in (signal.SIGUSR1, signal.SIGTERM):
                 loader = multiprocessing.Process(target=signal.raise_signal, args=(sig,))

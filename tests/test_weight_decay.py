@@ -7,7 +7,7 @@ convolution/linear weights and g_eff = g for biases and batch-normalization gamm
 import numpy as np
 import pytest
 
-import chainer_ext  # NOQA: compatibility stand-ins before chainer loads
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.links as L
 

@@ -1,16 +1,16 @@
 """List files of Chainer's and Caffe's ImageNet examples: ``relative/path label`` per line.
 
-UTF-8 (a leading byte-order mark is ignored); the label is the text after the last run of spaces/tabs (so paths may hold
-spaces), a non-negative integer below 2**31; blank lines are skipped but counted;
-an empty list is an error.  Every problem raises
+UTF-8 (a leading byte-order mark is ignored); the label is the text after the last run of
+spaces/tabs (so paths may hold spaces), a non-negative integer below 2**31; blank lines are
+skipped but counted; an empty list is an error.  Every problem raises
 :class:`~chainer_ext.datasets.errors.ListFileError` naming the file and line.
 The full rules: docs/DESIGN.md.
 """
 import codecs
 import hashlib
 import os
-import tempfile
 
+from chainer_ext import atomic_files
 from chainer_ext.datasets.errors import ListFileError
 
 #: Labels become int32 arrays; larger values cannot be represented.
@@ -167,7 +167,7 @@ def write_image_list(path, pairs):
     Raises ``ValueError`` for a pair the format cannot represent (a path
     with a newline, NUL or surrounding spaces/tabs, or a bad label).
     """
-    write_text_atomic(path, format_image_list(pairs))
+    atomic_files.write_text(path, format_image_list(pairs))
 
 
 def format_image_list(pairs):
@@ -186,33 +186,6 @@ def format_image_list(pairs):
             raise ValueError('entry {}: label {} out of range'.format(k, label))
         out.append('{} {}\n'.format(rel, label))
     return ''.join(out)
-
-
-def write_text_atomic(path, text):
-    """Write ``text`` (UTF-8) to ``path`` through a temp file and a rename."""
-    write_texts_atomic({path: text})
-
-
-def write_texts_atomic(texts):
-    """Write each ``{path: text}`` (UTF-8): every file or, on an error, none.
-
-    All are written to temp files first, then renamed into place.
-    """
-    tmps = {}
-    try:
-        for path, text in texts.items():
-            directory = os.path.dirname(os.path.abspath(path))
-            fd, tmps[path] = tempfile.mkstemp(dir=directory, prefix='.tmp-',
-                                              suffix=os.path.basename(path))
-            with os.fdopen(fd, 'w', encoding='utf-8', newline='\n') as f:
-                f.write(text)
-        for path, tmp in tmps.items():
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in tmps.values():
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        raise
 
 
 def _decoded_lines(data, problems):

@@ -16,8 +16,8 @@ import os
 import re
 import sys
 
+from chainer_ext import atomic_files
 from chainer_ext.datasets.image_list import format_image_list
-from chainer_ext.datasets.image_list import write_texts_atomic
 
 IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')
 _VAL_NUMBER = re.compile(r'ILSVRC2012_val_(\d+)$')
@@ -342,7 +342,7 @@ def _run(args):
         counts.append(('val.txt', len(pairs), skipped))
     texts['synsets.txt'] = ''.join(name + '\n' for name in synsets)
     os.makedirs(args.out, exist_ok=True)
-    write_texts_atomic({os.path.join(args.out, name): text for name, text in texts.items()})
+    atomic_files.write_texts({os.path.join(args.out, name): text for name, text in texts.items()})
     for name, n, skipped in counts:
         print('{}: {} images{}'.format(
             os.path.join(args.out, name), n,

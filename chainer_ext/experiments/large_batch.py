@@ -30,11 +30,12 @@ from dataclasses import dataclass
 
 import numpy
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.links as L
 from chainer import training
 
+from chainer_ext import atomic_files
 from chainer_ext import blas_setup
 from chainer_ext import cores
 from chainer_ext import paper_numbers
@@ -272,10 +273,7 @@ def read_finished(path):
                     print('{}: {}:{} is not a complete record; that run is done again'.format(
                         PROG, path, number), file=sys.stderr)
     if torn:
-        tmp = '{}.tmp-{}'.format(path, os.getpid())
-        with open(tmp, 'w') as f:
-            f.writelines(json.dumps(record) + '\n' for record in records)
-        os.replace(tmp, path)
+        atomic_files.write_text(path, ''.join(json.dumps(record) + '\n' for record in records))
     return records
 
 
@@ -605,10 +603,7 @@ def write_outputs(out, plan, records, command, seconds):
         recipes={name: asdict(r) for name, r in RECIPES.items()}, records=records)
     paths = {name: os.path.join(out, name)
              for name in (RESULTS_JSON, TABLE_MD, FACTS_MD, PLOT_PNG)}
-    tmp = paths[RESULTS_JSON] + '.tmp-{}'.format(os.getpid())
-    with open(tmp, 'w') as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, paths[RESULTS_JSON])
+    atomic_files.write_json(paths[RESULTS_JSON], result, indent=1)
     with open(paths[TABLE_MD], 'w') as f:
         f.write(table_md(records, plan, n_train))
     with open(paths[FACTS_MD], 'w') as f:

@@ -1,3 +1,3 @@
 """Chainer ``Extension`` classes of the reproduction (schedules, BN statistics)."""
-from chainer_ext.extensions.bn_stats_allreduce import BatchNormStatsAllreduce  # NOQA
-from chainer_ext.extensions.epoch_schedule import EpochSchedule  # NOQA
+from chainer_ext.extensions.bn_stats_allreduce import BatchNormStatsAllreduce
+from chainer_ext.extensions.epoch_schedule import EpochSchedule

@@ -1,8 +1,8 @@
 """Stop every rank at the same iteration when any rank got a stop signal, and snapshot there.
 
 :mod:`chainer_ext.stop_signals` installs handlers that only record the signal.
-:class:`StopOnSignal` runs last at every iteration: one integer MPI all-reduce (MAX) tells every rank
-whether any rank was signalled; if so all write ``OUT/snapshots/iter-N`` through the
+:class:`StopOnSignal` runs last at every iteration: one integer MPI all-reduce (MAX) tells
+every rank whether any rank was signalled; if so all write ``OUT/snapshots/iter-N`` through the
 atomic protocol and raise :class:`Preempted`, which the training script turns into
 exit status :data:`chainer_ext.stop_signals.PREEMPTED_STATUS`.  Why these choices: docs/DESIGN.md.
 """

@@ -5,11 +5,11 @@
 * :func:`for_recipe` -- the optimizer of a recipe's name (``NAMES``);
 * :func:`add_weight_decay` -- Goyal et al.'s weight decay on conv/linear ``W`` only.
 """
-from chainer_ext.optimizers.lars import LARS  # NOQA
-from chainer_ext.optimizers.lars import LARSRule  # NOQA
-from chainer_ext.optimizers.recipe import for_recipe  # NOQA
-from chainer_ext.optimizers.recipe import NAMES  # NOQA
-from chainer_ext.optimizers.rmsprop_warmup import RMSpropWarmup  # NOQA
-from chainer_ext.optimizers.rmsprop_warmup import RMSpropWarmupRule  # NOQA
-from chainer_ext.optimizers.weight_decay import add_weight_decay  # NOQA
-from chainer_ext.optimizers.weight_decay import DECAYED_LINKS  # NOQA
+from chainer_ext.optimizers.lars import LARS
+from chainer_ext.optimizers.lars import LARSRule
+from chainer_ext.optimizers.recipe import for_recipe
+from chainer_ext.optimizers.recipe import NAMES
+from chainer_ext.optimizers.rmsprop_warmup import RMSpropWarmup
+from chainer_ext.optimizers.rmsprop_warmup import RMSpropWarmupRule
+from chainer_ext.optimizers.weight_decay import add_weight_decay
+from chainer_ext.optimizers.weight_decay import DECAYED_LINKS

@@ -4,7 +4,8 @@
 (in-place ufuncs, the fallback) compute the same IEEE operations in the same
 order, so they agree bit for bit::
 
-    m <- mu2 m + (1 - mu2) g g;  Delta <- mu1 Delta - (alpha_SGD + alpha_RMSprop / (sqrt(m) + eps)) g
+    m <- mu2 m + (1 - mu2) g g
+    Delta <- mu1 Delta - (alpha_SGD + alpha_RMSprop / (sqrt(m) + eps)) g
     theta <- theta + eta Delta
 """
 import numpy

@@ -174,8 +174,10 @@ class RMSpropWarmup(optimizer.GradientMethod):
 
     A blend of momentum SGD and RMSprop with momentum; ``alpha_sgd`` moves it from RMSprop
     (0) to momentum SGD (1), normally along :func:`chainer_ext.schedules.elu_alpha_sgd`
-    driven by :class:`chainer_ext.extensions.AlphaSGDSchedule`.  See the module docstring
-    for the equations, float16 handling and weight decay.
+    set every iteration by :class:`chainer_ext.extensions.EpochSchedule` (``'alpha_sgd'``).
+    The equations are in the module docstring, float16 handling in docs/DESIGN.md.  Weight
+    decay is not part of this rule: :func:`chainer_ext.optimizers.add_weight_decay` adds it
+    to the gradient as a per-parameter hook, after the all-reduce.
 
     Args:
         lr (float): eta = eta_SGD, the SGD learning rate (> 0).

@@ -1,4 +1,5 @@
-"""Weight decay 1e-4 on convolution and linear weights only (Goyal et al., as the paper, Appendix A).
+"""Weight decay 1e-4 on convolution and linear weights only (Goyal et al., as the paper,
+Appendix A).
 
 :func:`add_weight_decay` attaches Chainer's ``WeightDecay`` as a per-parameter
 update-rule hook to every conv/deconv/linear ``W`` (not BN gamma/beta, not biases).

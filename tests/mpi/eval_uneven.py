@@ -10,7 +10,7 @@ Checks on every rank:
 """
 import numpy as np
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.functions as F
 import chainer.links as L

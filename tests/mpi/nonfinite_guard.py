@@ -7,7 +7,7 @@ identically; repeated overflow stops every rank with NonFiniteGradientError.
 """
 import numpy as np
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer.links as L
 import chainermn
 

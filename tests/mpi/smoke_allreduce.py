@@ -1,7 +1,7 @@
 """Launched with mpiexec: every rank checks ChainerMN's naive communicator sums."""
 import numpy as np
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainermn
 
 comm = chainermn.create_communicator('naive')

@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-import chainer_ext  # noqa: F401  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.functions as F
 import chainer.links as L

@@ -22,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-import chainer_ext  # noqa: F401,E402  (installs compatibility shims before chainer loads)
+import chainer_ext  # noqa: F401,E402  (compatibility stand-ins before chainer loads)
 from chainer.training import StandardUpdater  # noqa: E402
 
 

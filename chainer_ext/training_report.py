@@ -1,0 +1,109 @@
+"""What reports a run while it trains, on rank 0: Chainer's LogReport, PrintReport,
+ProgressBar and PlotReports (:func:`training_reporters`), the log made to follow a resumed
+snapshot (:func:`restore_log`), and the closing lines (:func:`final_summary`).
+
+The comparison with the paper, afterwards, is :mod:`chainer_ext.report`.
+"""
+import json
+import os
+
+from chainer_ext import atomic_files
+from chainer_ext.formatting import duration
+from chainer_ext.formatting import fmt
+from chainer_ext.formatting import percent
+from chainer_ext.result_folder import load_run
+from chainer_ext.result_folder import number
+from chainer_ext.result_folder import ReportError
+
+#: What the trainer's LogReport records (``alpha_sgd`` with rmsprop_warmup only).
+LOG_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
+            'validation/main/accuracy', 'lr', 'alpha_sgd', 'elapsed_time')
+#: The PNGs the trainer's PlotReports draw into --out.
+TRAINING_PLOTS = ('loss.png', 'accuracy.png', 'lr.png', 'alpha_sgd.png')
+
+
+def training_reporters(optimizer, log_interval=0, plots=True):
+    """Rank 0's reporting extensions of a training run, as ``(extension, trigger)``.
+
+    LogReport writes the ``log`` that :mod:`chainer_ext.report` reads (every epoch, or every
+    ``log_interval`` iterations); PrintReport, ProgressBar and PNG plots follow it.
+    """
+    from chainer.training import extensions
+    every = (log_interval, 'iteration') if log_interval else (1, 'epoch')
+    keys = [k for k in LOG_KEYS if k != 'alpha_sgd' or optimizer == 'rmsprop_warmup']
+    out = [(extensions.LogReport(trigger=every), None), (extensions.PrintReport(keys), every),
+           (extensions.ProgressBar(update_interval=10), None)]
+    if plots and extensions.PlotReport.available():
+        out += [(extensions.PlotReport(['main/loss', 'validation/main/loss'], 'epoch',
+                                       file_name=TRAINING_PLOTS[0]), None),
+                (extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], 'epoch',
+                                       file_name=TRAINING_PLOTS[1]), None)]
+        out += [(extensions.PlotReport([key], 'iteration', file_name=key + '.png',
+                                       trigger=(1, 'epoch')), None)
+                for key in ('lr', 'alpha_sgd') if key in keys]
+    return out
+
+
+def restore_log(trainer, out):
+    """Rank 0, after loading a snapshot: make ``OUT/log`` the snapshot's log.
+
+    The snapshot holds LogReport's entries up to its iteration.  A log in ``out``
+    with other entries (a resume from an older snapshot) describes weights that no
+    longer exist: it is set aside as ``.superseded-log`` with ``model.npz`` and the
+    plots, so that the summary, the report and the plots follow the resumed run.
+    Returns the names set aside.
+    """
+    from chainer_ext import snapshots
+    restored = trainer.get_extension('LogReport').log
+    path = os.path.join(out, 'log')
+    try:
+        with open(path) as f:
+            on_disk = json.load(f)
+    except (OSError, ValueError):
+        on_disk = None
+    if on_disk == json.loads(json.dumps(restored)):
+        return []
+    moved = []
+    if on_disk:
+        for name in ('log', 'model.npz') + TRAINING_PLOTS:
+            if os.path.exists(os.path.join(out, name)):
+                snapshots.set_aside(out, os.path.join(out, name), '.superseded-')
+                moved.append(name)
+    if restored:
+        atomic_files.write_json(path, restored, indent=4)
+    return moved
+
+
+def final_summary(path, iteration, epoch_detail, elapsed, length):
+    """Closing lines of a run: how far it trained, final and best validation top-1, where
+    the results are and the command that compares them with the paper.
+
+    ``iteration``, ``epoch_detail`` and ``elapsed`` are the trainer's at the end;
+    ``length`` is its :class:`chainer_ext.run_length.RunLength`.
+    """
+    if length.max_iterations and epoch_detail < length.epochs:
+        how = ('stopped at iteration {} by --max-iterations (epoch {:.2f} of {}) after {} '
+               'of training'.format(iteration, epoch_detail, length.epochs, duration(elapsed)))
+    else:
+        how = 'finished {} epochs ({} iterations) in {} of training'.format(
+            length.epochs, iteration, duration(elapsed))
+    if not os.path.exists(os.path.join(path, 'log')):  # no epoch has ended
+        return '\n'.join([
+            'train_imagenet.py: {}, before the first epoch ended'.format(how),
+            '  validation top-1: n/a (validation runs at the end of each epoch)',
+            '  results in {}: config.json, model.npz (python -m chainer_ext.report needs the '
+            'log of at least one epoch)'.format(path)])
+    try:
+        run = load_run(path)
+    except ReportError as e:
+        return 'train_imagenet.py: {}; no summary ({})'.format(how, e)
+    accuracies = [(e.get('validation/main/accuracy'), e.get('epoch')) for e in run['log']
+                  if number(e.get('validation/main/accuracy')) is not None]
+    final = accuracies[-1] if accuracies else (None, None)
+    best = max(accuracies, key=lambda pair: pair[0]) if accuracies else (None, None)
+    return '\n'.join([
+        'train_imagenet.py: {}, validation included'.format(how),
+        '  validation top-1: final {} (epoch {}), best {} (epoch {})'.format(
+            percent(final[0], 2), fmt(final[1]), percent(best[0], 2), fmt(best[1])),
+        '  results in {}: log, config.json, model.npz, snapshots/ and plots'.format(path),
+        '  next: python -m chainer_ext.report {}'.format(path)])
