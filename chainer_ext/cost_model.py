@@ -807,8 +807,10 @@ def format_constants():
     return '\n'.join(lines)
 
 
-def paper_report(machine=None, sensitivity=True, constants=True):
-    """The text printed by ``python -m chainer_ext.cost_model --paper``."""
+def paper_report(machine=None, sensitivity=True, constants=True, derating_range=True):
+    """The text printed by ``python -m chainer_ext.cost_model --paper``; with
+    ``derating_range``, the verdict at both ends of the PCIe derating too."""
+    from chainer_ext import pcie_derating
     m = machine or paper_machine()
     cmp = paper_comparison(m)
     out = [
@@ -831,6 +833,7 @@ def paper_report(machine=None, sensitivity=True, constants=True):
         '',
         target_check_text(cmp),
         '',
+    ] + ([pcie_derating.range_text(m), ''] if derating_range else []) + [
         '## Modelled scaling (ResNet-50, 32 images per worker, 90 epochs)',
         '',
         format_scaling_table(scaling_table(m)),
@@ -874,6 +877,7 @@ def report_section(runs, bench=None):
     JSON of bench/bench_scaling.py) each run's time is set beside the model
     calibrated on this machine.
     """
+    from chainer_ext import pcie_derating
     cmp = paper_comparison()
     lines = ['All numbers in this section except those labelled "paper" or '
              '"measured" are MODELLED by `chainer_ext.cost_model` from published '
@@ -881,8 +885,8 @@ def report_section(runs, bench=None):
              'chainer_ext.cost_model --paper`).  They are not tuned to the paper.', '',
              '### MODELLED: the paper\'s set-up (1024 P100, InfiniBand FDR)', '',
              format_paper_comparison(cmp), '', discrepancy_text(cmp), '',
-             target_check_text(cmp)]
-    data = {'paper_comparison': dict(cmp)}
+             target_check_text(cmp), '', pcie_derating.range_text()]
+    data = {'paper_comparison': dict(cmp), 'derating_range': pcie_derating.verdict_range()}
     if not bench:
         lines += ['', 'No benchmark of this machine given (`--bench FILE`, the JSON of '
                   'bench/bench_scaling.py), so the model is not calibrated locally; '
@@ -974,12 +978,16 @@ def main(argv=None):
         kw['inter_latency'] = args.inter_latency_us * 1e-6
     m = paper_machine(**kw)
     if args.json:
+        from chainer_ext import pcie_derating
         print(json.dumps({'comparison': paper_comparison(m),
+                          'derating_range': (pcie_derating.verdict_range(m)
+                                             if args.images_per_s is None else None),
                           'scaling': scaling_table(m),
                           'constants': PAPER_CONSTANTS}, indent=1, default=str))
     else:
         sys.stdout.write(paper_report(m, sensitivity=not args.no_sensitivity,
-                                      constants=not args.no_constants))
+                                      constants=not args.no_constants,
+                                      derating_range=args.images_per_s is None))
     return 0
 
 
