@@ -36,7 +36,8 @@ PLOTS = {
 }
 #: What the trainer's LogReport records (``alpha_sgd`` with rmsprop_warmup only).
 LOG_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
-            'validation/main/accuracy', 'lr', 'alpha_sgd', 'elapsed_time')
+            'validation/main/accuracy', 'validation/main/top5', 'lr', 'alpha_sgd',
+            'elapsed_time')
 #: The log convention checked: each entry's lr/alpha_sgd is the mean, over the
 #: interval's updates, of the value each update ran with, and update t runs at
 #: e = (t - 1) b_local / shard (``epoch_detail`` of a ChainerMN shard).
