@@ -14,7 +14,6 @@ import json
 import os
 import sys
 
-import chainer_ext  # noqa: F401  (compatibility shims before chainer loads)
 from chainer_ext import except_hook
 from chainer_ext import flag_types
 from chainer_ext import startup_checks as checks

@@ -90,16 +90,16 @@ def sources_support(r):
     """Which end of :func:`verdict_range`'s ``r`` the sources support, and why."""
     implied = r['implied']
     share = (implied['images_per_s'] - derated_speed()) / (sxm2_speed() - derated_speed())
+    nearer = 'the SXM2 (no derating)' if share > 0.5 else 'the derated'
+    verdict = ('within {:.0%}'.format(cost_model.TIME_TOLERANCE) if implied['within'] else
+               'NOT within {:.0%}: the "yes" above holds only near the upper bound of the '
+               'derating, which no source supports'.format(cost_model.TIME_TOLERANCE))
     return (
         'Which end the sources support: the datasheets (pcie_fp32_ratio) make the clock '
         'ratio an upper bound of the slowdown, since the memory-bound layers (batch '
         'normalization, ReLU, the update) see the same 732 GB/s on both cards, and the '
         'paper\'s own 897.9 s and 70 % against one GPU imply a single MN-1 P100 computing '
-        '{:.0f} images/s, {:.0%} of the way from the derated end towards the SXM2 speed '
-        '(nearer the {} end); there the model is {:+.1f}% from the paper, so on the sources\' reading the time '
-        'is {}within {:.0%}{}.'.format(
-            implied['images_per_s'], share, 'SXM2 (no derating)' if share > 0.5 else 'derated',
-            100 * implied['relative_time_error'],
-            '' if implied['within'] else 'NOT ', cost_model.TIME_TOLERANCE,
-            '' if implied['within'] else ': the "yes" above holds only near the upper '
-            'bound of the derating, which no source supports'))
+        '{:.0f} images/s, {:.0%} of the way from the derated end towards the SXM2 speed, '
+        'nearer {} end; there the model is {:+.1f}% from the paper, so on the sources\' '
+        'reading the time is {}.'.format(implied['images_per_s'], share, nearer,
+                                         100 * implied['relative_time_error'], verdict))
