@@ -143,9 +143,8 @@ def read_val(args, comm, n_class):
         pairs = datasets.read_image_list(args.val, args.root)
         problems = datasets.list_problems(pairs, n_class=n_class)
         if problems:
-            more = ' (and {} more)'.format(len(problems) - 1) if len(problems) > 1 else ''
-            raise checks.InputError(['--val {}{}; the model has {} classes'.format(
-                problems[0], more, n_class)], 2)
+            raise checks.InputError(['--val {}; the model has {} classes'.format(
+                one_line(problems), n_class)], 2)
         return pairs
     return checks.rank0_then_bcast(comm, read, status=2)
 
@@ -177,8 +176,7 @@ def evaluate(args, comm):
     try:
         checks.check_images_exist(comm, (pairs, idx))
     except checks.InputError as e:
-        more = ' (and {} more)'.format(len(e.problems) - 1) if len(e.problems) > 1 else ''
-        raise checks.InputError([e.problems[0] + more], 2)
+        raise checks.InputError([one_line(e.problems)], 2)
 
     device = checks.choose_device(args, comm)
     model = L.Classifier(archs[arch](n_class=n_class))
@@ -198,6 +196,12 @@ def evaluate(args, comm):
                n=len(pairs), ranks=comm.size,
                iteration=manifest['iteration'] if manifest else None)
     return out
+
+
+def one_line(problems):
+    """The first problem, and how many more there are."""
+    more = len(problems) - 1
+    return problems[0] + (' (and {} more)'.format(more) if more else '')
 
 
 def describe(r):
@@ -221,8 +225,7 @@ def main(argv=None):
         status = 0
     except checks.InputError as e:
         if comm.rank == 0:
-            more = ' (and {} more)'.format(len(e.problems) - 1) if len(e.problems) > 1 else ''
-            sys.stderr.write('{}: error: {}{}\n'.format(PROG, e.problems[0], more))
+            sys.stderr.write('{}: error: {}\n'.format(PROG, one_line(e.problems)))
         status = 2
     if status == 0 and comm.rank == 0:
         print(describe(result), flush=True)

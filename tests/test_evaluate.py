@@ -133,8 +133,8 @@ def _copy_run(trained, tmp_path, **config_changes):
     return run
 
 
-@pytest.mark.parametrize('case', ['no-model', 'no-val', 'no-root', 'label', 'arch', 'classes',
-                                  'no-config', 'json-folder'])
+@pytest.mark.parametrize('case', ['no-model', 'no-val', 'no-root', 'label', 'image', 'arch',
+                                  'classes', 'no-config', 'json-folder'])
 def test_refusals_in_one_line(trained, tmp_path, case):
     """Each refusal is one problem naming the file, flag or value (the command prints
     it as its one line and exits 2: shown for a missing model)."""
@@ -155,6 +155,14 @@ def test_refusals_in_one_line(trained, tmp_path, case):
         bad.write_text('\n'.join(lines) + '\n')
         args[2] = str(bad)
         named = '{}:5: label {}'.format(bad, N_CLASS)
+    elif case == 'image':
+        bad = tmp_path / 'val.txt'
+        with open(val) as f:
+            lines = f.read().splitlines()
+        lines[2] = 'img/missing.JPEG 1'
+        bad.write_text('\n'.join(lines) + '\n')
+        args[2] = str(bad)
+        named = '{}:3: image missing: {}'.format(bad, os.path.join(root, 'img/missing.JPEG'))
     elif case == 'arch':
         snapshot = str(_copy_run(trained, tmp_path, arch='resnet50') / 'snapshots' / 'epoch-2')
         args[0] = snapshot
