@@ -44,8 +44,8 @@ from chainer_ext import start_steps
 from chainer_ext import startup_checks as checks
 from chainer_ext import train_flags
 from chainer_ext import training_report
+from chainer_ext import validation
 from chainer_ext.batchnorm import use_last_batch_statistics
-from chainer_ext.evaluators import MultiNodeEvaluator
 from chainer_ext.extensions import BatchNormStatsAllreduce
 from chainer_ext.extensions import EpochSchedule
 from chainer_ext.extensions import stop_on_signal
@@ -99,8 +99,7 @@ def load_data(args, comm):
         checks.check_images_exist(comm, (train_all, train_idx), (val_all, val_idx))
         train = datasets.ImageNetDataset(train_all.subset(train_idx), args.root, args.insize,
                                          train=True, min_area=args.min_area)
-        val = datasets.ImageNetDataset(val_all.subset(val_idx), args.root, args.insize,
-                                       train=False)
+        val = validation.centre_crops(val_all.subset(val_idx), args.root, args.insize)
     facts = dict(n_class=n_class, n_train=len(train_all), n_val=len(val_all),
                  train_list=None if args.synthetic else train_all.identity())
     return (EpochSeededDataset(train, seed=rank_seed(args.seed, comm.rank)),
@@ -160,7 +159,7 @@ def extend_trainer(trainer, args, comm, model, bn_sync, val_iter, device, info):
     # snapshot; its priority runs it before both.
     trainer.extend(bn_sync, trigger=(1, 'epoch'))
     if not args.no_validation:
-        trainer.extend(MultiNodeEvaluator(val_iter, model, comm, device=device),
+        trainer.extend(validation.make_evaluator(val_iter, model, comm, device=device),
                        trigger=(1, 'epoch'))
     trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
                                                info=info), trigger=(1, 'epoch'))

@@ -9,6 +9,7 @@ import sys
 
 from chainer_ext import flag_types
 from chainer_ext import paper_numbers as paper
+from chainer_ext import pcie_derating
 from chainer_ext.cost_constants import PAPER_CONSTANTS
 from chainer_ext.cost_model import EFFICIENCY_TOLERANCE
 from chainer_ext.cost_model import machine_from_measurements
@@ -187,8 +188,9 @@ def format_constants():
     return '\n'.join(lines)
 
 
-def paper_report(machine=None, sensitivity=True, constants=True):
-    """The text printed by ``python -m chainer_ext.cost_model --paper``."""
+def paper_report(machine=None, sensitivity=True, constants=True, derating_range=True):
+    """The text printed by ``python -m chainer_ext.cost_model --paper``; with
+    ``derating_range``, the verdict at both ends of the PCIe derating too."""
     m = machine or paper_machine()
     cmp = paper_comparison(m)
     out = [
@@ -211,6 +213,7 @@ def paper_report(machine=None, sensitivity=True, constants=True):
         '',
         target_check_text(cmp),
         '',
+    ] + ([pcie_derating.range_text(m), ''] if derating_range else []) + [
         '## Modelled scaling (ResNet-50, 32 images per worker, 90 epochs)',
         '',
         format_scaling_table(scaling_table(m)),
@@ -261,8 +264,8 @@ def report_section(runs, bench=None):
              'chainer_ext.cost_model --paper`).  They are not tuned to the paper.', '',
              '### MODELLED: the paper\'s set-up (1024 P100, InfiniBand FDR)', '',
              format_paper_comparison(cmp), '', discrepancy_text(cmp), '',
-             target_check_text(cmp)]
-    data = {'paper_comparison': dict(cmp)}
+             target_check_text(cmp), '', pcie_derating.range_text()]
+    data = {'paper_comparison': dict(cmp), 'derating_range': pcie_derating.verdict_range()}
     if not bench:
         lines += ['', 'No benchmark of this machine given (`--bench FILE`, the JSON of '
                   'bench/bench_scaling.py), so the model is not calibrated locally; '
@@ -355,11 +358,14 @@ def main(argv=None):
     m = paper_machine(**kw)
     if args.json:
         print(json.dumps({'comparison': paper_comparison(m),
+                          'derating_range': (pcie_derating.verdict_range(m)
+                                             if args.images_per_s is None else None),
                           'scaling': scaling_table(m),
                           'constants': PAPER_CONSTANTS}, indent=1, default=str))
     else:
         sys.stdout.write(paper_report(m, sensitivity=not args.no_sensitivity,
-                                      constants=not args.no_constants))
+                                      constants=not args.no_constants,
+                                      derating_range=args.images_per_s is None))
     return 0
 
 

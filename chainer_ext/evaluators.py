@@ -5,6 +5,9 @@ number of examples and one float64 all-reduce gives ``sum(value * n) / sum(n)``
 over all ranks.  ChainerMN's ``create_multi_node_evaluator`` averages the per-rank
 means instead, which is wrong for the unequal shards of 50,000 images over 1,024
 ranks, and Chainer's ``Evaluator`` weights a short last batch like a full one.
+Accuracies (observations named in ``counted``) are fractions of a batch's examples:
+they are summed as whole counts, so that top-1 and top-5 are exact ratios of
+integers, the same whatever the ranks and batch sizes.
 """
 import numpy
 
@@ -27,12 +30,14 @@ class MultiNodeEvaluator(extensions.Evaluator):
     """``chainer.training.extensions.Evaluator`` with per-example means over all ranks.
 
     Arguments are Chainer's ``Evaluator``'s (with a new-style converter) plus
-    ``comm``, a ChainerMN communicator.  Every rank must call it; each rank's
-    iterator must not repeat.  Every rank returns the same values.
+    ``comm``, a ChainerMN communicator, and ``counted``: the names (after the last
+    ``/``) of observations that are fractions of the batch's examples, summed as
+    ``round(value * n)`` (exact while n < 2**23 in float32).  Every rank must call
+    it; each rank's iterator must not repeat.  Every rank returns the same values.
     """
 
     def __init__(self, iterator, target, comm, converter=convert.concat_examples,
-                 device=None, eval_hook=None, eval_func=None, **kwargs):
+                 device=None, eval_hook=None, eval_func=None, counted=(), **kwargs):
         super(MultiNodeEvaluator, self).__init__(
             iterator, target, converter=converter, device=device,
             eval_hook=eval_hook, eval_func=eval_func, **kwargs)
@@ -42,6 +47,7 @@ class MultiNodeEvaluator(extensions.Evaluator):
                     'iterator {!r} of the multi-node evaluator repeats (repeat=True); '
                     'evaluation would never end. Create it with repeat=False'.format(name))
         self.comm = comm
+        self.counted = frozenset(counted)
 
     def evaluate(self):
         iterator = self.get_iterator('main')
@@ -65,7 +71,10 @@ class MultiNodeEvaluator(extensions.Evaluator):
                     else:
                         eval_func(in_arrays)
             for key, value in observation.items():
-                sums[key] = sums.get(key, 0.0) + _scalar(key, value) * len(batch)
+                weighted = _scalar(key, value) * len(batch)
+                if key.rsplit('/', 1)[-1] in self.counted:
+                    weighted = round(weighted)
+                sums[key] = sums.get(key, 0.0) + weighted
                 counts[key] = counts.get(key, 0) + len(batch)
 
         # Ranks with an empty shard observed nothing: use the union of keys.

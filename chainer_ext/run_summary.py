@@ -42,6 +42,7 @@ class RunSummary(object):
     per_worker_images_per_s: Optional[float]
     top1_percent: Optional[float]         # validation, last entry
     best_top1_percent: Optional[float]
+    top5_percent: Optional[float]         # validation, last entry
     train_loss: Optional[float]
     train_top1_percent: Optional[float]
     val_loss: Optional[float]
@@ -74,6 +75,7 @@ def summarize(run):
     time_s = last(log, 'elapsed_time')
     iters = last(log, 'iteration')
     top1 = last(log, 'validation/main/accuracy')
+    top5 = last(log, 'validation/main/top5')
     vals = [v for v in (number(e.get('validation/main/accuracy')) for e in log)
             if v is not None]
     device = cfg.get('device')
@@ -117,6 +119,7 @@ def summarize(run):
         per_worker_images_per_s=per_worker_rate,
         top1_percent=None if top1 is None else 100.0 * top1,
         best_top1_percent=100.0 * max(vals) if vals else None,
+        top5_percent=None if top5 is None else 100.0 * top5,
         train_loss=last(log, 'main/loss'),
         train_top1_percent=(None if last(log, 'main/accuracy') is None
                             else 100.0 * last(log, 'main/accuracy')),

@@ -112,9 +112,13 @@ def parse_args(argv=None, gpus=None):
     if args.demo_cache is None:
         cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
         args.demo_cache = os.path.join(cache, 'akiba2017', 'demo-digits')
-    if gpus is None:
-        gpus = cuda_env.survey()
+    resolve_device(args, cuda_env.survey() if gpus is None else gpus)
+    return args
+
+
+def resolve_device(args, gpus):
+    """Set ``args.gpu`` from ``--device`` and ``gpus`` (:func:`chainer_ext.cuda_env.survey`'s
+    answer); an unset ``args.communicator`` follows the device."""
     args.gpu = args.device == 'gpu' or (args.device == 'auto' and isinstance(gpus, dict))
     if args.communicator is None:
         args.communicator = 'pure_nccl' if args.gpu else 'naive'
-    return args

@@ -17,7 +17,8 @@ from chainer_ext.result_folder import ReportError
 
 #: What the trainer's LogReport records (``alpha_sgd`` with rmsprop_warmup only).
 LOG_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
-            'validation/main/accuracy', 'lr', 'alpha_sgd', 'elapsed_time')
+            'validation/main/accuracy', 'validation/main/top5', 'lr', 'alpha_sgd',
+            'elapsed_time')
 #: The PNGs the trainer's PlotReports draw into --out.
 TRAINING_PLOTS = ('loss.png', 'accuracy.png', 'lr.png', 'alpha_sgd.png')
 

@@ -54,6 +54,23 @@ def test_per_example_mean_with_a_short_last_batch():
     assert batch_mean != pytest.approx(acc, abs=1e-6)
 
 
+def test_counted_accuracy_is_an_exact_ratio_of_counts():
+    """float32(c / n) * n is not c (1/5 is 0.2000000030 in float32): summed as whole
+    counts, the accuracy is exactly correct / N whatever the batches."""
+    comm = chainermn.create_communicator('naive')
+    np.random.seed(1)
+    model = L.Classifier(L.Linear(4, 3))
+    x, t = _data(23)
+    with chainer.using_config('train', False):
+        correct = int((model.predictor(x).array.argmax(axis=1) == t).sum())
+    for batch in (5, 7, 23):
+        ev = MultiNodeEvaluator(chainer.iterators.SerialIterator(
+            chainer.datasets.TupleDataset(x, t), batch, repeat=False, shuffle=False),
+            model, comm, counted=('accuracy',))
+        ev.name = 'validation'
+        assert ev()['validation/main/accuracy'] == correct / 23, batch
+
+
 def test_refuses_repeating_iterators():
     comm = chainermn.create_communicator('naive')
     model = L.Classifier(L.Linear(4, 3))

@@ -73,6 +73,7 @@ def make_run(path, world=2, b=32, n_train=1797, n_val=450, epochs=6,
             'main/accuracy': acc_final * (1 - math.exp(-0.7 * k)),
             'validation/main/loss': 2.4 * math.exp(-0.35 * k),
             'validation/main/accuracy': acc_final * (1 - math.exp(-0.6 * k)),
+            'validation/main/top5': 1 - 0.5 * math.exp(-0.6 * k),
             'lr': sum(fn(e) for e in es) / len(es),
             'elapsed_time': it * seconds_per_iter + 0.5 * k,
         }
@@ -146,7 +147,7 @@ def test_single_run_report(tmp_path):
     assert len(rows) == len(paper.TABLE1) + 1
     for r, want in zip(rows, paper.TABLE1):
         assert r == [want['team'], want['hardware'], want['software'],
-                     '{:,}'.format(want['batch']), want['time'], want['top1']]
+                     '{:,}'.format(want['batch']), want['time'], want['top1'], 'n/a']
     mine = rows[-1]
     assert mine[0] == 'this run: demo_run'
     assert 'Fake CPU @ 2.0GHz x 2 ranks' in mine[1] and '1 node' in mine[1]
@@ -154,6 +155,7 @@ def test_single_run_report(tmp_path):
     assert mine[3] == '64'
     assert '({:.1f} s, 6 epochs)'.format(log[-1]['elapsed_time']) in mine[4]
     assert mine[5] == '{:.1f}%'.format(100 * log[-1]['validation/main/accuracy'])
+    assert mine[6] == '{:.1f}%'.format(100 * log[-1]['validation/main/top5'])
 
     # headline numbers, with the run's scale stated plainly
     assert '897.9 ± 3.3 s' in md and '74.94 ± 0.09 %' in md and '32,768' in md
@@ -164,6 +166,8 @@ def test_single_run_report(tmp_path):
     head = {r[0]: r[1:] for r in table_rows(md, '| quantity | paper (measured) |')}
     assert head['total batch'] == ['32,768', '64']
     assert head['eta_base = 0.1 b_total / 256'] == ['12.8', '0.025']
+    assert head['top-5 single-crop validation accuracy'] == [
+        'not reported', '{:.2f}%'.format(100 * log[-1]['validation/main/top5'])]
 
     # schedules recomputed with chainer_ext.schedules match the formulas above
     data = json.loads((d / 'report.json').read_text())
@@ -405,3 +409,11 @@ def test_report_links_the_batch_size_sweep(tmp_path):
     assert '[EXPERIMENTS.md]({})'.format(link) in md
     assert os.path.isfile(os.path.normpath(os.path.join(str(d), link)))
     assert '| paper |' in md and '| goyal |' in md   # the committed table
+
+
+def test_a_log_without_top5_shows_it_unknown(tmp_path):
+    d = tmp_path / 'older_run'
+    make_run(str(d), drop=('validation/main/top5',))
+    assert run_cli(d).returncode == 0
+    mine = table_rows((d / 'report.md').read_text(), '| team | hardware |')[-1]
+    assert mine[0] == 'this run: older_run' and mine[6] == 'n/a'
