@@ -295,6 +295,8 @@ def _read_bench(bench):
                          "'ranks'), got {}".format(type(bench).__name__ if not isinstance(
                              bench, dict) else 'keys {}'.format(sorted(bench))))
     per = {int(k): v for k, v in bench['ranks'].items()}
+    if not per:
+        raise ValueError("its 'ranks' is empty: no rank count was measured")
     base = per[min(per)]
     points = [(n, r['grad_bytes_' + dtype], r[key])
               for n, r in sorted(per.items()) if n >= 2

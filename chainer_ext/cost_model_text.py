@@ -339,8 +339,8 @@ def main(argv=None):
         except OSError as e:
             ap.error('--measured {}: {}'.format(args.measured, e.strerror or e))
         except (ValueError, KeyError, TypeError, ZeroDivisionError) as e:
-            ap.error('--measured {}: not the JSON of bench/bench_scaling.py ({}: {})'.format(
-                args.measured, type(e).__name__, e))
+            ap.error('--measured {}: not the JSON of bench/bench_scaling.py ({})'.format(
+                args.measured, 'no {} entry'.format(e) if isinstance(e, KeyError) else e))
         if args.json:
             print(json.dumps({'fit': m.notes['fit'], 'rows': [
                 predict(m, n, 32) for n in args.ranks]}, indent=1))

@@ -67,4 +67,4 @@ def signals(text):
     try:
         return parse_signals(text)
     except ValueError as e:
-        raise argparse.ArgumentTypeError('{} (got {}); e.g. TERM,USR1'.format(e, text))
+        raise argparse.ArgumentTypeError('{}; e.g. TERM,USR1'.format(e))

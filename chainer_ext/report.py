@@ -595,7 +595,7 @@ def main(argv=None):
     try:
         data = build_report(args.results, args.out, args.label, args.bench)
     except ReportError as e:
-        print('error: {}'.format(e), file=sys.stderr)
+        print('{}: error: {}'.format(ap.prog, e), file=sys.stderr)
         return 2
     print('wrote {}'.format(', '.join(sorted(data['files'].values()))))
     return 0

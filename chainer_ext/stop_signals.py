@@ -34,11 +34,13 @@ def parse_signals(text):
     for name in (n.strip().upper() for n in text.split(',') if n.strip()):
         name = name if name.startswith('SIG') else 'SIG' + name
         number = signal.Signals.__members__.get(name)
-        if number is None or number in (signal.SIGKILL, signal.SIGSTOP):
-            raise ValueError('{} is not a signal that can be caught'.format(name[3:]))
+        if number is None:
+            raise ValueError('{} is not a signal name'.format(name[3:]))
+        if number in (signal.SIGKILL, signal.SIGSTOP):
+            raise ValueError('{} cannot be caught'.format(name[3:]))
         found.append(number)
     if not found:
-        raise ValueError('no signal named')
+        raise ValueError("'{}' names no signal".format(text))
     return found
 
 

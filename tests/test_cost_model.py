@@ -394,8 +394,9 @@ def test_cli_refuses_a_file_that_is_not_a_benchmark(tmp_path):
     path.write_text('{"ranks": {}}')
     proc = _cli('--measured', str(path))
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert proc.stderr.startswith('python -m chainer_ext.cost_model: error: --measured '
-                                  '{}: not the JSON of bench/bench_scaling.py ('.format(path))
+    assert proc.stderr == ('python -m chainer_ext.cost_model: error: --measured {}: not the '
+                           "JSON of bench/bench_scaling.py (its 'ranks' is empty: no rank count "
+                           'was measured)\n'.format(path))
 
 
 def test_bench_scaling_format_is_accepted():

@@ -243,9 +243,11 @@ def test_two_jobs_on_one_out(reference, tmp_path):
 
 
 def test_stop_signal_during_start_up_waits_for_the_handler(reference, tmp_path):
-    """A stop signal at main's first step, which re-executes the process to pin the BLAS
-    kernel (OPENBLAS_CORETYPE unset here), used to kill the ranks (status 138, not
-    requeued); it is now held until the handler exists and stops the job with 75."""
+    """A stop signal at main's first step (before the slow imports and the handler) used
+    to kill the ranks (status 138, not requeued); it is now recorded from the first
+    moment and stops the job with 75.  Whether that step re-executes the process for
+    the BLAS kernel depends on the CPU; test_stop_signals covers a signal across the
+    re-exec on every CPU."""
     data, _ = reference
     out = str(tmp_path / 'out')
     proc = run_mpi(2, [sys.executable, WRAPPER, 'USR1', 'all', 'start', '--']

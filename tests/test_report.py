@@ -284,7 +284,8 @@ def test_clear_errors(tmp_path, damage, words):
     if damage in ('missing_log', 'corrupt_log'):     # and from the command line
         proc = run_cli(d)
         assert proc.returncode == 2
-        assert proc.stderr.startswith('error: ') and os.path.join(str(d), 'log') in proc.stderr
+        assert proc.stderr.startswith('python -m chainer_ext.report: error: ')
+        assert os.path.join(str(d), 'log') in proc.stderr
         assert 'Traceback' not in proc.stderr
 
 
@@ -298,7 +299,8 @@ def test_a_folder_given_twice_is_an_error(tmp_path):
     make_run(str(tmp_path / 'r1'))
     proc = run_cli(tmp_path / 'r1', str(tmp_path / 'r1') + '/', '--out', tmp_path / 'rep')
     assert proc.returncode == 2
-    assert proc.stderr == 'error: {0}/ is given twice (as {0} and {0}/): give each result ' \
+    assert proc.stderr == 'python -m chainer_ext.report: error: {0}/ is given twice ' \
+        '(as {0} and {0}/): give each result ' \
         'folder once\n'.format(tmp_path / 'r1')
     assert not (tmp_path / 'rep').exists()
 

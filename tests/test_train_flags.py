@@ -37,6 +37,8 @@ def lists(tmp_path):
     (['--max-nonfinite', '0'], '--max-nonfinite must be a positive integer, got 0'),
     (['--min-area', '1.5'], '--min-area must be in (0, 1], got 1.5'),
     (['--resume', 'nowhere/epoch-3'], '--resume nowhere/epoch-3: no such snapshot folder'),
+    (['--stop-signals', 'FOO'], '--stop-signals FOO is not a signal name; e.g. TERM,USR1'),
+    (['--stop-signals', 'TERM,KILL'], '--stop-signals KILL cannot be caught; e.g. TERM,USR1'),
     # no GPU on this machine: GPU-only communicators are refused up front
     (['--communicator', 'pure_nccl'], '--communicator pure_nccl needs GPUs'),
     (['--communicator', 'non_cuda_aware', '--allreduce-dtype', 'float32'],
