@@ -249,20 +249,10 @@ def predict(result, rate):
     return out
 
 
-def cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
-
-
 def run(rates=('10gbit', '2gbit'), sizes=(2, 4), reps=7, phase_iterations=5,
         demo_iterations=40, demo_interval=10, unshaped=True):
     from cluster.slurm_cluster import SlurmCluster, unavailable_reason
+    from chainer_ext.run_info import cpu_model
     reason = unavailable_reason()
     if reason:
         raise RuntimeError('no Slurm cluster: ' + reason)

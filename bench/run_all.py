@@ -66,17 +66,6 @@ def bench_module(name):
 # Machine description
 # ---------------------------------------------------------------------------
 
-def _cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.lower().startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
-
-
 def _mem_total_gib():
     try:
         with open('/proc/meminfo') as f:
@@ -107,8 +96,9 @@ def _open_mpi_version():
 
 
 def machine_info():
+    from chainer_ext.run_info import cpu_model  # imports Chainer: not before it is needed
     return {
-        'cpu_model': _cpu_model(),
+        'cpu_model': cpu_model(),
         'cores': os.cpu_count(),
         'memory_gib': _mem_total_gib(),
         'platform': platform.platform(),

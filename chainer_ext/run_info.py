@@ -18,9 +18,10 @@ import chainer
 from chainer_ext import atomic_files
 
 
-def _cpu_model():
+def cpu_model(path='/proc/cpuinfo'):
+    """The CPU's model name (Linux), else what :mod:`platform` knows."""
     try:
-        with open('/proc/cpuinfo') as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith('model name'):
                     return line.split(':', 1)[1].strip()
@@ -89,7 +90,7 @@ def gather_run_info(args, comm, device, extra=None):
             'hostname': hostname,
             'hosts': sorted(set(hosts)),
             'nodes': len(set(hosts)),
-            'cpu_model': _cpu_model(),
+            'cpu_model': cpu_model(),
             'cpu_count': os.cpu_count(),
             'gpu_name': gpu,
         },

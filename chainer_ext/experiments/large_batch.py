@@ -39,6 +39,7 @@ from chainer_ext import atomic_files
 from chainer_ext import blas_setup
 from chainer_ext import cores
 from chainer_ext import paper_numbers
+from chainer_ext import run_info
 from chainer_ext import schedules
 from chainer_ext.batchnorm import use_last_batch_statistics
 from chainer_ext.experiments.emulated_workers import EmulatedWorkersUpdater
@@ -546,18 +547,6 @@ def plot(summary, path):
     plt.close(fig)
 
 
-def cpu_model(path='/proc/cpuinfo'):
-    """The CPU's model name, or None."""
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def sweep_history(out, records, command, seconds):
     """The ``sweeps`` of ``results.json``: those of the one in ``out``, plus this one if it
     added runs (an older file's single ``command``/``elapsed_s``/``blas`` becomes the first).
@@ -580,7 +569,7 @@ def sweep_history(out, records, command, seconds):
         history.append(dict(
             command=command, elapsed_s=round(seconds, 1), new_runs=new,
             date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d'),
-            cpu=cpu_model(), cores=cores.of_process(),
+            cpu=run_info.cpu_model(), cores=cores.of_process(),
             loadavg=[round(x, 2) for x in os.getloadavg()],
             parent_blas=blas_setup.describe()))
     return history
