@@ -18,7 +18,6 @@ from chainer_ext import collectives
 from chainer_ext import cuda_env
 from chainer_ext import except_hook
 from chainer_ext import flag_types
-from chainer_ext import run_info
 from chainer_ext import start_steps
 from chainer_ext import startup_checks as checks
 from chainer_ext import train_flags
@@ -236,7 +235,8 @@ def main(argv=None):
     if status == 0 and comm.rank == 0:
         print(describe(result), flush=True)
         if args.json:
-            run_info.write_json_atomic(args.json, result)
+            from chainer_ext.run_info import write_json_atomic  # imports Chainer
+            write_json_atomic(args.json, result)
     except_hook.end_together()
     return status
 
