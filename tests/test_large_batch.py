@@ -382,6 +382,13 @@ def test_bad_flags_get_one_line(tmp_path, flags, message):
     assert not os.listdir(str(tmp_path))
 
 
+def _as_from_a_terminal():
+    """SIGINT's default action, as a program started from a terminal has it: a suite run
+    in the background by a non-interactive shell inherits SIGINT ignored, and Python
+    then never turns Ctrl-C into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for_a_child(pid, timeout=60):
     """Wait until process ``pid`` has a child (read from /proc, as ``ps --ppid`` does)."""
     deadline = time.time() + timeout
@@ -411,7 +418,7 @@ def test_ctrl_c_stops_at_once_and_says_what_is_kept(quick_sweep, tmp_path):
         [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick', '--out', out,
          '--recipes', 'paper', '--jobs', '1'], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        env=dict(os.environ, PYTHONUNBUFFERED='1'), preexec_fn=_as_from_a_terminal)
     lines = [job.stdout.readline()]
     assert lines[0].startswith('1 of 2 runs already in'), lines
     _wait_for_a_child(job.pid)  # the pool's worker, spawned to do the second run
