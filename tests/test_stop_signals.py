@@ -146,8 +146,17 @@ def test_the_relay_asks_once_then_ends_at_once(monkeypatch):
 
 
 def test_the_wrapper_passes_on_the_status_and_a_missing_program():
-    assert launch.main([sys.executable, '-c', 'raise SystemExit(75)']) == 75
-    assert launch.main(['/no/such/launcher']) == 127
+    """``python -m chainer_ext.launch`` in a process of its own (its relay becomes the
+    handler of SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2)."""
+    def wrapper(*argv):
+        return subprocess.run([sys.executable, '-m', 'chainer_ext.launch'] + list(argv),
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+    assert wrapper(sys.executable, '-c', 'raise SystemExit(75)').returncode == 75
+    killed = 'import os, signal; os.kill(os.getpid(), signal.SIGKILL)'
+    assert wrapper(sys.executable, '-c', killed).returncode == 128 + signal.SIGKILL
+    missing = wrapper('/no/such/launcher')
+    assert missing.returncode == 127 and '/no/such/launcher' in missing.stderr
 
 
 def _holder(pid=12345):
