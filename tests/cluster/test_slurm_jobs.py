@@ -93,7 +93,7 @@ def test_time_limit_stops_requeues_and_resumes(cluster, data, script, reference,
     signalled = stamped(text, 'SIGUSR1: telling the ranks')
     requeued = stamped(text, 'requeueing')
     print('\ntime limit: submitted -> signal {:.1f} s; signal -> job requeued {:.1f} s '
-          '(bound: the time limit, {:.1f} s after the signal at the earliest); '
+          '(bound {:.1f} s: the time limit); '
           'requeue -> resumed run starts iteration {} {:.1f} s'.format(
               signalled - submitted, requeued - signalled, started + 60 - signalled,
               iteration + 1, resumed - requeue))
