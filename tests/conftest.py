@@ -6,6 +6,7 @@ test only checks the exit status and shows the output when it fails.
 """
 import multiprocessing
 import os
+import signal
 import sys
 
 import pytest
@@ -22,6 +23,45 @@ MPI_SCRIPTS = os.path.join(TESTS_DIR, 'mpi')
 BENCH_DIR = os.path.join(REPO_ROOT, 'bench')
 if BENCH_DIR not in sys.path:  # bench helpers some tests share (photos)
     sys.path.insert(0, BENCH_DIR)
+
+
+def _signal_handlers():
+    """Python's handler of every signal (None where one was set outside Python)."""
+    return {sig: signal.getsignal(sig) for sig in signal.valid_signals()
+            if sig not in (signal.SIGKILL, signal.SIGSTOP)}
+
+
+def _signal_name(sig):
+    try:
+        return signal.Signals(sig).name
+    except ValueError:  # a real-time signal between SIGRTMIN and SIGRTMAX
+        return 'signal {}'.format(sig)
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_left_as_found():
+    """Fail a test that leaves a signal handler or the signal mask changed, and put them back.
+
+    What a test leaves acts for the rest of the run: a launch relay left on SIGINT turns
+    a later Ctrl-C into SIGUSR1 to a reaped pid instead of stopping the suite, a signal
+    left blocked never arrives.  Tests that change them do it in a process of their own.
+    Autouse, so set up before the test's own fixtures and checked after their teardown.
+    """
+    before, mask = _signal_handlers(), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    after, mask_after = _signal_handlers(), signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    changed = sorted(sig for sig in before if after[sig] is not before[sig])
+    for sig in changed:
+        if before[sig] is not None:
+            signal.signal(sig, before[sig])
+    problems = ['{} {!r} -> {!r}'.format(_signal_name(sig), before[sig], after[sig])
+                for sig in changed]
+    if mask_after != mask:
+        problems.append('blocked {} -> {}'.format(*(
+            sorted(_signal_name(sig) for sig in m) for m in (mask, mask_after))))
+    if problems:
+        pytest.fail('the test left signal handling changed (put back now): ' +
+                    ', '.join(problems), pytrace=False)
 
 
 @pytest.fixture

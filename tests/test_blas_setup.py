@@ -270,17 +270,31 @@ def test_every_rank_reexecs_before_mpi_starts(tmp_path, n):
     assert all(r['real'] == 'SkylakeX' for r in results)
 
 
-def test_thread_limit_follows_cores_unless_user_set(tmp_path):
-    code = ('import sys; sys.path.insert(0, {!r}); from chainer_ext import blas_setup, cores; '
-            'print(blas_setup.limit_threads(cores.of_process(), loader_processes=0))').format(REPO)
-    env = _env()
-    for var in blas_setup.THREAD_VARS:
-        env.pop(var, None)
-    out = subprocess.run([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE,
-                         text=True, timeout=120, check=True).stdout
-    cores = len(os.sched_getaffinity(0))
-    assert int(out) == cores
-    env['OMP_NUM_THREADS'] = '1'
-    out = subprocess.run([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE,
-                         text=True, timeout=120, check=True).stdout
-    assert int(out) == 1
+def test_thread_limit_follows_cores_unless_user_set():
+    """A child pinned to one CPU after OpenBLAS sized its pool to all of them: the limit
+    follows the one core (OpenBLAS's own count stays that of all the CPUs), and a count the
+    user set (all the CPUs again) is kept although it exceeds the core."""
+    n = len(os.sched_getaffinity(0))
+    if n < 2:
+        pytest.skip('one CPU: the limit would equal OpenBLAS\'s own count')
+    code = textwrap.dedent('''
+        import os, sys
+        sys.path.insert(0, {!r})
+        import numpy  # loads OpenBLAS, which sizes its pool to the CPUs allowed now
+        from chainer_ext import blas_setup, cores
+        os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})
+        print(blas_setup.describe()['threads'],
+              blas_setup.limit_threads(cores.of_process(), loader_processes=0))
+    ''').format(REPO)
+
+    def threads(**user):
+        env = _env(**user)
+        for var in set(blas_setup.THREAD_VARS) - set(user):
+            env.pop(var, None)
+        out = subprocess.run([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE,
+                             text=True, timeout=120, check=True).stdout
+        return [int(word) for word in out.split()]
+    openblas_own, limited = threads()
+    assert openblas_own == n, 'OpenBLAS does not size its pool to the CPUs: no contrast'
+    assert limited == 1
+    assert threads(OMP_NUM_THREADS=str(n)) == [n, n]

@@ -36,22 +36,53 @@ def test_both_ends_and_their_verdicts_by_hand():
     assert r['derated']['within'] and not r['sxm2']['within']
 
 
-def test_threshold_and_paper_implied_speed_by_hand():
-    r = pcie_derating.verdict_range()
-    # the speed at which the hand-computed time is exactly 15 % short of 897.9 s
+def threshold_by_hand():
+    """The speed at which the hand-computed time is exactly 15 % short of 897.9 s (bisection)."""
     lo, hi = 150.0, 250.0
     for _ in range(200):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if total_by_hand(mid) > 0.85 * 897.9 else (lo, mid)
-    assert r['threshold_images_per_s'] == pytest.approx(lo, rel=1e-9)
-    assert 171.08 < lo < 195.0
-    # the paper's single-GPU iteration: 0.70 x (897.9 s - validation) / 3522, less the optimizer
+    return lo
+
+
+def implied_by_hand():
+    """The paper's single-GPU iteration, 0.70 x (897.9 s - validation) / 3522, less the
+    optimizer: the images/s it leaves for forward and backward."""
     t_val = 90 * (49 / 3.0 * 10.6 / (195.0 * 9.3) + T_BN)
     t1 = 0.70 * (897.9 - t_val) / 3522
-    implied = 32 / (t1 - T_OPT)
+    return 32 / (t1 - T_OPT)
+
+
+def test_threshold_and_paper_implied_speed_by_hand():
+    r = pcie_derating.verdict_range()
+    lo = threshold_by_hand()
+    assert r['threshold_images_per_s'] == pytest.approx(lo, rel=1e-9)
+    assert 171.08 < lo < 195.0
+    implied = implied_by_hand()
     assert r['implied']['images_per_s'] == pytest.approx(implied, rel=1e-12)
     assert r['implied']['t_total'] == pytest.approx(total_by_hand(implied), rel=1e-12)
     assert not r['implied']['within']
+
+
+def test_the_conclusion_follows_from_the_hand_numbers():
+    """The threshold sentence and the sources' end, from this file's bisection and share."""
+    derated, lo, implied = 195.0 * 9.3 / 10.6, threshold_by_hand(), implied_by_hand()
+    share = (implied - derated) / (195.0 - derated)
+    assert share == pytest.approx(0.63, abs=0.005)       # (186.2 - 171.1) / (195 - 171.1)
+    assert lo == pytest.approx(176.95, abs=0.01)
+    t = total_by_hand(implied)
+    threshold = ('Within 15% only at or below {:.1f} images/s, i.e. with the PCIe card at '
+                 'least {:.1f}% slower than the SXM2 (the full clock derating is {:.1f}%).'
+                 .format(lo, 100 * (1 - lo / 195.0), 100 * (1 - 9.3 / 10.6)))
+    end = ('imply a single MN-1 P100 computing {:.0f} images/s, {:.0f}% of the way from the '
+           'derated end towards the SXM2 speed, nearer the SXM2 (no derating) end; there the '
+           'model is {:+.1f}% from the paper, so on the sources\' reading the time is NOT '
+           'within 15%'.format(implied, 100 * share, 100 * (t / 897.9 - 1)))
+    assert threshold == ('Within 15% only at or below 176.9 images/s, i.e. with the PCIe card '
+                         'at least 9.3% slower than the SXM2 (the full clock derating is 12.3%).')
+    text = pcie_derating.range_text()
+    assert threshold in text
+    assert end in text
 
 
 def test_range_printed_wherever_the_verdict_is():
@@ -64,6 +95,7 @@ def test_range_printed_wherever_the_verdict_is():
                 speed, t, 100 * (t / 897.9 - 1), verdict) in out
         assert 'Which end the sources support' in out
         assert 'NOT within 15%' in out
+        assert 'nearer the SXM2 (no derating) end' in out
     assert data['derating_range']['sxm2']['t_total'] == pytest.approx(total_by_hand(195.0))
     # an explicit single-GPU speed replaces the derating: no range then
     assert 'Which end' not in cost_model_text.paper_report(cm.paper_machine(images_per_s=180.0),

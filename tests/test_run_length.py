@@ -26,6 +26,16 @@ def test_max_iterations_is_a_total_not_a_multiple():
     assert length(trainer_at(12, 2.0))
 
 
+def test_a_total_past_its_multiple_stops_before_the_last_epoch():
+    """5 epochs of 6 iterations, --max-iterations 10, resumed past it: at iteration 12
+    (epoch_detail 2.0, far from the 5 epochs) the total is exceeded, 12 is no multiple
+    of 10, and the run stops there."""
+    length = RunLength(epochs=5, max_iterations=10, iterations_per_epoch=6)
+    assert length(trainer_at(12, 2.0))
+    assert length(trainer_at(11, 11 / 6.0))
+    assert not length(trainer_at(9, 1.5))
+
+
 def test_the_last_epoch_ends_the_run_even_with_more_max_iterations():
     length = RunLength(epochs=2, max_iterations=100, iterations_per_epoch=6)
     assert not length(trainer_at(11, 11 / 6.0))

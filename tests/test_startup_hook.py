@@ -58,6 +58,10 @@ def test_import_chainer_first_in_this_environment(tmp_path):
     assert os.path.isfile(os.path.join(site, PTH)), 'run make setup: {} lacks {}'.format(
         site, PTH)
     report = _run_user_script(cwd=str(tmp_path))
+    package = os.path.dirname(os.path.realpath(report['chainer_ext']))
+    assert package == os.path.join(os.path.realpath(REPO), 'chainer_ext'), (
+        'this environment imports {}, not the checkout under test: run make setup in {}'
+        .format(package, REPO))
     assert report['grad'] == [1, 1, 1, 1, 0, 0]
     assert ('numpy.sctypes' in report['installed']) == NUMPY2
 

@@ -70,7 +70,8 @@ def test_a_stop_signal_survives_the_re_exec(tmp_path, when):
 def test_loaders_ignore_usr1_while_the_rank_records_it(tmp_path):
     """The loaders' forkserver (and every loader it forks) ignores SIGUSR1, which Open
     MPI forwards to each rank's process group; SIGTERM keeps its default there.  The
-    rank never ignores it: one sent while the forkserver starts is recorded."""
+    rank never ignores it: one sent while the forkserver starts is recorded, and so is one
+    sent afterwards."""
     assert run_python('''
         import multiprocessing, os, signal
         from chainer_ext import start_steps, stop_signals
@@ -84,8 +85,33 @@ def test_loaders_ignore_usr1_while_the_rank_records_it(tmp_path):
                 loader.start()
                 loader.join()
                 print(loader.exitcode)
-            print(stop_signals.received(), signal.getsignal(signal.SIGUSR1) is not None)
-    ''', tmp_path) == ['0', '-15', '10', 'True']
+            print(stop_signals.received())
+            # still recorded afterwards (SIGTERM in between, so that a SIGUSR1 ignored
+            # from now on would leave 15)
+            for sig in (signal.SIGTERM, signal.SIGUSR1):
+                os.kill(os.getpid(), sig)
+                print(stop_signals.received())
+    ''', tmp_path) == ['0', '-15', '10', '15', '10']
+
+
+def test_the_resource_tracker_outlives_a_stop_signal(tmp_path):
+    """The forkserver's resource tracker, started inside the shield, keeps SIGUSR1
+    blocked: one sent to it waits, pending, and the tracker ends normally (status 0)
+    when the rank closes its pipe.  Unblocked, SIGUSR1's default action ends it before
+    it can read the end of its pipe: status -10."""
+    assert run_python('''
+        import os, signal
+        from multiprocessing import resource_tracker
+        from chainer_ext import start_steps, stop_signals
+        if __name__ == '__main__':
+            stop_signals.catch([signal.SIGUSR1, signal.SIGTERM])
+            with stop_signals.ignored_by_forkserver([signal.SIGUSR1, signal.SIGTERM]):
+                start_steps.start_forkserver()
+            tracker = resource_tracker._resource_tracker
+            os.kill(tracker._pid, signal.SIGUSR1)
+            os.close(tracker._fd)  # the tracker ends at the end of its pipe
+            print(os.waitstatus_to_exitcode(os.waitpid(tracker._pid, 0)[1]))
+    ''', tmp_path) == ['0']
 
 
 def test_catch_gives_signals_no_longer_named_their_default_back():
@@ -120,8 +146,17 @@ def test_the_relay_asks_once_then_ends_at_once(monkeypatch):
 
 
 def test_the_wrapper_passes_on_the_status_and_a_missing_program():
-    assert launch.main([sys.executable, '-c', 'raise SystemExit(75)']) == 75
-    assert launch.main(['/no/such/launcher']) == 127
+    """``python -m chainer_ext.launch`` in a process of its own (its relay becomes the
+    handler of SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2)."""
+    def wrapper(*argv):
+        return subprocess.run([sys.executable, '-m', 'chainer_ext.launch'] + list(argv),
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+    assert wrapper(sys.executable, '-c', 'raise SystemExit(75)').returncode == 75
+    killed = 'import os, signal; os.kill(os.getpid(), signal.SIGKILL)'
+    assert wrapper(sys.executable, '-c', killed).returncode == 128 + signal.SIGKILL
+    missing = wrapper('/no/such/launcher')
+    assert missing.returncode == 127 and '/no/such/launcher' in missing.stderr
 
 
 def _holder(pid=12345):
