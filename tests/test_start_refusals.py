@@ -148,3 +148,25 @@ def test_resume_auto_skips_a_damaged_newest_snapshot_and_says_so(tmp_path):
     assert chosen == str(root / 'epoch-1')
     assert said == [(str(root / 'iter-8'),
                      'missing or truncated: rank-00000.npz; using {}'.format(chosen))]
+
+
+@pytest.mark.parametrize('flag, value, optimizer', [
+    ('--weight-decay', 'inf', 'rmsprop_warmup'), ('--weight-decay', '1e999', 'lars'),
+    ('--weight-decay', 'nan', 'momentum'), ('--lr-rmsprop', 'inf', 'rmsprop_warmup'),
+    ('--lr-rmsprop', 'nan', 'rmsprop_warmup')])
+def test_rates_must_be_finite_and_are_refused_before_any_folder(tmp_path, flag, value,
+                                                                optimizer):
+    """A rate of inf reached the optimizer's set-up and ended in a traceback, leaving an
+    empty --out; it is refused with the other flags, before MPI starts."""
+    out = tmp_path / 'out'
+    proc = subprocess.run([sys.executable, TRAIN, '--synthetic', '--synthetic-size', '8',
+                           '--batchsize', '4', '--arch', 'resnet18', '--insize', '32',
+                           '--max-iterations', '1', '--no-validation', '--no-plots',
+                           '--optimizer', optimizer,
+                           flag, value, '--out', str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if 'error' in line] == [
+        'train_imagenet.py: error: {} must be a finite number >= 0, got {}'.format(flag, value)]
+    assert not out.exists()
