@@ -109,6 +109,14 @@ class Relay(object):
             self.stop_since = None
             self._send(signal.SIGUSR1)
 
+    def ended(self, returncode):
+        """Say so when a stop signal itself ended the launcher: one sent to this process
+        group as the launcher was forked reaches it too, before it leaves the group."""
+        if self.requests and -returncode in STOP:
+            self._say('the launcher itself was ended by {} (sent as it started): no stop '
+                      'request reached the ranks; what they did since their last snapshot is '
+                      'lost'.format(signal.Signals(-returncode).name))
+
     def __call__(self, signum, frame):
         name = signal.Signals(signum).name
         if signum in PASS_ON:
@@ -170,9 +178,12 @@ def main(argv=None):
     relay.started(child)
     while True:
         try:
-            return exit_status(child.wait(timeout=0.05))
+            returncode = child.wait(timeout=0.05)
+            break
         except subprocess.TimeoutExpired:
             relay.poll()
+    relay.ended(returncode)
+    return exit_status(returncode)
 
 
 if __name__ == '__main__':

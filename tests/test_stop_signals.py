@@ -193,6 +193,20 @@ def test_ctrl_c_as_the_launch_starts_stops_the_ranks_before_training(tmp_path):
     assert sorted(os.listdir(str(out))) == ['config.json']
 
 
+def test_a_launcher_ended_by_the_stop_signal_itself_is_said():
+    """A Ctrl-C as the launcher is forked reaches it too (it is still in the wrapper's
+    process group): stood in for by a launcher that asks the wrapper to stop, then dies
+    of SIGINT."""
+    proc = subprocess.run([sys.executable, '-m', 'chainer_ext.launch', 'sh', '-c',
+                           'kill -INT $PPID; sleep 1; kill -INT $$'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert proc.stderr.splitlines()[-1] == (
+        'python -m chainer_ext.launch: the launcher itself was ended by SIGINT (sent as it '
+        'started): no stop request reached the ranks; what they did since their last snapshot '
+        'is lost')
+
+
 def test_the_wrapper_passes_on_the_status_and_a_missing_program():
     assert launch.main([sys.executable, '-c', 'raise SystemExit(75)']) == 75
     assert launch.main(['/no/such/launcher']) == 127
