@@ -260,7 +260,7 @@ def run(args, gpus, out, guard):
     # The float16 gradient all-reduce (Section 3); creating the communicator starts MPI.
     comm = make_communicator(args)
     # --out is made now if it is missing; every rank checks the paths as it sees them.
-    checks.check_paths(args, comm, None if args.check_dataset else out.make())
+    checks.check_paths(args, comm, None if args.check_dataset else out.make(comm))
     if args.check_dataset:
         if args.demo:
             start_steps.build_demo_lists(args, comm)
@@ -308,6 +308,9 @@ def main(argv=None):
         if mpi_launch.rank_from_env() == 0:
             print('{}: {}'.format(PROG, e.line), flush=True)
         status = 0
+    except BaseException:  # the except hook reports it; an empty --out is not left
+        out.remove_if_empty(together=False)
+        raise
     finally:
         if guard is not None:
             guard.close()

@@ -52,9 +52,19 @@ def _then_barrier(comm, compute):
 
 
 def _wait_for_barrier(comm, every):
+    wait_for_all(comm, every)
+
+
+def wait_for_all(comm, every=0.05, timeout=None):
+    """Return once every rank has called it (a barrier that tests a non-blocking one
+    every ``every`` seconds); False if ``timeout`` seconds passed first."""
     request = comm.mpi_comm.Ibarrier()
+    deadline = None if timeout is None else time.monotonic() + timeout
     while not request.Test():
+        if deadline is not None and time.monotonic() > deadline:
+            return False
         time.sleep(every)
+    return True
 
 
 def agree_on_problems(comm, problems, status=2):

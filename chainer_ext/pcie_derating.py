@@ -62,9 +62,9 @@ def verdict_range(machine=None):
             'threshold_images_per_s': threshold}
 
 
-def range_text(machine=None):
-    """Markdown: the range, the verdict at each end and which end the sources support."""
-    r = verdict_range(machine)
+def range_text(r):
+    """Markdown of :func:`verdict_range`'s ``r``: the range, the verdict at each end and
+    which end the sources support."""
     yes = {True: 'yes', False: 'NO'}
     tol = cost_model.TIME_TOLERANCE
     rows = (('P100 SXM2 speed, no derating', r['sxm2']),

@@ -49,12 +49,24 @@ LOG_CONVENTION = ('mean over the interval\'s updates of the value each ran with;
                   'at e = (t - 1) * b_local / ceil(n_train / ranks)')
 #: Below this the logged schedule is reported as matching the definition.
 MATCH_TOLERANCE = 1e-6
+#: Per --optimizer: what it is, and whose schedule definitions it follows
+#: (:func:`chainer_ext.schedules.recipe`).
+OPTIMIZERS = {
+    'rmsprop_warmup': ('RMSprop warm-up -> SGD, slow-start lr',
+                       "the paper's definitions (Appendix A)"),
+    'momentum': ('momentum SGD, Goyal et al. schedule (baseline)',
+                 "Goyal et al.'s definitions (the momentum SGD baseline)"),
+    'lars': ('LARS, warm-up and polynomial decay (You et al. baseline)',
+             "You et al.'s definitions (the LARS baseline)"),
+}
+#: What a baseline is called where it has no alpha_SGD.
+_WITHOUT_ALPHA = {'momentum': 'momentum SGD', 'lars': 'LARS'}
 #: Updates per log interval evaluated exactly; longer intervals are sampled.
 _MAX_POINTS_PER_INTERVAL = 4000
 
 
 # ---------------------------------------------------------------------------
-# Schedules: what the run logged against the paper's definitions
+# Schedules: what the run logged against its recipe's definitions
 # ---------------------------------------------------------------------------
 
 def _recipe(s):
@@ -210,10 +222,7 @@ def headline_md(s):
     bn = ('last-minibatch statistics, averaged over workers before validation'
           if s.bn_moving_average is False else
           'moving averages (baseline)' if s.bn_moving_average else NA)
-    opt = {'rmsprop_warmup': 'RMSprop warm-up -> SGD, slow-start lr',
-           'momentum': 'momentum SGD, Goyal et al. schedule (baseline)',
-           'lars': 'LARS, warm-up and polynomial decay (You et al. baseline)'}.get(
-               s.optimizer, s.optimizer or NA)
+    opt = OPTIMIZERS[s.optimizer][0] if s.optimizer in OPTIMIZERS else s.optimizer or NA
     epochs = NA if s.epochs_planned is None else '{} (schedule compressed by {}/90)'.format(
         s.epochs_planned, s.epochs_planned) if s.epochs_planned != 90 else '90'
     rows = [
@@ -263,6 +272,7 @@ def schedule_md(s, chk):
     if not chk['available']:
         return 'Schedule check for {}: n/a ({}).'.format(s.label, chk['reason'])
     eb = chk['eta_base']
+    whose = OPTIMIZERS[s.optimizer][1]  # known: the check is available
     out = ['Definition: `{}` (chainer_ext.schedules).'.format(chk['definition']),
            'eta_base: config.json {} vs 0.1 x {} / 256 = {:g}.'.format(
                fmt(eb['config'], '{:g}'), integer(s.total_batch), eb['definition']),
@@ -271,11 +281,11 @@ def schedule_md(s, chk):
            '({} relative); alpha_SGD {}.'.format(
                fmt(chk['lr_max_abs'], '{:.3g}'), fmt(chk['lr_max_rel'], '{:.3g}'),
                fmt(chk['alpha_max_abs'], '{:.3g}') if chk['alpha_applicable']
-               else 'n/a (momentum SGD)'),
-           '**{}**'.format('Matches the paper\'s definitions (within {:g}).'.format(
-               MATCH_TOLERANCE) if chk['matches'] else
-               'DEVIATES from the paper\'s definitions{}.'.format(
-                   ': ' + chk['problem'] if chk.get('problem') else '')),
+               else 'n/a ({} has no RMSprop->SGD transition)'.format(
+                   _WITHOUT_ALPHA.get(s.optimizer, s.optimizer))),
+           '**{}**'.format('Matches {} (within {:g}).'.format(whose, MATCH_TOLERANCE)
+                           if chk['matches'] else 'DEVIATES from {}{}.'.format(
+                               whose, ': ' + chk['problem'] if chk.get('problem') else '')),
            '',
            '| epoch | iteration | lr (log) | lr (definition) | alpha_SGD (log) | '
            'alpha_SGD (definition) |', '|---|---|---|---|---|---|']
@@ -548,7 +558,7 @@ def build_report(paths, out=None, labels=None, bench=None):
                headline_md(s)]
     if len(runs) > 1:
         md += ['', '## Side by side', '', side_by_side_md(summaries, checks)]
-    md += ['', '## Learning rate and alpha_SGD: logged vs the paper\'s definitions', '',
+    md += ['', '## Learning rate and alpha_SGD: logged vs their definitions', '',
            'Each log entry holds the values the run reported during that epoch; they '
            'are recomputed here from `chainer_ext.schedules` for the run\'s total '
            'batch and --epoch (boundaries and beta compressed by epochs/90).']

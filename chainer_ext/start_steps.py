@@ -39,20 +39,26 @@ def start_forkserver():
 
 
 class OutputFolder(object):
-    """``--out``: made at start when it is missing, and removed again when the start fails
-    before anything is written in it."""
+    """``--out``: made at start when it is missing (with its missing parents), and removed
+    again when the start fails before anything is written in it."""
 
     def __init__(self, path):
         self.path = path
-        self.created = False
+        self.made = []  # the folders missing at start, deepest first
+        self.comm = None
 
-    def make(self):
+    def make(self, comm=None):
         """Make the folder (and its parents) if missing, on every rank (a shared file
-        system or not), and write a file into it; returns the problem line, or None."""
+        system or not), and write a file into it; returns the problem line, or None.
+        ``comm``: the job's ranks, which :meth:`remove_if_empty` waits for."""
+        self.comm = comm
+        folder = os.path.abspath(self.path)
+        while not os.path.lexists(folder) and folder != os.path.dirname(folder):
+            self.made.append(folder)  # missing now: made by this job, whichever rank
+            folder = os.path.dirname(folder)
         try:
             try:
                 os.makedirs(self.path)
-                self.created = True
             except FileExistsError:
                 pass  # there already, or made by another rank meanwhile
             probe = os.path.join(self.path, '.write-test-{}'.format(os.getpid()))
@@ -64,14 +70,21 @@ class OutputFolder(object):
                                                                       e.strerror or e)
         return None
 
-    def remove_if_empty(self):
-        """Remove the folder if :meth:`make` made it and nothing was written in it."""
-        if self.created:
-            self.created = False
+    def remove_if_empty(self, together=True):
+        """Remove the folders :meth:`make` made, as far as nothing was written in them.
+
+        ``together`` (a failure every rank raises alike): first wait for every rank, so
+        that rank 0 has released --out's lock whichever rank made the folder."""
+        made, self.made = self.made, []
+        if together and self.comm is not None:  # every rank, whether it made one or not
+            collectives.wait_for_all(self.comm, timeout=60.0)
+        for folder in made:
             try:
-                os.rmdir(self.path)
+                os.rmdir(folder)
+            except FileNotFoundError:
+                continue  # removed by another rank
             except OSError:
-                pass
+                break  # not empty: it holds what was written, and so do its parents
 
 
 def take_output_lock(args, comm):

@@ -124,7 +124,9 @@ def check_images_exist(comm, *shards):
                     problems.append('{}: image is empty: {}'.format(pairs.where(i), path))
             except OSError:
                 problems.append('{}: image missing: {}'.format(pairs.where(i), path))
-    found = sorted(set(p for part in comm.mpi_comm.allgather(problems) for p in part))
+    # by file and line (line 1 first), each once (the ranks' shards may overlap)
+    found = datasets.merge_problems([set(p for part in comm.mpi_comm.allgather(problems)
+                                         for p in part)])
     if found:
         raise InputError(found)
 

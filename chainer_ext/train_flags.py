@@ -55,15 +55,16 @@ def build_parser():
         'status {} (preempted: requeue with --resume auto)'.format(
             stop_signals.PREEMPTED_STATUS))
     arg('--wait-for-lock', type=flag_types.nonnegative_float, default=0.0, metavar='SECONDS',
-        help='if another job holds --out, wait up to this long for it to end (0: refuse)')
+        help='if another job holds --out, wait up to this long for it to end (0: refuse; inf: '
+        'until it ends)')
     arg('--optimizer', default='rmsprop_warmup', choices=optimizers.NAMES,
         help='rmsprop_warmup (paper), momentum (Goyal et al. baseline) or lars (You et al. '
         'baseline: LARS, linear warm-up and polynomial decay of its global rate)')
-    arg('--lr-rmsprop', type=flag_types.nonnegative_float, default=3e-4,
+    arg('--lr-rmsprop', type=flag_types.nonnegative_finite, default=3e-4,
         help='eta_RMSprop of Appendix A.1 (paper: 0.0003)')
     arg('--lars-eta', type=flag_types.positive_finite, default=0.001,
         help='trust coefficient eta of LARS (You et al.: 0.001)')
-    arg('--weight-decay', type=flag_types.nonnegative_float, default=1e-4,
+    arg('--weight-decay', type=flag_types.nonnegative_finite, default=1e-4,
         help='weight decay on conv/linear weights (Goyal et al.: 1e-4; inside the update '
         'with lars)')
     arg('--bn-moving-average', action='store_true',

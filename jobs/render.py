@@ -18,9 +18,11 @@ MN-1-like nodes (:mod:`chainer_ext.cost_model`) x 2 + 15 min, capped at 24 h
 (the job resumes with ``--resume auto`` when resubmitted).
 """
 import argparse
+import importlib
 import math
 import os
 import re
+import shlex
 import sys
 
 JOBS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -68,11 +70,16 @@ def _hms(seconds):
     return '{:02d}:{:02d}:{:02d}'.format(s // 3600, s % 3600 // 60, s % 60)
 
 
-def modelled_walltime(ranks, batchsize, max_hours=24.0):
-    """(walltime string, note) from the cost model of the paper's machine."""
+def _project_module(name):
+    """``chainer_ext.<name>`` of this checkout (the renderer runs without installing it)."""
     if REPO_ROOT not in sys.path:
         sys.path.insert(0, REPO_ROOT)
-    from chainer_ext import cost_model
+    return importlib.import_module('chainer_ext.' + name)
+
+
+def modelled_walltime(ranks, batchsize, max_hours=24.0):
+    """(walltime string, note) from the cost model of the paper's machine."""
+    cost_model = _project_module('cost_model')
     t = cost_model.predict(cost_model.paper_machine(), ranks, batchsize, 90)['t_total']
     want = 2 * t + 15 * 60
     want = math.ceil(want / 900.0) * 900          # whole quarter hours
@@ -84,16 +91,9 @@ def modelled_walltime(ranks, batchsize, max_hours=24.0):
     return _hms(want), note
 
 
-def _paper_numbers():
-    if REPO_ROOT not in sys.path:
-        sys.path.insert(0, REPO_ROOT)
-    from chainer_ext import paper_numbers
-    return paper_numbers
-
-
 def check_size(nodes, ranks_per_node, batchsize, cpus_per_task, loaderjob, walltime):
     """Warnings about a size that runs badly; ValueError for one that cannot run."""
-    paper = _paper_numbers()
+    paper = _project_module('paper_numbers')
     ranks = nodes * ranks_per_node
     total = ranks * batchsize
     if total > paper.IMAGENET_TRAIN:
@@ -121,6 +121,24 @@ def check_size(nodes, ranks_per_node, batchsize, cpus_per_task, loaderjob, wallt
     return warnings
 
 
+def _command(kind, nodes, gpus_per_node, batchsize, cpus_per_node, walltime, job_name,
+             loaderjob, directives, script_name):
+    """The arguments of ``python jobs/render.py`` that render this script: every option
+    given (the batch size when not 32, ``-o`` when not job.sh), shell-quoted."""
+    words = [kind, '--nodes', nodes]
+    for flag, value in (('--gpus-per-node', gpus_per_node),
+                        ('--batchsize', None if int(batchsize) == 32 else batchsize),
+                        ('--cpus-per-node', cpus_per_node), ('--loaderjob', loaderjob),
+                        ('--walltime', walltime), ('--job-name', job_name)):
+        if value is not None:
+            words += [flag, value]
+    for d in directives:
+        words += ['--directive', d]
+    if script_name not in (None, 'job.sh'):
+        words += ['-o', script_name]
+    return ' '.join(shlex.quote(str(w)) for w in words)
+
+
 def render(kind, nodes=None, gpus_per_node=None, batchsize=32, cpus_per_node=None,
            walltime=None, job_name=None, loaderjob=None, directives=(),
            script_name=None, on_warning=None):
@@ -129,6 +147,8 @@ def render(kind, nodes=None, gpus_per_node=None, batchsize=32, cpus_per_node=Non
     if kind not in KINDS:
         raise ValueError('unknown kind {!r}; choose from {}'.format(kind, sorted(KINDS)))
     template, d_nodes, d_gpn, d_cpus, gpu = KINDS[kind]
+    argv = _command(kind, d_nodes if nodes is None else nodes, gpus_per_node, batchsize,
+                    cpus_per_node, walltime, job_name, loaderjob, directives, script_name)
     nodes = d_nodes if nodes is None else int(nodes)
     gpn = d_gpn if gpus_per_node is None else int(gpus_per_node)
     cpus = d_cpus if cpus_per_node is None else int(cpus_per_node)
@@ -161,9 +181,6 @@ def render(kind, nodes=None, gpus_per_node=None, batchsize=32, cpus_per_node=Non
     for d in directives:
         if not d.startswith('#SBATCH' if kind.startswith('slurm') else '#PBS'):
             raise ValueError('directive {!r} does not suit {}'.format(d, kind))
-    argv = '{} --nodes {}'.format(kind, nodes)
-    if gpn != d_gpn:
-        argv += ' --gpus-per-node {}'.format(gpn)
     if script_name is None:
         script_name = 'job.sh'
     hours, minutes, secs = (int(x) for x in walltime.split(':'))
@@ -215,19 +232,23 @@ def checked_in_texts():
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(
+    flag_types = _project_module('flag_types')
+    ap = flag_types.OneLineParser(  # an error is its one line, without the usage block
         prog='python jobs/render.py', description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='kinds: ' + ', '.join(
             '{} (default {} nodes x {} ranks)'.format(k, v[1], v[2])
             for k, v in KINDS.items()))
     ap.add_argument('kind', nargs='?', choices=sorted(KINDS))
-    ap.add_argument('--nodes', type=int, help='number of nodes (the one size knob)')
+    ap.add_argument('--nodes', type=flag_types.positive_int,
+                    help='number of nodes (the one size knob)')
     ap.add_argument('--gpus-per-node', '--ranks-per-node', dest='gpus_per_node',
-                    type=int, help='MPI ranks (GPUs) per node')
-    ap.add_argument('--batchsize', type=int, default=32, help='images per rank (32)')
-    ap.add_argument('--cpus-per-node', type=int, help='cores per node')
-    ap.add_argument('--loaderjob', type=int, help='loader processes per rank')
+                    type=flag_types.positive_int, help='MPI ranks (GPUs) per node')
+    ap.add_argument('--batchsize', type=flag_types.positive_int, default=32,
+                    help='images per rank (32)')
+    ap.add_argument('--cpus-per-node', type=flag_types.positive_int, help='cores per node')
+    ap.add_argument('--loaderjob', type=flag_types.nonnegative_int,
+                    help='loader processes per rank')
     ap.add_argument('--walltime', help='HH:MM:SS (default: modelled, see above)')
     ap.add_argument('--job-name')
     ap.add_argument('--directive', action='append', default=[],

@@ -211,3 +211,18 @@ def test_refusal_under_mpiexec_is_one_line(trained, tmp_path):
     assert said == ['python -m chainer_ext.evaluate: error: --val {}: no such '
                     'file'.format(tmp_path / 'missing.txt')]
     assert 'Traceback' not in proc.stdout
+
+
+def test_a_wrong_root_names_the_first_line_of_the_list(trained, tmp_path):
+    """With every image missing, the one line names line 1, not the first in string
+    order (``val.txt:10`` sorts before ``val.txt:1:``)."""
+    _, val, _, out, _ = trained
+    empty = tmp_path / 'elsewhere'
+    empty.mkdir()
+    with open(val) as f:
+        first = f.readline().split()[0]
+    proc = evaluate(os.path.join(out, 'model.npz'), '--val', val, '--root', empty)
+    assert proc.returncode == 2, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if 'error' in line] == [
+        'python -m chainer_ext.evaluate: error: {}:1: image missing: {} (and {} more)'.format(
+            val, os.path.join(str(empty), first), N_VAL - 1)]

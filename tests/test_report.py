@@ -43,6 +43,13 @@ def goyal(e, eta_base, total):
     return 0.001 * eta_base
 
 
+def lars(e, total):
+    """You et al.'s ResNet-50 rate below a total batch of 16,384: gamma 10, 5 of 90 epochs
+    of linear warm-up, then the polynomial decay of power 2."""
+    w = 5 * total / 90.0
+    return 10.0 * e / w if e < w else 10.0 * max(0.0, 1 - (e - w) / (total - w)) ** 2
+
+
 def elu_alpha(e, total):
     c, p = 10 * total / 90.0, 5 * total / 90.0
     if e < c:
@@ -65,8 +72,9 @@ def make_run(path, world=2, b=32, n_train=1797, n_val=450, epochs=6,
         it = -(-k * shard // b)
         ts = range(prev + 1, it + 1)
         es = [(t - 1) * b / shard for t in ts]
-        fn = (lambda e: slow_start(e, eb, epochs)) if optimizer == 'rmsprop_warmup' \
-            else (lambda e: goyal(e, eb, epochs))
+        fn = {'rmsprop_warmup': lambda e: slow_start(e, eb, epochs),
+              'momentum': lambda e: goyal(e, eb, epochs),
+              'lars': lambda e: lars(e, epochs)}[optimizer]
         entry = {
             'epoch': k, 'iteration': it,
             'main/loss': 2.3 * math.exp(-0.4 * k),
@@ -175,7 +183,7 @@ def test_single_run_report(tmp_path):
     assert chk['available'] and chk['matches'], chk
     assert chk['convention'] == report.LOG_CONVENTION
     assert chk['lr_max_rel'] < 1e-12 and chk['alpha_max_abs'] < 1e-12
-    assert "Matches the paper's definitions" in md
+    assert "**Matches the paper's definitions (Appendix A) (within 1e-06).**" in md
     sched = table_rows(md, '| epoch | iteration | lr (log)')
     assert len(sched) == len(log)
     assert float(sched[0][2]) == pytest.approx(log[0]['lr'], rel=1e-5)
@@ -213,6 +221,25 @@ def test_side_by_side_two_runs(tmp_path):
     for name in report.PLOTS.values():
         assert_png(str(out / name))
     assert not (a / 'report.md').exists()
+
+
+@pytest.mark.parametrize('optimizer, whose, alpha', [
+    ('momentum', "Goyal et al.'s definitions (the momentum SGD baseline)",
+     'alpha_SGD n/a (momentum SGD has no RMSprop->SGD transition)'),
+    ('lars', "You et al.'s definitions (the LARS baseline)",
+     'alpha_SGD n/a (LARS has no RMSprop->SGD transition)')])
+def test_a_baselines_schedule_is_checked_against_its_own_source(tmp_path, optimizer, whose,
+                                                                alpha):
+    """A momentum or LARS run follows its baseline's schedule, not the paper's: the
+    report names whose definitions it matched, and why it has no alpha_SGD."""
+    d = tmp_path / optimizer
+    make_run(str(d), optimizer=optimizer)
+    data = report.build_report([str(d)])
+    assert data['schedule_checks'][0]['matches']
+    md = (d / 'report.md').read_text()
+    assert '**Matches {} (within 1e-06).**'.format(whose) in md
+    assert "the paper's definitions" not in md
+    assert '; {}.'.format(alpha) in md
 
 
 def test_scaling_efficiency_from_runs_of_two_sizes(tmp_path):

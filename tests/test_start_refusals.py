@@ -148,3 +148,72 @@ def test_resume_auto_skips_a_damaged_newest_snapshot_and_says_so(tmp_path):
     assert chosen == str(root / 'epoch-1')
     assert said == [(str(root / 'iter-8'),
                      'missing or truncated: rank-00000.npz; using {}'.format(chosen))]
+
+
+@pytest.mark.parametrize('flag, value, optimizer', [
+    ('--weight-decay', 'inf', 'rmsprop_warmup'), ('--weight-decay', '1e999', 'lars'),
+    ('--weight-decay', 'nan', 'momentum'), ('--lr-rmsprop', 'inf', 'rmsprop_warmup'),
+    ('--lr-rmsprop', 'nan', 'rmsprop_warmup')])
+def test_rates_must_be_finite_and_are_refused_before_any_folder(tmp_path, flag, value,
+                                                                optimizer):
+    """A rate of inf reached the optimizer's set-up and ended in a traceback, leaving an
+    empty --out; it is refused with the other flags, before MPI starts."""
+    out = tmp_path / 'out'
+    proc = subprocess.run([sys.executable, TRAIN, '--synthetic', '--synthetic-size', '8',
+                           '--batchsize', '4', '--arch', 'resnet18', '--insize', '32',
+                           '--max-iterations', '1', '--no-validation', '--no-plots',
+                           '--optimizer', optimizer,
+                           flag, value, '--out', str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if 'error' in line] == [
+        'train_imagenet.py: error: {} must be a finite number >= 0, got {}'.format(flag, value)]
+    assert not out.exists()
+
+
+def _synthetic(out, *extra):
+    return [TRAIN, '--synthetic', '--arch', 'resnet18', '--insize', '32', '--no-plots',
+            '--out', str(out)] + [str(a) for a in extra]
+
+
+def test_a_refusal_leaves_no_folder_it_made_parents_included(tmp_path):
+    out = tmp_path / 'results' / 'today' / 'run'
+    proc = subprocess.run([sys.executable] + _synthetic(out, '--synthetic-size', '2',
+                                                        '--batchsize', '4'),
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert proc.returncode == 2 and "--batchsize 4 is larger than each rank's share" in \
+        proc.stderr
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_the_folder_is_removed_after_rank_0_releases_its_lock(mpirun, tmp_path):
+    """Rank 1 made --out, rank 0's lock is still in it when rank 1 would remove it."""
+    proc = mpirun(2, 'out_folder.py', tmp_path)
+    assert proc.stdout.count(' ok') == 2
+
+
+def test_a_refusal_of_two_ranks_after_the_lock_leaves_no_folder(mpirun, tmp_path):
+    out = tmp_path / 'run'
+    proc = mpirun(2, *_synthetic(out, '--synthetic-size', '1'), check=False)
+    assert proc.returncode == 2
+    assert 'every rank needs at least one' in proc.stdout
+    assert os.listdir(str(tmp_path)) == [], proc.stdout
+
+
+def test_a_failure_at_start_leaves_no_empty_folder(tmp_path):
+    """An error no check foresaw (here: building the model fails) is reported by the
+    except hook, and the --out it made is removed again."""
+    out = tmp_path / 'results' / 'run'
+    code = ('import sys, train_imagenet\n'
+            'def fail(*a):\n'
+            '    raise RuntimeError("cannot build")\n'
+            'train_imagenet.make_model = fail\n'
+            'sys.exit(train_imagenet.main(sys.argv[1:]))\n')
+    proc = subprocess.run([sys.executable, '-c', code] + _synthetic(
+        out, '--synthetic-size', '8', '--batchsize', '4')[1:], capture_output=True, text=True,
+        timeout=300, cwd=REPO_ROOT)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == ('train_imagenet.py: error: RuntimeError: '
+                                            'cannot build')
+    assert os.listdir(str(tmp_path)) == []

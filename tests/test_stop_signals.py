@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import types
 
 import pytest
@@ -15,6 +16,7 @@ from chainer_ext import launch
 from chainer_ext import out_guard
 from chainer_ext import output_lock
 from chainer_ext import stop_signals
+from chainer_ext.mpi_launch import mpi_env, mpiexec_command
 
 
 @pytest.mark.parametrize('argv,names', [
@@ -124,25 +126,111 @@ def test_catch_gives_signals_no_longer_named_their_default_back():
     ''') == ['True']
 
 
+def _lines():
+    out = types.SimpleNamespace(lines=[], flush=lambda: None)
+    out.write = out.lines.append
+    return out
+
+
 def test_the_relay_asks_once_then_ends_at_once(monkeypatch):
     sent = []
     monkeypatch.setattr(launch.os, 'kill', lambda pid, signum: sent.append((pid, signum)))
-    out = types.SimpleNamespace(lines=[], write=lambda text: out.lines.append(text),
-                                flush=lambda: None)
-    relay = launch.Relay(out=out)
-    relay(signal.SIGTERM, None)   # before the launcher runs: kept for it
-    assert sent == []
+    out, ready = _lines(), []
+    relay = launch.Relay(out=out, ready=lambda pid: bool(ready))
+    relay(signal.SIGTERM, None)   # before the launcher runs: kept until its ranks can take it
     relay.started(types.SimpleNamespace(pid=4242))
+    relay.poll()
+    assert sent == []
+    ready.append(True)
+    relay.poll()
+    relay.poll()                  # sent once
     relay(signal.SIGUSR2, None)
     relay(signal.SIGINT, None)
     assert sent == [(4242, signal.SIGUSR1), (4242, signal.SIGUSR2), (4242, signal.SIGTERM)]
     assert out.lines == [
-        'python -m chainer_ext.launch: SIGTERM: asking every rank to stop at the next '
-        'iteration with a snapshot (SIGUSR1 to the launcher); SIGTERM again ends them at '
-        'once\n',
+        'python -m chainer_ext.launch: SIGTERM: the ranks are still starting: asking them to '
+        'stop as soon as they can take it (SIGUSR1 to the launcher), before their first '
+        'iteration, with nothing to save; SIGTERM again ends them at once\n',
         'python -m chainer_ext.launch: SIGINT again: ending the ranks at once (SIGTERM to the '
         'launcher); what they did since their last snapshot is lost\n']
+    # ranks that take it: asked at once, with a snapshot
+    out, sent[:] = _lines(), []
+    relay = launch.Relay(out=out, ready=lambda pid: True)
+    relay.started(types.SimpleNamespace(pid=4242))
+    relay(signal.SIGINT, None)
+    assert sent == [(4242, signal.SIGUSR1)]
+    assert out.lines == [
+        'python -m chainer_ext.launch: SIGINT: asking every rank to stop at the next '
+        'iteration with a snapshot (SIGUSR1 to the launcher); Ctrl-C again ends them at '
+        'once\n']
+    # ranks never seen to take it (not descendants of the launcher): asked after a while
+    out, sent[:] = _lines(), []
+    relay = launch.Relay(out=out, ready=lambda pid: False, ready_wait=0.0)
+    relay.started(types.SimpleNamespace(pid=4242))
+    relay(signal.SIGTERM, None)
+    relay.poll()
+    assert sent == [(4242, signal.SIGUSR1)]
+    assert out.lines[-1] == ('python -m chainer_ext.launch: the ranks still cannot be seen '
+                             'to take a stop request after 0 s: asking them now (SIGUSR1 to '
+                             'the launcher)\n')
     assert launch.exit_status(-signal.SIGKILL) == 137 and launch.exit_status(75) == 75
+
+
+def _launched(wrapper):
+    """Whether the wrapper's launcher runs, in its own process group (a signal to the
+    wrapper's group before that reaches the forked launcher too)."""
+    for name in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/{}/stat'.format(name)) as f:
+                parent, group = f.read().rsplit(')', 1)[1].split()[1:3]
+        except OSError:
+            continue
+        if int(parent) == wrapper and int(group) == int(name):
+            return True
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='needs Linux /proc')
+def test_ctrl_c_as_the_launch_starts_stops_the_ranks_before_training(tmp_path):
+    """Ctrl-C as soon as the launcher runs: it and its ranks cannot take SIGUSR1 yet.
+    The request waits for them; they stop before their first iteration, and neither the
+    launcher nor a rank dies of SIGUSR1."""
+    out = tmp_path / 'out'
+    train = [sys.executable, os.path.join(REPO_ROOT, 'train_imagenet.py'), '--synthetic',
+             '--synthetic-size', '64', '--batchsize', '4', '--arch', 'resnet18', '--insize',
+             '32', '--no-plots', '--max-iterations', '8', '--out', str(out)]
+    job = subprocess.Popen([sys.executable, '-m', 'chainer_ext.launch']
+                           + mpiexec_command(2, train), env=mpi_env(None), cwd=REPO_ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not _launched(job.pid) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.killpg(job.pid, signal.SIGINT)
+    stdout, _ = job.communicate(timeout=300)
+    assert job.returncode == stop_signals.PREEMPTED_STATUS, stdout[-5000:]
+    assert stdout.startswith(
+        'python -m chainer_ext.launch: SIGINT: the ranks are still starting: asking them to '
+        'stop as soon as they can take it (SIGUSR1 to the launcher), before their first '
+        'iteration, with nothing to save; Ctrl-C again ends them at once\n'), stdout[-5000:]
+    assert ('stopped on SIGUSR1 before the first iteration of this job; nothing new to save; '
+            'continue with --resume auto') in stdout
+    assert 'signal 10' not in stdout and 'Traceback' not in stdout
+    assert sorted(os.listdir(str(out))) == ['config.json']
+
+
+def test_a_launcher_ended_by_the_stop_signal_itself_is_said():
+    """A Ctrl-C as the launcher is forked reaches it too (it is still in the wrapper's
+    process group): stood in for by a launcher that asks the wrapper to stop, then dies
+    of SIGINT."""
+    proc = subprocess.run([sys.executable, '-m', 'chainer_ext.launch', 'sh', '-c',
+                           'kill -INT $PPID; sleep 1; kill -INT $$'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert proc.stderr.splitlines()[-1] == (
+        'python -m chainer_ext.launch: the launcher itself was ended by SIGINT (sent as it '
+        'started): no stop request reached the ranks; what they did since their last snapshot '
+        'is lost')
 
 
 def test_the_wrapper_passes_on_the_status_and_a_missing_program():

@@ -31,7 +31,7 @@ def lists(tmp_path):
     (['--epoch', '0'], '--epoch must be a positive integer, got 0'),
     (['--epoch', 'ten'], '--epoch must be a positive integer, got ten'),
     (['--loaderjob', '-1'], '--loaderjob must be an integer >= 0, got -1'),
-    (['--weight-decay', '-0.1'], '--weight-decay must be a number >= 0, got -0.1'),
+    (['--weight-decay', '-0.1'], '--weight-decay must be a finite number >= 0, got -0.1'),
     (['--lars-eta', '0'], '--lars-eta must be a finite number > 0, got 0'),
     (['--optimizer', 'adam'], "--optimizer invalid choice: 'adam'"),
     (['--max-nonfinite', '0'], '--max-nonfinite must be a positive integer, got 0'),
