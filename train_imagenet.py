@@ -249,7 +249,8 @@ def train(args, comm, gpus):
         with atomic_files.replacing(os.path.join(args.out, 'model.npz'), suffix='.npz') as tmp:
             chainer.serializers.save_npz(tmp, model.predictor)
         print(training_report.final_summary(args.out, updater.iteration, updater.epoch_detail,
-                                   trainer.elapsed_time, length), flush=True)
+                                            trainer.elapsed_time, length,
+                                            validated=not args.no_validation), flush=True)
     return 0
 
 

@@ -2,6 +2,7 @@
 that would train nothing, or past what was asked, is refused at start."""
 import json
 import os
+import sys
 import types
 
 import pytest
@@ -101,3 +102,60 @@ def test_restore_log_sets_the_later_results_aside(tmp_path):
     assert (tmp_path / '.superseded-model.npz').read_bytes() == b'model.npz'
     assert not (tmp_path / 'model.npz').exists() and not (tmp_path / 'loss.png').exists()
     assert report.restore_log(trainer, out) == []  # the same log: nothing to do
+
+
+def _validated_log(path, entries):
+    """A log of ``(epoch, iteration, top-1 or None)`` entries, and a config.json beside it."""
+    with open(os.path.join(path, 'log'), 'w') as f:
+        json.dump([dict({'epoch': e, 'iteration': i, 'main/loss': 1.0},
+                        **({} if a is None else {'validation/main/accuracy': a}))
+                   for e, i, a in entries], f)
+    with open(os.path.join(path, 'config.json'), 'w') as f:
+        json.dump({'args': {'epoch': 2}}, f)
+
+
+def test_final_summary_of_one_epoch_names_its_interpreter(tmp_path):
+    """One epoch, one iteration (singular); the next command runs with the interpreter that
+    ran the job, whose environment has the report's packages (the ``python`` on PATH may
+    not)."""
+    out = str(tmp_path)
+    _validated_log(out, [(1, 1, 0.5)])
+    lines = report.final_summary(out, 1, 1.0, 3.04, RunLength(epochs=1),
+                                 python='/opt/my env/bin/python').splitlines()
+    assert lines == [
+        'train_imagenet.py: finished 1 epoch (1 iteration) in 3.0 s of training, validation '
+        'included',
+        '  validation top-1: final 50.00% (epoch 1), best 50.00% (epoch 1)',
+        '  results in {}: log, config.json, model.npz, snapshots/ and plots'.format(out),
+        "  next: '/opt/my env/bin/python' -m chainer_ext.report {}".format(out)]
+    assert sys.executable in report.final_summary(out, 1, 1.0, 3.04, RunLength(epochs=1))
+
+
+def test_final_summary_quotes_no_validation_of_other_weights(tmp_path):
+    """A run resumed from epoch 1 with --no-validation: the log's last figure (epoch 1) was
+    measured on other weights than the final ones (iteration 12), and is not called final."""
+    out = str(tmp_path)
+    _validated_log(out, [(1, 6, 0.75), (2, 12, None)])
+    lines = report.final_summary(out, 12, 2.0, 3.04, RunLength(epochs=2),
+                                 validated=False).splitlines()
+    assert lines[:2] == [
+        'train_imagenet.py: finished 2 epochs (12 iterations) in 3.0 s of training',
+        '  validation top-1: not measured on the final weights (iteration 12: '
+        '--no-validation); last measured 75.00% at epoch 1 (iteration 6), best 75.00% '
+        '(epoch 1)']
+    _validated_log(out, [(1, 6, None)])
+    assert report.final_summary(out, 6, 1.0, 3.04, RunLength(epochs=1),
+                                validated=False).splitlines()[1] == \
+        '  validation top-1: n/a (--no-validation)'
+
+
+def test_final_summary_of_a_stop_mid_epoch_says_its_weights_were_not_validated(tmp_path):
+    out = str(tmp_path)
+    _validated_log(out, [(1, 6, 0.5)])
+    lines = report.final_summary(out, 8, 8 / 6.0, 3.04, RunLength(2, 8, 6)).splitlines()
+    assert lines[:2] == [
+        'train_imagenet.py: stopped at iteration 8 by --max-iterations (epoch 1.33 of 2) after '
+        '3.0 s of training, validation included',
+        '  validation top-1: not measured on the final weights (iteration 8: validation runs '
+        'at the end of each epoch); last measured 50.00% at epoch 1 (iteration 6), best 50.00% '
+        '(epoch 1)']

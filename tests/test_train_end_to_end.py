@@ -203,8 +203,9 @@ def test_moving_average_baseline_without_validation_averages_bn_over_ranks(
         for k in keys:
             name = k[len('updater/model:main/predictor/'):]
             numpy.testing.assert_array_equal(final[name], r0[k], err_msg=k)
-    assert 'validation top-1: final n/a' in proc.stdout
-    assert 'next: python -m chainer_ext.report {}'.format(out) in proc.stdout
+    assert '  validation top-1: n/a (--no-validation)' in proc.stdout
+    assert 'validation included' not in proc.stdout
+    assert 'next: {} -m chainer_ext.report {}'.format(sys.executable, out) in proc.stdout
 
 
 def summary_lines(stdout):
@@ -269,8 +270,10 @@ def test_resume_from_an_older_snapshot_describes_the_resumed_weights(first_run, 
     lines = summary_lines(proc.stdout)
     assert lines[-4].startswith('train_imagenet.py: stopped at iteration 8 by '
                                 '--max-iterations (epoch 1.33 of 2) after '), lines
-    assert lines[-3] == '  validation top-1: final {0:.2f}% (epoch 1), best {0:.2f}% ' \
-        '(epoch 1)'.format(100 * old_log[0]['validation/main/accuracy']), lines
+    assert lines[-3] == (
+        '  validation top-1: not measured on the final weights (iteration 8: validation runs '
+        'at the end of each epoch); last measured {0:.2f}% at epoch 1 (iteration 6), best '
+        '{0:.2f}% (epoch 1)'.format(100 * old_log[0]['validation/main/accuracy'])), lines
     with open(os.path.join(back, 'log')) as f:
         assert json.load(f) == old_log[:1]
     with open(os.path.join(back, '.superseded-log')) as f:
