@@ -107,9 +107,16 @@ def load_data(args, comm):
 
 
 def snapshot_info(args, facts):
-    """What a snapshot must agree with to be resumed by this job."""
+    """What a snapshot must agree with to be resumed by this job: every setting that changes
+    the weights it leads to (None where a flag does not apply to this recipe)."""
     return {'batchsize': args.batchsize, 'arch': args.arch, 'optimizer': args.optimizer,
-            'epochs': args.epoch, 'train_list': facts['train_list']}
+            'epochs': args.epoch, 'train_list': facts['train_list'], 'insize': args.insize,
+            'seed': args.seed, 'min_area': args.min_area, 'n_class': facts['n_class'],
+            'weight_decay': args.weight_decay, 'allreduce_dtype': args.allreduce_dtype,
+            'bn_moving_average': args.bn_moving_average, 'synthetic': args.synthetic,
+            'synthetic_size': args.synthetic_size if args.synthetic else None,
+            'lr_rmsprop': args.lr_rmsprop if args.optimizer == 'rmsprop_warmup' else None,
+            'lars_eta': args.lars_eta if args.optimizer == 'lars' else None}
 
 
 def make_model(args, n_class, device):

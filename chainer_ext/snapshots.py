@@ -216,14 +216,29 @@ def _jsonable(value):
         return value
 
 
+#: The flag of a manifest key whose name is not the flag's (``--`` + key with dashes).
+FLAGS = {'epochs': '--epoch'}
+
+
+def _flag(key):
+    return FLAGS.get(key, '--' + key.replace('_', '-'))
+
+
+def _value(value):
+    if isinstance(value, bool):
+        return 'on' if value else 'off'
+    return str(value)
+
+
 def check_compatible(path, world_size, batchsize, info=None):
     """Refuse a snapshot written by a different world or run (see the module doc).
 
     ``info`` holds this job's settings as the training script records them in
     the manifest (e.g. ``{'batchsize': 32, 'arch': 'resnet50', 'optimizer':
-    'rmsprop_warmup', 'epochs': 90}``); any key present in both the manifest
-    and ``info`` must have the same value. Keys missing from the manifest
-    (snapshots from before they were recorded) are not checked.
+    'rmsprop_warmup', 'epochs': 90, 'insize': 224}``), keyed by their flag's name;
+    any key present in both the manifest and ``info`` must have the same value, unless
+    either is None (the flag does not apply to that recipe).  Keys missing from the
+    manifest (snapshots from before they were recorded) are not checked.
     """
     manifest = read_manifest(path)
     if manifest['world_size'] != world_size:
@@ -240,9 +255,10 @@ def check_compatible(path, world_size, batchsize, info=None):
     _check_same_list(path, manifest.get('train_list'), (info or {}).get('train_list'))
     differ = []
     for key in sorted(set(info or {}) - {'train_list'}):
-        if key in manifest and _jsonable(manifest[key]) != _jsonable(info[key]):
-            differ.append('{} is {!r} in the snapshot, {!r} in this job'.format(
-                key, manifest[key], info[key]))
+        theirs, ours = manifest.get(key), info[key]
+        if theirs is not None and ours is not None and _jsonable(theirs) != _jsonable(ours):
+            differ.append('{} {} in the snapshot, {} in this job'.format(
+                _flag(key), _value(theirs), _value(ours)))
     if differ:
         raise SnapshotError(
             '--resume {}: written by a run with other settings: {}; resume with '

@@ -158,11 +158,13 @@ def test_resume_refuses_a_changed_recipe(first_run, tmp_path):
     from chainer_ext.mpi_launch import run_mpi
     snap = os.path.join(out, 'snapshots', 'epoch-1')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
-        data, str(tmp_path / 'changed'), '--resume', snap) + ['--epoch', '3'],
+        data, str(tmp_path / 'changed'), '--resume', snap) + ['--insize', '40', '--seed', '4'],
         timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 2, proc.stdout[-3000:]
-    assert 'epochs' in proc.stdout and snap in proc.stdout
-    assert proc.stdout.count('train_imagenet.py: error:') == 1
+    assert [line for line in proc.stdout.splitlines() if 'error:' in line] == [
+        'train_imagenet.py: error: --resume {}: written by a run with other settings: --insize '
+        '32 in the snapshot, 40 in this job; --seed 3 in the snapshot, 4 in this job; resume '
+        'with the settings it was written with, or start afresh in another --out'.format(snap)]
 
 
 def test_resume_older_snapshot_in_place_sets_newer_aside(first_run, tmp_path):
