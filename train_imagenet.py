@@ -176,6 +176,10 @@ def extend_trainer(trainer, args, comm, model, bn_sync, val_iter, device, info):
         every = (args.snapshot_iterations, 'iteration')
         trainer.extend(bn_sync, trigger=every, name='BatchNormStatsAllreduceIterations')
         trainer.extend(by_iteration, trigger=every, name='MultiNodeSnapshotIterations')
+    # A --max-iterations stop mid-epoch leaves a snapshot there, for --resume auto.
+    trainer.extend(functools.partial(by_iteration.ensure_at, before=bn_sync),
+                   trigger=trainer.stop_trigger.ends_early, priority=-150,
+                   name='MultiNodeSnapshotAtMaxIterations')
     # A stop signal on any rank: all stop after this iteration's extensions, with a snapshot.
     trainer.extend(stop_on_signal.StopOnSignal(comm, by_iteration, before_snapshot=bn_sync))
     if comm.rank == 0:

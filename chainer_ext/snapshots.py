@@ -27,6 +27,8 @@ MANIFEST = 'manifest.json'
 FORMAT = 2
 FULL_RANK = 0  # the rank whose file holds the whole trainer
 DROPPED = '_snapshot/dropped'  # in a slim file: the keys left out
+#: Where the full rank file keeps the classifier's predictor (what ``model.npz`` holds).
+PREDICTOR = 'updater/model:main/predictor/'
 _NAME = re.compile(r'^(epoch|iter)-(\d+)$')
 
 
@@ -491,6 +493,22 @@ def load_snapshot(path, trainer, comm):
     broadcast_shared(trainer, comm)
 
 
+def holds_weights_of(model, path):
+    """True when the file ``model`` (a ``model.npz``: the predictor's arrays) holds exactly
+    the weights and BN statistics of the snapshot folder ``path``; False when they differ
+    or ``model`` cannot be read."""
+    try:
+        with numpy.load(model, allow_pickle=False) as mine, \
+                numpy.load(os.path.join(path, rank_file(FULL_RANK)), allow_pickle=False) as full:
+            theirs = [key for key in full.files if key.startswith(PREDICTOR)]
+            if sorted(mine.files) != sorted(key[len(PREDICTOR):] for key in theirs):
+                return False
+            return all(numpy.array_equal(mine[key[len(PREDICTOR):]], full[key])
+                       for key in theirs)
+    except Exception:  # npz/zip errors have many types
+        return False
+
+
 def set_aside(root, path, prefix):
     """Rename ``path`` to ``root/<prefix><name>`` (or ``.1``, ``.2``, ... if taken);
     returns the new path."""
@@ -578,6 +596,17 @@ class MultiNodeSnapshot(extension.Extension):
         if self.comm is None or self._size == 1:
             return found
         return self.comm.mpi_comm.bcast(found, root=0)
+
+    def ensure_at(self, trainer, before=None):
+        """The newest snapshot if it was taken at this iteration, else ``iter-N`` written now,
+        after ``before()`` (e.g. the BN average); collective.  Returns its folder."""
+        iteration = trainer.updater.iteration
+        path = self.latest_at(iteration)
+        if path is None:
+            if before is not None:
+                before()
+            path = self.write(trainer, 'iter-{}'.format(iteration))
+        return path
 
     def write(self, trainer, name):
         """Write snapshot ``name`` (collective); return its folder."""

@@ -46,25 +46,42 @@ def test_training_length_and_the_start_line():
 
 def test_resume_at_the_end_of_the_run_trains_nothing(tmp_path):
     manifest = {'iteration': 45, 'epoch': 2, 'epoch_detail': 2.0}
-    (tmp_path / 'model.npz').write_bytes(b'weights')
+    model = str(tmp_path / 'model.npz')
     with pytest.raises(NothingToTrain) as e:
-        check_resume('R/snapshots/epoch-2', manifest, 2, 10, str(tmp_path))
+        check_resume('R/snapshots/epoch-2', manifest, 2, 10, model)
     assert e.value.line == (
         'R/snapshots/epoch-2 is the end of this run (epoch 2 of --epoch 2, iteration 45): '
         'nothing left to train; {} holds its weights (--max-iterations counts from the '
-        'start of the run)'.format(tmp_path / 'model.npz'))
+        'start of the run)'.format(model))
+
+
+def test_resume_at_the_end_of_a_run_without_its_model_finishes_it():
+    """Stopped after its last epoch's snapshot but before model.npz was written (a signal
+    during the last validation): the job is to finish the run, not to call it done."""
+    manifest = {'iteration': 45, 'epoch': 2, 'epoch_detail': 2.0}
+    assert check_resume('R/snapshots/epoch-2', manifest, 2, 10, None) is True
+    assert check_resume('R/snapshots/iter-30', {'iteration': 30, 'epoch_detail': 1.33},
+                        2, 0, None) is False
+
+
+def test_a_max_iterations_stop_mid_epoch_is_where_its_snapshot_goes():
+    length = RunLength(epochs=2, max_iterations=8, iterations_per_epoch=6)
+    assert [i for i in range(1, 13) if length.ends_early(trainer_at(i, i / 6.0))] == [8, 9, 10,
+                                                                                     11]
+    assert not length.ends_early(trainer_at(12, 2.0))          # the last epoch's end
+    assert not RunLength(2, 0, 6).ends_early(trainer_at(8, 8 / 6.0))
 
 
 def test_max_iterations_at_or_below_the_snapshot_is_refused():
     manifest = {'iteration': 30, 'epoch': 1, 'epoch_detail': 1.33}
     with pytest.raises(ValueError) as e:
-        check_resume('R/snapshots/iter-30', manifest, 2, 30, 'R')
+        check_resume('R/snapshots/iter-30', manifest, 2, 30)
     assert str(e.value) == (
         '--max-iterations 30 is a total, counted from the start of the run, and '
         'R/snapshots/iter-30 is at iteration 30 already: give more than 30 (e.g. '
         '--max-iterations 60 for 30 more)')
-    check_resume('R/snapshots/iter-30', manifest, 2, 31, 'R')  # one more: fine
-    check_resume('R/snapshots/iter-30', manifest, 2, 0, 'R')   # no limit: fine
+    check_resume('R/snapshots/iter-30', manifest, 2, 31)  # one more: fine
+    check_resume('R/snapshots/iter-30', manifest, 2, 0)   # no limit: fine
 
 
 def _log(path, iterations):

@@ -327,3 +327,87 @@ def test_lars_baseline_runs_its_schedule_with_weight_decay_once(tiny_imagenet, t
     lrs = [row['lr'] for row in check['rows']]
     assert lrs[0] == 0.0 and max(lrs) > lrs[-1] > 0   # warm-up from 0, then decay
     assert all(numpy.isfinite(v).all() for v in weights(out).values())
+
+
+def predictor_of(snapshot):
+    """The predictor's arrays in a snapshot's full rank file, named as in model.npz."""
+    prefix = 'updater/model:main/predictor/'
+    with numpy.load(os.path.join(snapshot, 'rank-00000.npz')) as f:
+        return {k[len(prefix):]: f[k] for k in f.files if k.startswith(prefix)}
+
+
+def test_a_run_stopped_after_its_last_snapshot_is_finished_by_resume(first_run, tmp_path):
+    """Stopped after the last epoch's snapshot but before model.npz was written (a signal
+    during the last validation): --resume auto finishes it (BN average, model.npz, the
+    summary) instead of calling it done; a model.npz of other weights is set aside."""
+    data, out, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    cut = str(tmp_path / 'cut')
+    shutil.copytree(out, cut)
+    os.remove(os.path.join(cut, 'model.npz'))
+    snap = os.path.join(cut, 'snapshots', 'epoch-2')
+    model = os.path.join(cut, 'model.npz')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(data, cut, '--resume', 'auto'),
+                   timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert '{} is the end of this run, which stopped before writing {}: finishing it'.format(
+        snap, model) in proc.stdout
+    reference = weights(out)
+    for k, v in weights(cut).items():
+        numpy.testing.assert_array_equal(v, reference[k], err_msg=k)
+    with open(os.path.join(out, 'log')) as f:
+        top1 = json.load(f)[-1]['validation/main/accuracy']
+    lines = summary_lines(proc.stdout)
+    assert lines[-4].startswith('train_imagenet.py: finished 2 epochs (12 iterations) in ')
+    assert lines[-3].startswith('  validation top-1: final {:.2f}% (epoch 2)'.format(
+        100 * top1)), lines
+
+    stale = dict(reference, **{'fc/b': reference['fc/b'] + 1})
+    numpy.savez(model, **stale)
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(data, cut, '--resume', 'auto'),
+                   timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert 'resuming from {}: {} holds other weights than the snapshot, set aside as {}'.format(
+        snap, model, os.path.join(cut, '.superseded-model.npz')) in proc.stdout
+    with numpy.load(os.path.join(cut, '.superseded-model.npz')) as f:
+        numpy.testing.assert_array_equal(f['fc/b'], stale['fc/b'])
+    for k, v in weights(cut).items():
+        numpy.testing.assert_array_equal(v, reference[k], err_msg=k)
+
+
+def test_a_max_iterations_stop_leaves_a_snapshot_that_resume_continues(first_run, tmp_path):
+    """Stopped by --max-iterations 5 with a snapshot at 3: a snapshot at 5 too, holding
+    model.npz's weights; --max-iterations 4 then is refused against it (no silent redo from
+    iteration 3 over model.npz), and --resume auto continues from 5 to the uninterrupted
+    run's weights."""
+    data, reference, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    out = str(tmp_path / 'short')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, out, '--max-iterations', '5', '--snapshot-iterations', '3', '--keep-snapshots',
+        '3'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    snaps = os.path.join(out, 'snapshots')
+    assert sorted(os.listdir(snaps)) == ['iter-3', 'iter-5']
+    stopped = weights(out)
+    for k, v in predictor_of(os.path.join(snaps, 'iter-5')).items():
+        numpy.testing.assert_array_equal(v, stopped[k], err_msg=k)
+
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, out, '--resume', 'auto', '--max-iterations', '4'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert [line for line in proc.stdout.splitlines() if 'error:' in line] == [
+        'train_imagenet.py: error: --max-iterations 4 is a total, counted from the start of '
+        'the run, and {} is at iteration 5 already: give more than 5 (e.g. --max-iterations '
+        '9 for 4 more)'.format(os.path.join(snaps, 'iter-5'))]
+    for k, v in weights(out).items():
+        numpy.testing.assert_array_equal(v, stopped[k], err_msg=k)
+
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(data, out, '--resume', 'auto'),
+                   timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert 'resumed from {} (iteration 5)'.format(os.path.join(snaps, 'iter-5')) in proc.stdout
+    a, b = weights(reference), weights(out)
+    for k in a:
+        numpy.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-6, err_msg=k)
+
