@@ -411,3 +411,26 @@ def test_a_max_iterations_stop_leaves_a_snapshot_that_resume_continues(first_run
     for k in a:
         numpy.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-6, err_msg=k)
 
+
+def test_a_second_main_in_one_process_raises_and_the_process_lives(tiny_imagenet, tmp_path):
+    """MPI cannot start again once finalized; a second main() (a notebook's second cell)
+    must say so, not end the interpreter."""
+    out = str(tmp_path / 'twice')
+    argv = flags(tiny_imagenet, out, '--epoch', '1', '--max-iterations', '1', '--loaderjob',
+                 '0', '--no-validation', '--no-plots')
+    code = '\n'.join([
+        'import sys, train_imagenet',
+        'print("first", train_imagenet.main({!r}), flush=True)'.format(argv),
+        'try:',
+        '    train_imagenet.main({!r})'.format(argv + ['--resume', 'auto']),
+        'except RuntimeError as e:',
+        '    print("second:", e, flush=True)',
+        'print("alive", flush=True)'])
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert 'first 0' in lines and lines[-2:] == [
+        'second: MPI has ended in this process (an earlier train_imagenet.py main() finalized '
+        'it) and cannot start again: run each job in a process of its own (python '
+        'train_imagenet.py ..., or subprocess.run from a notebook)', 'alive'], proc.stdout
