@@ -157,11 +157,11 @@ def test_resume_refuses_other_settings(tmp_path):
         snapshots.check_compatible(path, 1, 5, info=dict(info, arch='resnet18', epochs=30))
     msg = str(e.value)
     assert path in msg
-    assert "arch is 'resnet50' in the snapshot, 'resnet18' in this job" in msg
-    assert 'epochs is 90 in the snapshot, 30 in this job' in msg
+    assert '--arch resnet50 in the snapshot, resnet18 in this job' in msg
+    assert '--epoch 90 in the snapshot, 30 in this job' in msg
     assert 'optimizer' not in msg
-    with pytest.raises(SnapshotError, match="optimizer is 'rmsprop_warmup' in the snapshot, "
-                                            "'momentum_sgd' in this job"):
+    with pytest.raises(SnapshotError, match="--optimizer rmsprop_warmup in the snapshot, "
+                                            "momentum_sgd in this job"):
         snapshots.check_compatible(path, 1, 5, info=dict(info, optimizer='momentum_sgd'))
     # keys the manifest does not have (older snapshots) are not checked
     snapshots.check_compatible(path, 1, 5, info=dict(info, lr_rmsprop=0.01))

@@ -378,8 +378,8 @@ def test_a_run_stopped_after_its_last_snapshot_is_finished_by_resume(first_run, 
 def test_a_max_iterations_stop_leaves_a_snapshot_that_resume_continues(first_run, tmp_path):
     """Stopped by --max-iterations 5 with a snapshot at 3: a snapshot at 5 too, holding
     model.npz's weights; --max-iterations 4 then is refused against it (no silent redo from
-    iteration 3 over model.npz), and --resume auto continues from 5 to the uninterrupted
-    run's weights."""
+    iteration 3 over model.npz).  Going back to 3 on purpose sets iteration 5's snapshot
+    and model.npz aside; --resume auto then continues to the uninterrupted run's weights."""
     data, reference, _ = first_run
     from chainer_ext.mpi_launch import run_mpi
     out = str(tmp_path / 'short')
@@ -403,10 +403,22 @@ def test_a_max_iterations_stop_leaves_a_snapshot_that_resume_continues(first_run
     for k, v in weights(out).items():
         numpy.testing.assert_array_equal(v, stopped[k], err_msg=k)
 
+    back = os.path.join(snaps, 'iter-3')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, out, '--resume', back, '--max-iterations', '4'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert 'resuming from {}: {} holds other weights than the snapshot, set aside as {}'.format(
+        back, os.path.join(out, 'model.npz'), os.path.join(out, '.superseded-model.npz')) \
+        in proc.stdout
+    with numpy.load(os.path.join(out, '.superseded-model.npz')) as f:
+        for k in f.files:
+            numpy.testing.assert_array_equal(f[k], stopped[k], err_msg=k)
+    assert sorted(os.listdir(snaps)) == ['.superseded-iter-5', 'iter-3', 'iter-4']
+
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(data, out, '--resume', 'auto'),
                    timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-5000:]
-    assert 'resumed from {} (iteration 5)'.format(os.path.join(snaps, 'iter-5')) in proc.stdout
+    assert 'resumed from {} (iteration 4)'.format(os.path.join(snaps, 'iter-4')) in proc.stdout
     a, b = weights(reference), weights(out)
     for k in a:
         numpy.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-6, err_msg=k)
