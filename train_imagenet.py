@@ -290,7 +290,7 @@ def run(args, gpus, out, guard):
 
 
 def main(argv=None):
-    except_hook.check_mpi_can_start(PROG)  # a second main() in one process
+    except_hook.check_mpi_can_start()  # a second main() in one process
     # Stop signals are recorded from here on; the BLAS re-exec carries them over.
     stop_signals.catch_early(sys.argv[1:] if argv is None else argv)
     with stop_signals.held():

@@ -217,6 +217,7 @@ def describe(r):
 
 
 def main(argv=None):
+    except_hook.check_mpi_can_start()  # a second main() in one process
     args = build_parser().parse_args(argv)
     gpus = cuda_env.survey()  # what CUDA offers this process, or why it cannot be used
     train_flags.resolve_device(args, gpus)

@@ -443,6 +443,6 @@ def test_a_second_main_in_one_process_raises_and_the_process_lives(tiny_imagenet
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert 'first 0' in lines and lines[-2:] == [
-        'second: MPI has ended in this process (an earlier train_imagenet.py main() finalized '
-        'it) and cannot start again: run each job in a process of its own (python '
-        'train_imagenet.py ..., or subprocess.run from a notebook)', 'alive'], proc.stdout
+        'second: MPI has ended in this process (a main() called earlier finalized it) and '
+        'cannot start again: run each job in a process of its own (from the command line, or '
+        'by subprocess.run from a notebook)', 'alive'], proc.stdout
