@@ -240,7 +240,8 @@ def train(args, comm, gpus):
         resumed_from=resume, communicator=args.communicator, blas=blas_setup.describe()))
     if resume:
         load_resume_snapshot(resume, trainer, comm)
-    if comm.rank == 0 and length.stops_early():
+    # where --max-iterations stops this run, unless its snapshot is the end already
+    if comm.rank == 0 and length.stops_early() and not length(trainer):
         print(length.describe(), flush=True)
 
     try:

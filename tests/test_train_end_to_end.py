@@ -364,9 +364,10 @@ def test_a_run_stopped_after_its_last_snapshot_is_finished_by_resume(first_run, 
 
     stale = dict(reference, **{'fc/b': reference['fc/b'] + 1})
     numpy.savez(model, **stale)
-    proc = run_mpi(2, [sys.executable, TRAIN] + flags(data, cut, '--resume', 'auto'),
-                   timeout=600, cwd=REPO_ROOT)
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, cut, '--resume', 'auto', '--max-iterations', '4'), timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-5000:]
+    assert 'stopping at iteration' not in proc.stdout  # nothing is trained
     assert 'resuming from {}: {} holds other weights than the snapshot, set aside as {}'.format(
         snap, model, os.path.join(cut, '.superseded-model.npz')) in proc.stdout
     with numpy.load(os.path.join(cut, '.superseded-model.npz')) as f:
