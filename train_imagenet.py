@@ -107,9 +107,16 @@ def load_data(args, comm):
 
 
 def snapshot_info(args, facts):
-    """What a snapshot must agree with to be resumed by this job."""
+    """What a snapshot must agree with to be resumed by this job: every setting that changes
+    the weights it leads to (None where a flag does not apply to this recipe)."""
     return {'batchsize': args.batchsize, 'arch': args.arch, 'optimizer': args.optimizer,
-            'epochs': args.epoch, 'train_list': facts['train_list']}
+            'epochs': args.epoch, 'train_list': facts['train_list'], 'insize': args.insize,
+            'seed': args.seed, 'min_area': args.min_area, 'n_class': facts['n_class'],
+            'weight_decay': args.weight_decay, 'allreduce_dtype': args.allreduce_dtype,
+            'bn_moving_average': args.bn_moving_average, 'synthetic': args.synthetic,
+            'synthetic_size': args.synthetic_size if args.synthetic else None,
+            'lr_rmsprop': args.lr_rmsprop if args.optimizer == 'rmsprop_warmup' else None,
+            'lars_eta': args.lars_eta if args.optimizer == 'lars' else None}
 
 
 def make_model(args, n_class, device):
@@ -169,6 +176,10 @@ def extend_trainer(trainer, args, comm, model, bn_sync, val_iter, device, info):
         every = (args.snapshot_iterations, 'iteration')
         trainer.extend(bn_sync, trigger=every, name='BatchNormStatsAllreduceIterations')
         trainer.extend(by_iteration, trigger=every, name='MultiNodeSnapshotIterations')
+    # A --max-iterations stop mid-epoch leaves a snapshot there, for --resume auto.
+    trainer.extend(functools.partial(by_iteration.ensure_at, before=bn_sync),
+                   trigger=trainer.stop_trigger.ends_early, priority=-150,
+                   name='MultiNodeSnapshotAtMaxIterations')
     # A stop signal on any rank: all stop after this iteration's extensions, with a snapshot.
     trainer.extend(stop_on_signal.StopOnSignal(comm, by_iteration, before_snapshot=bn_sync))
     if comm.rank == 0:
@@ -229,7 +240,8 @@ def train(args, comm, gpus):
         resumed_from=resume, communicator=args.communicator, blas=blas_setup.describe()))
     if resume:
         load_resume_snapshot(resume, trainer, comm)
-    if comm.rank == 0 and length.stops_early():
+    # where --max-iterations stops this run, unless its snapshot is the end already
+    if comm.rank == 0 and length.stops_early() and not length(trainer):
         print(length.describe(), flush=True)
 
     try:
@@ -249,7 +261,8 @@ def train(args, comm, gpus):
         with atomic_files.replacing(os.path.join(args.out, 'model.npz'), suffix='.npz') as tmp:
             chainer.serializers.save_npz(tmp, model.predictor)
         print(training_report.final_summary(args.out, updater.iteration, updater.epoch_detail,
-                                   trainer.elapsed_time, length), flush=True)
+                                            trainer.elapsed_time, length,
+                                            validated=not args.no_validation), flush=True)
     return 0
 
 
@@ -278,6 +291,7 @@ def run(args, gpus, out, guard):
 
 
 def main(argv=None):
+    except_hook.check_mpi_can_start()  # a second main() in one process
     # Stop signals are recorded from here on; the BLAS re-exec carries them over.
     stop_signals.catch_early(sys.argv[1:] if argv is None else argv)
     with stop_signals.held():

@@ -24,8 +24,6 @@ from chainer_ext import train_flags
 from chainer_ext.input_error import InputError
 
 PROG = 'python -m chainer_ext.evaluate'
-#: Where the trainer's full snapshot file keeps the classifier's predictor.
-SNAPSHOT_PREFIX = 'updater/model:main/predictor/'
 
 
 def build_parser():
@@ -59,7 +57,7 @@ def locate(weights):
                                      'match {})'.format(weights, snapshots.MANIFEST)], 2)
         run = os.path.dirname(os.path.dirname(os.path.abspath(weights)))
         return (os.path.join(weights, snapshots.rank_file(snapshots.FULL_RANK)),
-                SNAPSHOT_PREFIX, run, manifest)
+                snapshots.PREDICTOR, run, manifest)
     if os.path.isfile(weights):
         return weights, '', os.path.dirname(os.path.abspath(weights)), None
     raise InputError(['{}: no such file or snapshot folder'.format(weights)], 2)
@@ -219,6 +217,7 @@ def describe(r):
 
 
 def main(argv=None):
+    except_hook.check_mpi_can_start()  # a second main() in one process
     args = build_parser().parse_args(argv)
     gpus = cuda_env.survey()  # what CUDA offers this process, or why it cannot be used
     train_flags.resolve_device(args, gpus)

@@ -56,6 +56,18 @@ def _report_and_end(prog, exc_type, value, tb):
     # one process: Python exits with status 1 when the hook returns
 
 
+def check_mpi_can_start():
+    """Raise ``RuntimeError`` (one line) when MPI has ended in this process: an earlier
+    ``main()`` left it together (:func:`end_together`), and MPI cannot start twice in one
+    process; calling into it would end the interpreter (a notebook's kernel)."""
+    mpi = sys.modules.get('mpi4py.MPI')
+    if mpi is not None and mpi.Is_finalized():
+        raise RuntimeError(
+            'MPI has ended in this process (a main() called earlier finalized it) and cannot '
+            'start again: run each job in a process of its own (from the command line, or by '
+            'subprocess.run from a notebook)')
+
+
 def end_together(timeout=60.0, every=0.05):
     """Every rank reaches ``MPI_Finalize`` before any exits (collective; no-op without MPI).
 

@@ -1,13 +1,14 @@
 """Where a training run ends: at the end of epoch ``--epoch``, or earlier at ``--max-iterations``.
 
 ``--max-iterations N`` is a total: the run stops once its iteration counter, which
-a resumed run continues from its snapshot, reaches N.  It never extends a run past
-``--epoch``, whose end every schedule is compressed to (Appendix A).  Resuming a
-snapshot at or past the end trains nothing: :func:`check_resume` says so before
-any model is built.
+a resumed run continues from its snapshot, reaches N, and leaves a snapshot there
+(:meth:`RunLength.ends_early`) for a later resume to continue from.  It never extends
+a run past ``--epoch``, whose end every schedule is compressed to (Appendix A).
+Resuming the snapshot at the end of the run trains nothing: :func:`check_resume`
+says so before any model is built, or, when its ``model.npz`` was never written,
+has the job finish it.
 """
 import math
-import os
 
 
 class RunLength(object):
@@ -29,6 +30,13 @@ class RunLength(object):
         updater = trainer.updater
         return updater.epoch_detail >= self.epochs or bool(
             self.max_iterations and updater.iteration >= self.max_iterations)
+
+    def ends_early(self, trainer):
+        """True at the iteration where --max-iterations ends the run before its last epoch
+        has ended (a trigger: the run's snapshot there)."""
+        updater = trainer.updater
+        return bool(self.max_iterations and updater.iteration >= self.max_iterations
+                    and updater.epoch_detail < self.epochs)
 
     def epochs_end(self):
         """The iteration at which epoch ``epochs`` ends (None if unknown)."""
@@ -64,20 +72,24 @@ class NothingToTrain(Exception):
         self.line = line
 
 
-def check_resume(path, manifest, epochs, max_iterations, out):
+def check_resume(path, manifest, epochs, max_iterations, model=None):
     """Refuse a resume that would train nothing, or past what was asked.
 
-    Raises :class:`NothingToTrain` when the snapshot ``path`` (its ``manifest``)
-    ends the run (its last epoch), and ``ValueError`` with one line when
-    ``--max-iterations`` is at or below the snapshot's iteration.
+    When the snapshot ``path`` (its ``manifest``) ends the run (its last epoch): raises
+    :class:`NothingToTrain` if ``model`` (a ``model.npz`` holding the snapshot's weights,
+    or None) is given, else returns True: the run ended before writing its model, and
+    the job only finishes it.  Otherwise returns False, or raises ``ValueError`` with one
+    line when ``--max-iterations`` is at or below the snapshot's iteration.
     """
     iteration = int(manifest['iteration'])
     done = float(manifest.get('epoch_detail', manifest.get('epoch', 0)))
     if done >= epochs:
+        if model is None:
+            return True
         raise NothingToTrain(
             '{} is the end of this run (epoch {} of --epoch {}, iteration {}): nothing left '
-            'to train; {}{}'.format(
-                path, int(done), epochs, iteration, _weights(out),
+            'to train; {} holds its weights{}'.format(
+                path, int(done), epochs, iteration, model,
                 ' (--max-iterations counts from the start of the run)'
                 if max_iterations else ''))
     if max_iterations and max_iterations <= iteration:
@@ -86,10 +98,4 @@ def check_resume(path, manifest, epochs, max_iterations, out):
             'at iteration {} already: give more than {} (e.g. --max-iterations {} for {} '
             'more)'.format(max_iterations, path, iteration, iteration,
                            iteration + max_iterations, max_iterations))
-
-
-def _weights(out):
-    model = os.path.join(out, 'model.npz')
-    if os.path.exists(model):
-        return '{} holds its weights'.format(model)
-    return 'the snapshot holds its weights'
+    return False

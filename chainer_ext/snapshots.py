@@ -27,6 +27,8 @@ MANIFEST = 'manifest.json'
 FORMAT = 2
 FULL_RANK = 0  # the rank whose file holds the whole trainer
 DROPPED = '_snapshot/dropped'  # in a slim file: the keys left out
+#: Where the full rank file keeps the classifier's predictor (what ``model.npz`` holds).
+PREDICTOR = 'updater/model:main/predictor/'
 _NAME = re.compile(r'^(epoch|iter)-(\d+)$')
 
 
@@ -216,14 +218,29 @@ def _jsonable(value):
         return value
 
 
+#: The flag of a manifest key whose name is not the flag's (``--`` + key with dashes).
+FLAGS = {'epochs': '--epoch'}
+
+
+def _flag(key):
+    return FLAGS.get(key, '--' + key.replace('_', '-'))
+
+
+def _value(value):
+    if isinstance(value, bool):
+        return 'on' if value else 'off'
+    return str(value)
+
+
 def check_compatible(path, world_size, batchsize, info=None):
     """Refuse a snapshot written by a different world or run (see the module doc).
 
     ``info`` holds this job's settings as the training script records them in
     the manifest (e.g. ``{'batchsize': 32, 'arch': 'resnet50', 'optimizer':
-    'rmsprop_warmup', 'epochs': 90}``); any key present in both the manifest
-    and ``info`` must have the same value. Keys missing from the manifest
-    (snapshots from before they were recorded) are not checked.
+    'rmsprop_warmup', 'epochs': 90, 'insize': 224}``), keyed by their flag's name;
+    any key present in both the manifest and ``info`` must have the same value, unless
+    either is None (the flag does not apply to that recipe).  Keys missing from the
+    manifest (snapshots from before they were recorded) are not checked.
     """
     manifest = read_manifest(path)
     if manifest['world_size'] != world_size:
@@ -240,9 +257,10 @@ def check_compatible(path, world_size, batchsize, info=None):
     _check_same_list(path, manifest.get('train_list'), (info or {}).get('train_list'))
     differ = []
     for key in sorted(set(info or {}) - {'train_list'}):
-        if key in manifest and _jsonable(manifest[key]) != _jsonable(info[key]):
-            differ.append('{} is {!r} in the snapshot, {!r} in this job'.format(
-                key, manifest[key], info[key]))
+        theirs, ours = manifest.get(key), info[key]
+        if theirs is not None and ours is not None and _jsonable(theirs) != _jsonable(ours):
+            differ.append('{} {} in the snapshot, {} in this job'.format(
+                _flag(key), _value(theirs), _value(ours)))
     if differ:
         raise SnapshotError(
             '--resume {}: written by a run with other settings: {}; resume with '
@@ -475,6 +493,22 @@ def load_snapshot(path, trainer, comm):
     broadcast_shared(trainer, comm)
 
 
+def holds_weights_of(model, path):
+    """True when the file ``model`` (a ``model.npz``: the predictor's arrays) holds exactly
+    the weights and BN statistics of the snapshot folder ``path``; False when they differ
+    or ``model`` cannot be read."""
+    try:
+        with numpy.load(model, allow_pickle=False) as mine, \
+                numpy.load(os.path.join(path, rank_file(FULL_RANK)), allow_pickle=False) as full:
+            theirs = [key for key in full.files if key.startswith(PREDICTOR)]
+            if sorted(mine.files) != sorted(key[len(PREDICTOR):] for key in theirs):
+                return False
+            return all(numpy.array_equal(mine[key[len(PREDICTOR):]], full[key])
+                       for key in theirs)
+    except Exception:  # npz/zip errors have many types
+        return False
+
+
 def set_aside(root, path, prefix):
     """Rename ``path`` to ``root/<prefix><name>`` (or ``.1``, ``.2``, ... if taken);
     returns the new path."""
@@ -562,6 +596,17 @@ class MultiNodeSnapshot(extension.Extension):
         if self.comm is None or self._size == 1:
             return found
         return self.comm.mpi_comm.bcast(found, root=0)
+
+    def ensure_at(self, trainer, before=None):
+        """The newest snapshot if it was taken at this iteration, else ``iter-N`` written now,
+        after ``before()`` (e.g. the BN average); collective.  Returns its folder."""
+        iteration = trainer.updater.iteration
+        path = self.latest_at(iteration)
+        if path is None:
+            if before is not None:
+                before()
+            path = self.write(trainer, 'iter-{}'.format(iteration))
+        return path
 
     def write(self, trainer, name):
         """Write snapshot ``name`` (collective); return its folder."""

@@ -139,21 +139,34 @@ def choose_resume_snapshot(args, comm, info):
     """The snapshot to resume from (None for a fresh run), chosen by rank 0.
 
     A compatible older snapshot resumed in place sets newer ones aside
-    (``.superseded-*``, nothing is deleted); ``--resume auto`` says which damaged
-    newer snapshots it skipped.  A snapshot at the end of the run raises
-    :class:`run_length.NothingToTrain` on every rank.
+    (``.superseded-*``, nothing is deleted), and so a ``model.npz`` in ``--out`` that
+    does not hold the snapshot's weights; ``--resume auto`` says which damaged newer
+    snapshots it skipped.  A snapshot at the end of the run raises
+    :class:`run_length.NothingToTrain` on every rank when ``model.npz`` holds its
+    weights; without it, the job finishes the run (trains nothing, writes model.npz).
     """
     def choose():
         path = snapshots.resolve_resume(args.resume, args.out, skipped=_say_skipped)
         if path:
             manifest = snapshots.check_compatible(path, comm.size, args.batchsize, info=info)
+            model = os.path.join(args.out, 'model.npz')
+            other = os.path.exists(model) and not snapshots.holds_weights_of(model, path)
             try:
-                run_length.check_resume(path, manifest, args.epoch, args.max_iterations,
-                                        args.out)
+                finishing = run_length.check_resume(
+                    path, manifest, args.epoch, args.max_iterations,
+                    model if os.path.exists(model) and not other else None)
             except run_length.NothingToTrain as e:
                 return {'nothing_to_train': e.line}
             except ValueError as e:
                 raise InputError([str(e)], status=2)
+            if other:  # another run's, or of other iterations: kept, not overwritten
+                print('resuming from {}: {} holds other weights than the snapshot, set aside '
+                      'as {}'.format(path, model, snapshots.set_aside(args.out, model,
+                                                                       '.superseded-')),
+                      flush=True)
+            if finishing:
+                print('{} is the end of this run, which stopped before writing {}: finishing '
+                      'it'.format(path, model), flush=True)
             moved = snapshots.supersede_newer(args.out, path)
             if moved:
                 print('resuming from {}: newer snapshots {} set aside as .superseded-*'

@@ -80,7 +80,8 @@ def build_parser():
     arg('--n-class', type=flag_types.at_least_two, default=1000, help='classes with --synthetic')
     arg('--max-iterations', type=flag_types.nonnegative_int, default=0,
         help='stop at this iteration, counted from the start of the run (a resumed run '
-        'included), if the last epoch has not ended before (0: run all epochs)')
+        'included), with a snapshot there, if the last epoch has not ended before (0: run all '
+        'epochs)')
     arg('--log-interval', type=flag_types.nonnegative_int, default=0,
         help='LogReport every N iterations (0: every epoch)')
     arg('--no-plots', action='store_true', help='skip the per-epoch PNG plots (about 0.16 s '

@@ -6,6 +6,8 @@ The comparison with the paper, afterwards, is :mod:`chainer_ext.report`.
 """
 import json
 import os
+import shlex
+import sys
 
 from chainer_ext import atomic_files
 from chainer_ext.formatting import duration
@@ -75,36 +77,61 @@ def restore_log(trainer, out):
     return moved
 
 
-def final_summary(path, iteration, epoch_detail, elapsed, length):
-    """Closing lines of a run: how far it trained, final and best validation top-1, where
-    the results are and the command that compares them with the paper.
+def _plural(n, word):
+    return '{} {}{}'.format(n, word, '' if n == 1 else 's')
+
+
+def final_summary(path, iteration, epoch_detail, elapsed, length, validated=True,
+                  python=None):
+    """Closing lines of a run: how far it trained, the validation top-1 of the final weights
+    (or why there is none), where the results are and the command that compares them with
+    the paper.
 
     ``iteration``, ``epoch_detail`` and ``elapsed`` are the trainer's at the end;
-    ``length`` is its :class:`chainer_ext.run_length.RunLength`.
+    ``length`` is its :class:`chainer_ext.run_length.RunLength`; ``validated`` is False
+    under --no-validation.  A figure of the log is called final only when it was measured
+    at ``iteration``: a resumed log may end on a validation of earlier weights.
+    ``python`` is the interpreter to name in the next command (``sys.executable``).
     """
+    python = shlex.quote(python or sys.executable)
+    logged = os.path.exists(os.path.join(path, 'log'))  # an epoch has ended
+    spent = '{} of training{}'.format(duration(elapsed), ', validation included'
+                                      if validated and logged else '')
     if length.max_iterations and epoch_detail < length.epochs:
-        how = ('stopped at iteration {} by --max-iterations (epoch {:.2f} of {}) after {} '
-               'of training'.format(iteration, epoch_detail, length.epochs, duration(elapsed)))
+        how = 'stopped at iteration {} by --max-iterations (epoch {:.2f} of {}) after {}'.format(
+            iteration, epoch_detail, length.epochs, spent)
     else:
-        how = 'finished {} epochs ({} iterations) in {} of training'.format(
-            length.epochs, iteration, duration(elapsed))
-    if not os.path.exists(os.path.join(path, 'log')):  # no epoch has ended
+        how = 'finished {} ({}) in {}'.format(_plural(length.epochs, 'epoch'),
+                                              _plural(iteration, 'iteration'), spent)
+    why_not = ('--no-validation' if not validated else
+               'validation runs at the end of each epoch' if epoch_detail % 1 else
+               'the log holds no validation at this iteration')
+    if not logged:
         return '\n'.join([
             'train_imagenet.py: {}, before the first epoch ended'.format(how),
-            '  validation top-1: n/a (validation runs at the end of each epoch)',
+            '  validation top-1: n/a ({})'.format(why_not),
             '  results in {}: config.json, model.npz (python -m chainer_ext.report needs the '
             'log of at least one epoch)'.format(path)])
     try:
         run = load_run(path)
     except ReportError as e:
         return 'train_imagenet.py: {}; no summary ({})'.format(how, e)
-    accuracies = [(e.get('validation/main/accuracy'), e.get('epoch')) for e in run['log']
-                  if number(e.get('validation/main/accuracy')) is not None]
-    final = accuracies[-1] if accuracies else (None, None)
-    best = max(accuracies, key=lambda pair: pair[0]) if accuracies else (None, None)
+    measured = [(e.get('validation/main/accuracy'), e.get('epoch'), e.get('iteration'))
+                for e in run['log'] if number(e.get('validation/main/accuracy')) is not None]
+    best = max(measured, key=lambda m: m[0]) if measured else None
+    if measured and measured[-1][2] == iteration:
+        top1 = 'final {} (epoch {}), best {} (epoch {})'.format(
+            percent(measured[-1][0], 2), fmt(measured[-1][1]), percent(best[0], 2),
+            fmt(best[1]))
+    elif measured:
+        top1 = ('not measured on the final weights (iteration {}: {}); last measured {} at '
+                'epoch {} (iteration {}), best {} (epoch {})'.format(
+                    iteration, why_not, percent(measured[-1][0], 2), fmt(measured[-1][1]),
+                    fmt(measured[-1][2]), percent(best[0], 2), fmt(best[1])))
+    else:
+        top1 = 'n/a ({})'.format(why_not)
     return '\n'.join([
-        'train_imagenet.py: {}, validation included'.format(how),
-        '  validation top-1: final {} (epoch {}), best {} (epoch {})'.format(
-            percent(final[0], 2), fmt(final[1]), percent(best[0], 2), fmt(best[1])),
+        'train_imagenet.py: {}'.format(how),
+        '  validation top-1: {}'.format(top1),
         '  results in {}: log, config.json, model.npz, snapshots/ and plots'.format(path),
-        '  next: python -m chainer_ext.report {}'.format(path)])
+        '  next: {} -m chainer_ext.report {}'.format(python, shlex.quote(path))])

@@ -226,3 +226,15 @@ def test_a_wrong_root_names_the_first_line_of_the_list(trained, tmp_path):
     assert [line for line in proc.stderr.splitlines() if 'error' in line] == [
         'python -m chainer_ext.evaluate: error: {}:1: image missing: {} (and {} more)'.format(
             val, os.path.join(str(empty), first), N_VAL - 1)]
+
+
+def test_a_main_after_mpi_ended_in_this_process_raises_before_anything(monkeypatch, tmp_path):
+    """MPI finalized by an earlier main() (a notebook's earlier cell): the next main() raises
+    one RuntimeError instead of calling MPI, which would abort the interpreter."""
+    import types
+    from chainer_ext import evaluate
+    monkeypatch.setitem(sys.modules, 'mpi4py.MPI', types.SimpleNamespace(
+        Is_finalized=lambda: True))
+    with pytest.raises(RuntimeError, match=r'^MPI has ended in this process \(a main\(\) '
+                                           r'called earlier finalized it\)'):
+        evaluate.main([str(tmp_path / 'model.npz'), '--val', str(tmp_path / 'val.txt')])

@@ -161,6 +161,25 @@ def test_signal_during_the_epoch_snapshot_and_again_during_validation(reference,
     assert snapshot_names(out) == ['epoch-1'] and snapshots.is_complete(snap)
 
 
+def test_signal_during_the_last_validation_then_resume_finishes_the_run(reference, tmp_path):
+    """A signal during every validation, requeued on status 75: the second job stops in
+    the last epoch's validation, after its snapshot epoch-2 but before model.npz; the
+    third finishes the run (model.npz, the summary) on the uninterrupted run's weights."""
+    data, ref = reference
+    out = str(tmp_path / 'out')
+    for stop in (6, 12):
+        proc, _ = with_fault(2, 'USR1', 0, 'validation', data, out, '--resume', 'auto')
+        assert proc.returncode == PREEMPTED_STATUS, proc.stdout[-5000:]
+        assert 'stopped at iteration {} on SIGUSR1'.format(stop) in proc.stdout
+    assert not os.path.exists(os.path.join(out, 'model.npz'))
+    proc = train(2, data, out, '--resume', 'auto')
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert '{} is the end of this run, which stopped before writing {}: finishing it'.format(
+        os.path.join(out, 'snapshots', 'epoch-2'), os.path.join(out, 'model.npz')) in proc.stdout
+    assert 'finished 2 epochs (12 iterations)' in proc.stdout
+    assert_same_weights(out, ref)
+
+
 def test_second_signal_during_the_stop_snapshot(reference, tmp_path):
     data, _ = reference
     out = str(tmp_path / 'out')

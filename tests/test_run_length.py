@@ -2,6 +2,7 @@
 that would train nothing, or past what was asked, is refused at start."""
 import json
 import os
+import sys
 import types
 
 import pytest
@@ -55,25 +56,42 @@ def test_training_length_and_the_start_line():
 
 def test_resume_at_the_end_of_the_run_trains_nothing(tmp_path):
     manifest = {'iteration': 45, 'epoch': 2, 'epoch_detail': 2.0}
-    (tmp_path / 'model.npz').write_bytes(b'weights')
+    model = str(tmp_path / 'model.npz')
     with pytest.raises(NothingToTrain) as e:
-        check_resume('R/snapshots/epoch-2', manifest, 2, 10, str(tmp_path))
+        check_resume('R/snapshots/epoch-2', manifest, 2, 10, model)
     assert e.value.line == (
         'R/snapshots/epoch-2 is the end of this run (epoch 2 of --epoch 2, iteration 45): '
         'nothing left to train; {} holds its weights (--max-iterations counts from the '
-        'start of the run)'.format(tmp_path / 'model.npz'))
+        'start of the run)'.format(model))
+
+
+def test_resume_at_the_end_of_a_run_without_its_model_finishes_it():
+    """Stopped after its last epoch's snapshot but before model.npz was written (a signal
+    during the last validation): the job is to finish the run, not to call it done."""
+    manifest = {'iteration': 45, 'epoch': 2, 'epoch_detail': 2.0}
+    assert check_resume('R/snapshots/epoch-2', manifest, 2, 10, None) is True
+    assert check_resume('R/snapshots/iter-30', {'iteration': 30, 'epoch_detail': 1.33},
+                        2, 0, None) is False
+
+
+def test_a_max_iterations_stop_mid_epoch_is_where_its_snapshot_goes():
+    length = RunLength(epochs=2, max_iterations=8, iterations_per_epoch=6)
+    assert [i for i in range(1, 13) if length.ends_early(trainer_at(i, i / 6.0))] == [8, 9, 10,
+                                                                                     11]
+    assert not length.ends_early(trainer_at(12, 2.0))          # the last epoch's end
+    assert not RunLength(2, 0, 6).ends_early(trainer_at(8, 8 / 6.0))
 
 
 def test_max_iterations_at_or_below_the_snapshot_is_refused():
     manifest = {'iteration': 30, 'epoch': 1, 'epoch_detail': 1.33}
     with pytest.raises(ValueError) as e:
-        check_resume('R/snapshots/iter-30', manifest, 2, 30, 'R')
+        check_resume('R/snapshots/iter-30', manifest, 2, 30)
     assert str(e.value) == (
         '--max-iterations 30 is a total, counted from the start of the run, and '
         'R/snapshots/iter-30 is at iteration 30 already: give more than 30 (e.g. '
         '--max-iterations 60 for 30 more)')
-    check_resume('R/snapshots/iter-30', manifest, 2, 31, 'R')  # one more: fine
-    check_resume('R/snapshots/iter-30', manifest, 2, 0, 'R')   # no limit: fine
+    check_resume('R/snapshots/iter-30', manifest, 2, 31)  # one more: fine
+    check_resume('R/snapshots/iter-30', manifest, 2, 0)   # no limit: fine
 
 
 def _log(path, iterations):
@@ -111,3 +129,60 @@ def test_restore_log_sets_the_later_results_aside(tmp_path):
     assert (tmp_path / '.superseded-model.npz').read_bytes() == b'model.npz'
     assert not (tmp_path / 'model.npz').exists() and not (tmp_path / 'loss.png').exists()
     assert report.restore_log(trainer, out) == []  # the same log: nothing to do
+
+
+def _validated_log(path, entries):
+    """A log of ``(epoch, iteration, top-1 or None)`` entries, and a config.json beside it."""
+    with open(os.path.join(path, 'log'), 'w') as f:
+        json.dump([dict({'epoch': e, 'iteration': i, 'main/loss': 1.0},
+                        **({} if a is None else {'validation/main/accuracy': a}))
+                   for e, i, a in entries], f)
+    with open(os.path.join(path, 'config.json'), 'w') as f:
+        json.dump({'args': {'epoch': 2}}, f)
+
+
+def test_final_summary_of_one_epoch_names_its_interpreter(tmp_path):
+    """One epoch, one iteration (singular); the next command runs with the interpreter that
+    ran the job, whose environment has the report's packages (the ``python`` on PATH may
+    not)."""
+    out = str(tmp_path)
+    _validated_log(out, [(1, 1, 0.5)])
+    lines = report.final_summary(out, 1, 1.0, 3.04, RunLength(epochs=1),
+                                 python='/opt/my env/bin/python').splitlines()
+    assert lines == [
+        'train_imagenet.py: finished 1 epoch (1 iteration) in 3.0 s of training, validation '
+        'included',
+        '  validation top-1: final 50.00% (epoch 1), best 50.00% (epoch 1)',
+        '  results in {}: log, config.json, model.npz, snapshots/ and plots'.format(out),
+        "  next: '/opt/my env/bin/python' -m chainer_ext.report {}".format(out)]
+    assert sys.executable in report.final_summary(out, 1, 1.0, 3.04, RunLength(epochs=1))
+
+
+def test_final_summary_quotes_no_validation_of_other_weights(tmp_path):
+    """A run resumed from epoch 1 with --no-validation: the log's last figure (epoch 1) was
+    measured on other weights than the final ones (iteration 12), and is not called final."""
+    out = str(tmp_path)
+    _validated_log(out, [(1, 6, 0.75), (2, 12, None)])
+    lines = report.final_summary(out, 12, 2.0, 3.04, RunLength(epochs=2),
+                                 validated=False).splitlines()
+    assert lines[:2] == [
+        'train_imagenet.py: finished 2 epochs (12 iterations) in 3.0 s of training',
+        '  validation top-1: not measured on the final weights (iteration 12: '
+        '--no-validation); last measured 75.00% at epoch 1 (iteration 6), best 75.00% '
+        '(epoch 1)']
+    _validated_log(out, [(1, 6, None)])
+    assert report.final_summary(out, 6, 1.0, 3.04, RunLength(epochs=1),
+                                validated=False).splitlines()[1] == \
+        '  validation top-1: n/a (--no-validation)'
+
+
+def test_final_summary_of_a_stop_mid_epoch_says_its_weights_were_not_validated(tmp_path):
+    out = str(tmp_path)
+    _validated_log(out, [(1, 6, 0.5)])
+    lines = report.final_summary(out, 8, 8 / 6.0, 3.04, RunLength(2, 8, 6)).splitlines()
+    assert lines[:2] == [
+        'train_imagenet.py: stopped at iteration 8 by --max-iterations (epoch 1.33 of 2) after '
+        '3.0 s of training, validation included',
+        '  validation top-1: not measured on the final weights (iteration 8: validation runs '
+        'at the end of each epoch); last measured 50.00% at epoch 1 (iteration 6), best 50.00% '
+        '(epoch 1)']

@@ -157,11 +157,11 @@ def test_resume_refuses_other_settings(tmp_path):
         snapshots.check_compatible(path, 1, 5, info=dict(info, arch='resnet18', epochs=30))
     msg = str(e.value)
     assert path in msg
-    assert "arch is 'resnet50' in the snapshot, 'resnet18' in this job" in msg
-    assert 'epochs is 90 in the snapshot, 30 in this job' in msg
+    assert '--arch resnet50 in the snapshot, resnet18 in this job' in msg
+    assert '--epoch 90 in the snapshot, 30 in this job' in msg
     assert 'optimizer' not in msg
-    with pytest.raises(SnapshotError, match="optimizer is 'rmsprop_warmup' in the snapshot, "
-                                            "'momentum_sgd' in this job"):
+    with pytest.raises(SnapshotError, match="--optimizer rmsprop_warmup in the snapshot, "
+                                            "momentum_sgd in this job"):
         snapshots.check_compatible(path, 1, 5, info=dict(info, optimizer='momentum_sgd'))
     # keys the manifest does not have (older snapshots) are not checked
     snapshots.check_compatible(path, 1, 5, info=dict(info, lr_rmsprop=0.01))
@@ -352,3 +352,26 @@ def test_snapshot_without_checksums_is_checked_by_size_only(tmp_path):
     fresh, fresh_model = _trainer(out, epochs=1)
     snapshots.load_snapshot(snap, fresh, None)
     assert numpy.array_equal(fresh_model.predictor.W.array, model.predictor.W.array)
+
+
+def test_holds_weights_of_compares_every_array_bit_for_bit(tmp_path):
+    """model.npz holds a snapshot's weights only when it has exactly the predictor's arrays
+    of the full rank file, equal bit for bit; an unreadable model.npz holds none."""
+    snap = tmp_path / 'snapshots' / 'epoch-1'
+    snap.mkdir(parents=True)
+    w = numpy.arange(6, dtype=numpy.float32).reshape(2, 3)
+    numpy.savez(str(snap / 'rank-00000.npz'), **{
+        'updater/model:main/predictor/fc/W': w, 'updater/model:main/predictor/bn/N': 3,
+        'updater/optimizer:main/predictor/fc/W/msg': w * 2, 'updater/iteration': 6})
+    model = str(tmp_path / 'model.npz')
+    numpy.savez(model, **{'fc/W': w, 'bn/N': 3})
+    assert snapshots.holds_weights_of(model, str(snap))
+    numpy.savez(model, **{'fc/W': numpy.nextafter(w, 10), 'bn/N': 3})   # one ulp
+    assert not snapshots.holds_weights_of(model, str(snap))
+    numpy.savez(model, **{'fc/W': w})                                   # an array missing
+    assert not snapshots.holds_weights_of(model, str(snap))
+    numpy.savez(model, **{'fc/W': w, 'bn/N': 3, 'extra': w})            # one too many
+    assert not snapshots.holds_weights_of(model, str(snap))
+    with open(model, 'wb') as f:
+        f.write(b'not a zip file')
+    assert not snapshots.holds_weights_of(model, str(snap))

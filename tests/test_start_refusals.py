@@ -217,3 +217,64 @@ def test_a_failure_at_start_leaves_no_empty_folder(tmp_path):
     assert proc.stderr.splitlines()[-1] == ('train_imagenet.py: error: RuntimeError: '
                                             'cannot build')
     assert os.listdir(str(tmp_path)) == []
+
+
+def _manifest_of(tmp_path, flags):
+    """A snapshot folder whose manifest records what a --demo job with ``flags`` trains for."""
+    import train_imagenet
+    from chainer_ext import train_flags
+    args = train_flags.parse_args(['--demo'] + flags, gpus='no GPU')
+    snap = tmp_path / 'snapshots' / 'epoch-1'
+    snap.mkdir(parents=True, exist_ok=True)
+    info = train_imagenet.snapshot_info(args, {'n_class': 10, 'train_list': None})
+    (snap / 'manifest.json').write_text(json.dumps(
+        dict(info, world_size=2, iteration=6, files={})))
+    return str(snap)
+
+
+def _info_of(flags):
+    import train_imagenet
+    from chainer_ext import train_flags
+    args = train_flags.parse_args(['--demo'] + flags, gpus='no GPU')
+    return train_imagenet.snapshot_info(args, {'n_class': 10, 'train_list': None})
+
+
+@pytest.mark.parametrize('snapshot_flags,job_flags,difference', [
+    ([], ['--insize', '40'], '--insize 32 in the snapshot, 40 in this job'),
+    ([], ['--seed', '4'], '--seed 0 in the snapshot, 4 in this job'),
+    ([], ['--lr-rmsprop', '0.001'], '--lr-rmsprop 0.0003 in the snapshot, 0.001 in this job'),
+    ([], ['--weight-decay', '0'], '--weight-decay 0.0001 in the snapshot, 0.0 in this job'),
+    ([], ['--allreduce-dtype', 'float32'],
+     '--allreduce-dtype float16 in the snapshot, float32 in this job'),
+    ([], ['--bn-moving-average'], '--bn-moving-average off in the snapshot, on in this job'),
+    ([], ['--min-area', '0.08'], '--min-area 0.5 in the snapshot, 0.08 in this job'),
+    (['--optimizer', 'lars'], ['--optimizer', 'lars', '--lars-eta', '0.01'],
+     '--lars-eta 0.001 in the snapshot, 0.01 in this job'),
+    ([], ['--epoch', '3', '--insize', '40'],
+     '--epoch 18 in the snapshot, 3 in this job; --insize 32 in the snapshot, 40 in this job'),
+])
+def test_resume_with_another_recipe_is_refused_naming_the_flag(
+        tmp_path, snapshot_flags, job_flags, difference):
+    """Any setting that changes what the snapshot's weights lead to (input size, seed, the
+    optimizer's flags, the all-reduce's dtype, BN's statistics, the augmentation) is
+    refused in one line naming the flag and both values."""
+    snap = _manifest_of(tmp_path, snapshot_flags)
+    with pytest.raises(snapshots.SnapshotError) as e:
+        snapshots.check_compatible(snap, 2, 32, info=_info_of(job_flags))
+    assert str(e.value) == (
+        '--resume {}: written by a run with other settings: {}; resume with the settings it '
+        'was written with, or start afresh in another --out'.format(snap, difference))
+
+
+def test_resume_with_what_the_recipe_does_not_use_or_an_older_manifest_is_accepted(tmp_path):
+    """--lars-eta does not change an RMSprop run, nor validation and logging flags any run;
+    a snapshot written before a setting was recorded is checked on what it records."""
+    snap = _manifest_of(tmp_path, [])
+    snapshots.check_compatible(snap, 2, 32, info=_info_of(
+        ['--lars-eta', '0.01', '--val-batchsize', '7', '--no-validation', '--log-interval', '3',
+         '--keep-snapshots', '1', '--max-iterations', '100']))
+    manifest = json.loads((tmp_path / 'snapshots' / 'epoch-1' / 'manifest.json').read_text())
+    old = {key: manifest[key] for key in ('batchsize', 'arch', 'optimizer', 'epochs',
+                                          'world_size', 'iteration', 'files')}
+    (tmp_path / 'snapshots' / 'epoch-1' / 'manifest.json').write_text(json.dumps(old))
+    snapshots.check_compatible(snap, 2, 32, info=_info_of(['--insize', '40']))

@@ -158,11 +158,13 @@ def test_resume_refuses_a_changed_recipe(first_run, tmp_path):
     from chainer_ext.mpi_launch import run_mpi
     snap = os.path.join(out, 'snapshots', 'epoch-1')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
-        data, str(tmp_path / 'changed'), '--resume', snap) + ['--epoch', '3'],
+        data, str(tmp_path / 'changed'), '--resume', snap) + ['--insize', '40', '--seed', '4'],
         timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 2, proc.stdout[-3000:]
-    assert 'epochs' in proc.stdout and snap in proc.stdout
-    assert proc.stdout.count('train_imagenet.py: error:') == 1
+    assert [line for line in proc.stdout.splitlines() if 'error:' in line] == [
+        'train_imagenet.py: error: --resume {}: written by a run with other settings: --insize '
+        '32 in the snapshot, 40 in this job; --seed 3 in the snapshot, 4 in this job; resume '
+        'with the settings it was written with, or start afresh in another --out'.format(snap)]
 
 
 def test_resume_older_snapshot_in_place_sets_newer_aside(first_run, tmp_path):
@@ -203,8 +205,9 @@ def test_moving_average_baseline_without_validation_averages_bn_over_ranks(
         for k in keys:
             name = k[len('updater/model:main/predictor/'):]
             numpy.testing.assert_array_equal(final[name], r0[k], err_msg=k)
-    assert 'validation top-1: final n/a' in proc.stdout
-    assert 'next: python -m chainer_ext.report {}'.format(out) in proc.stdout
+    assert '  validation top-1: n/a (--no-validation)' in proc.stdout
+    assert 'validation included' not in proc.stdout
+    assert 'next: {} -m chainer_ext.report {}'.format(sys.executable, out) in proc.stdout
 
 
 def summary_lines(stdout):
@@ -269,8 +272,10 @@ def test_resume_from_an_older_snapshot_describes_the_resumed_weights(first_run, 
     lines = summary_lines(proc.stdout)
     assert lines[-4].startswith('train_imagenet.py: stopped at iteration 8 by '
                                 '--max-iterations (epoch 1.33 of 2) after '), lines
-    assert lines[-3] == '  validation top-1: final {0:.2f}% (epoch 1), best {0:.2f}% ' \
-        '(epoch 1)'.format(100 * old_log[0]['validation/main/accuracy']), lines
+    assert lines[-3] == (
+        '  validation top-1: not measured on the final weights (iteration 8: validation runs '
+        'at the end of each epoch); last measured {0:.2f}% at epoch 1 (iteration 6), best '
+        '{0:.2f}% (epoch 1)'.format(100 * old_log[0]['validation/main/accuracy'])), lines
     with open(os.path.join(back, 'log')) as f:
         assert json.load(f) == old_log[:1]
     with open(os.path.join(back, '.superseded-log')) as f:
@@ -322,3 +327,123 @@ def test_lars_baseline_runs_its_schedule_with_weight_decay_once(tiny_imagenet, t
     lrs = [row['lr'] for row in check['rows']]
     assert lrs[0] == 0.0 and max(lrs) > lrs[-1] > 0   # warm-up from 0, then decay
     assert all(numpy.isfinite(v).all() for v in weights(out).values())
+
+
+def predictor_of(snapshot):
+    """The predictor's arrays in a snapshot's full rank file, named as in model.npz."""
+    prefix = 'updater/model:main/predictor/'
+    with numpy.load(os.path.join(snapshot, 'rank-00000.npz')) as f:
+        return {k[len(prefix):]: f[k] for k in f.files if k.startswith(prefix)}
+
+
+def test_a_run_stopped_after_its_last_snapshot_is_finished_by_resume(first_run, tmp_path):
+    """Stopped after the last epoch's snapshot but before model.npz was written (a signal
+    during the last validation): --resume auto finishes it (BN average, model.npz, the
+    summary) instead of calling it done; a model.npz of other weights is set aside."""
+    data, out, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    cut = str(tmp_path / 'cut')
+    shutil.copytree(out, cut)
+    os.remove(os.path.join(cut, 'model.npz'))
+    snap = os.path.join(cut, 'snapshots', 'epoch-2')
+    model = os.path.join(cut, 'model.npz')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(data, cut, '--resume', 'auto'),
+                   timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert '{} is the end of this run, which stopped before writing {}: finishing it'.format(
+        snap, model) in proc.stdout
+    reference = weights(out)
+    for k, v in weights(cut).items():
+        numpy.testing.assert_array_equal(v, reference[k], err_msg=k)
+    with open(os.path.join(out, 'log')) as f:
+        top1 = json.load(f)[-1]['validation/main/accuracy']
+    lines = summary_lines(proc.stdout)
+    assert lines[-4].startswith('train_imagenet.py: finished 2 epochs (12 iterations) in ')
+    assert lines[-3].startswith('  validation top-1: final {:.2f}% (epoch 2)'.format(
+        100 * top1)), lines
+
+    stale = dict(reference, **{'fc/b': reference['fc/b'] + 1})
+    numpy.savez(model, **stale)
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, cut, '--resume', 'auto', '--max-iterations', '4'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert 'stopping at iteration' not in proc.stdout  # nothing is trained
+    assert 'resuming from {}: {} holds other weights than the snapshot, set aside as {}'.format(
+        snap, model, os.path.join(cut, '.superseded-model.npz')) in proc.stdout
+    with numpy.load(os.path.join(cut, '.superseded-model.npz')) as f:
+        numpy.testing.assert_array_equal(f['fc/b'], stale['fc/b'])
+    for k, v in weights(cut).items():
+        numpy.testing.assert_array_equal(v, reference[k], err_msg=k)
+
+
+def test_a_max_iterations_stop_leaves_a_snapshot_that_resume_continues(first_run, tmp_path):
+    """Stopped by --max-iterations 5 with a snapshot at 3: a snapshot at 5 too, holding
+    model.npz's weights; --max-iterations 4 then is refused against it (no silent redo from
+    iteration 3 over model.npz).  Going back to 3 on purpose sets iteration 5's snapshot
+    and model.npz aside; --resume auto then continues to the uninterrupted run's weights."""
+    data, reference, _ = first_run
+    from chainer_ext.mpi_launch import run_mpi
+    out = str(tmp_path / 'short')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, out, '--max-iterations', '5', '--snapshot-iterations', '3', '--keep-snapshots',
+        '3'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    snaps = os.path.join(out, 'snapshots')
+    assert sorted(os.listdir(snaps)) == ['iter-3', 'iter-5']
+    stopped = weights(out)
+    for k, v in predictor_of(os.path.join(snaps, 'iter-5')).items():
+        numpy.testing.assert_array_equal(v, stopped[k], err_msg=k)
+
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, out, '--resume', 'auto', '--max-iterations', '4'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert [line for line in proc.stdout.splitlines() if 'error:' in line] == [
+        'train_imagenet.py: error: --max-iterations 4 is a total, counted from the start of '
+        'the run, and {} is at iteration 5 already: give more than 5 (e.g. --max-iterations '
+        '9 for 4 more)'.format(os.path.join(snaps, 'iter-5'))]
+    for k, v in weights(out).items():
+        numpy.testing.assert_array_equal(v, stopped[k], err_msg=k)
+
+    back = os.path.join(snaps, 'iter-3')
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(
+        data, out, '--resume', back, '--max-iterations', '4'), timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert 'resuming from {}: {} holds other weights than the snapshot, set aside as {}'.format(
+        back, os.path.join(out, 'model.npz'), os.path.join(out, '.superseded-model.npz')) \
+        in proc.stdout
+    with numpy.load(os.path.join(out, '.superseded-model.npz')) as f:
+        for k in f.files:
+            numpy.testing.assert_array_equal(f[k], stopped[k], err_msg=k)
+    assert sorted(os.listdir(snaps)) == ['.superseded-iter-5', 'iter-3', 'iter-4']
+
+    proc = run_mpi(2, [sys.executable, TRAIN] + flags(data, out, '--resume', 'auto'),
+                   timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert 'resumed from {} (iteration 4)'.format(os.path.join(snaps, 'iter-4')) in proc.stdout
+    a, b = weights(reference), weights(out)
+    for k in a:
+        numpy.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_a_second_main_in_one_process_raises_and_the_process_lives(tiny_imagenet, tmp_path):
+    """MPI cannot start again once finalized; a second main() (a notebook's second cell)
+    must say so, not end the interpreter."""
+    out = str(tmp_path / 'twice')
+    argv = flags(tiny_imagenet, out, '--epoch', '1', '--max-iterations', '1', '--loaderjob',
+                 '0', '--no-validation', '--no-plots')
+    code = '\n'.join([
+        'import sys, train_imagenet',
+        'print("first", train_imagenet.main({!r}), flush=True)'.format(argv),
+        'try:',
+        '    train_imagenet.main({!r})'.format(argv + ['--resume', 'auto']),
+        'except RuntimeError as e:',
+        '    print("second:", e, flush=True)',
+        'print("alive", flush=True)'])
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert 'first 0' in lines and lines[-2:] == [
+        'second: MPI has ended in this process (a main() called earlier finalized it) and '
+        'cannot start again: run each job in a process of its own (from the command line, or '
+        'by subprocess.run from a notebook)', 'alive'], proc.stdout

@@ -64,11 +64,8 @@ class StopOnSignal(extension.Extension):
         if not signum:
             return
         iteration = trainer.updater.iteration
-        path = self.snapshot.latest_at(iteration)
-        if path is None:  # no snapshot of this iteration yet (an epoch snapshot may be)
-            if self.before_snapshot is not None:
-                self.before_snapshot()
-            path = self.snapshot.write(trainer, 'iter-{}'.format(iteration))
+        # an epoch snapshot, or the one of a --max-iterations stop, may be of this iteration
+        path = self.snapshot.ensure_at(trainer, before=self.before_snapshot)
         raise Preempted('stopped at iteration {} on {} (snapshot {}); continue with '
                         '--resume auto'.format(iteration, signal_name(signum), path),
                         iteration=iteration)
