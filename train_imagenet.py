@@ -201,7 +201,7 @@ def load_resume_snapshot(path, trainer, comm):
                   '.superseded-*'.format(path, ', '.join(moved)), flush=True)
 
 
-def train(args, comm, gpus):
+def train(args, comm, gpus, blas_warning):
     """The training procedure; every rank runs all of it (the steps are collective).
 
     Device and cores, data shards, the snapshot to resume from; the model, its hybrid
@@ -219,6 +219,8 @@ def train(args, comm, gpus):
     info = snapshot_info(args, facts)
     # Chosen before any model is built: a resume that cannot work fails fast.
     resume = start_steps.choose_resume_snapshot(args, comm, info)
+    if blas_warning and comm.rank == 0:  # once every start-up check has passed
+        print(blas_warning, file=sys.stderr, flush=True)
 
     model = make_model(args, facts['n_class'], device)
     optimizer, schedule_extensions = make_optimizer(args, model, comm)
@@ -266,10 +268,11 @@ def train(args, comm, gpus):
     return 0
 
 
-def run(args, gpus, out, guard):
+def run(args, gpus, blas_warning, out, guard):
     """From MPI's start to the end of training or of --check-dataset; every rank runs
-    all of it.  ``guard`` (rank 0's :class:`chainer_ext.out_guard.OutGuard`) removes
-    --out's lock if rank 0 is killed."""
+    all of it.  ``blas_warning``: :func:`chainer_ext.blas_setup.ensure_kernel`'s line, or
+    None.  ``guard`` (rank 0's :class:`chainer_ext.out_guard.OutGuard`) removes --out's
+    lock if rank 0 is killed."""
     # The float16 gradient all-reduce (Section 3); creating the communicator starts MPI.
     comm = make_communicator(args)
     # --out is made now if it is missing; every rank checks the paths as it sees them.
@@ -284,7 +287,7 @@ def run(args, gpus, out, guard):
     try:
         if args.demo:
             start_steps.build_demo_lists(args, comm)
-        return train(args, comm, gpus)
+        return train(args, comm, gpus, blas_warning)
     finally:
         if lock is not None:
             lock.release()
@@ -295,7 +298,7 @@ def main(argv=None):
     # Stop signals are recorded from here on; the BLAS re-exec carries them over.
     stop_signals.catch_early(sys.argv[1:] if argv is None else argv)
     with stop_signals.held():
-        blas_setup.ensure_kernel(rank=mpi_launch.rank_from_env())  # may re-execute this process
+        blas = blas_setup.ensure_kernel(warn=False)  # may re-execute this process
     gpus = cuda_env.survey()  # what CUDA offers this process, or why it cannot be used
     args = train_flags.parse_args(argv, gpus)
     stop_signals.catch(args.stop_signals)
@@ -313,7 +316,7 @@ def main(argv=None):
              else None)
     out = start_steps.OutputFolder(args.out)
     try:
-        status = run(args, gpus, out, guard)
+        status = run(args, gpus, blas['warning'], out, guard)
     except InputError as e:  # raised on every rank alike: no abort needed
         input_error.print_input_error(e, PROG)
         out.remove_if_empty()

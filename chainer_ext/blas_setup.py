@@ -190,12 +190,14 @@ def reexec_refusal(caller_globals):
     return None
 
 
-def ensure_kernel(rank=0):
+def ensure_kernel(rank=0, warn=True):
     """Re-execute this process with the CPU's ``OPENBLAS_CORETYPE`` where OpenBLAS misread
     the CPU and that is safe (:func:`reexec_refusal`); else warn in one line.
 
     Call first thing in the program's ``main()``, before MPI starts and before worker
-    processes exist.  Returns a description for ``config.json``.
+    processes exist.  Returns :func:`describe`'s dict with ``'warning'``, the line (or
+    None), which rank 0 prints now unless ``warn`` is False: a program that checks its
+    flags first prints it once they are accepted, so that a refusal stays one line.
     """
     kernel = openblas_kernel()
     action, value = plan(kernel, cpu_flags(), os.environ)
@@ -211,9 +213,10 @@ def ensure_kernel(rank=0):
             'OpenBLAS runs {} on this CPU, whose own kernel {} is several times faster at '
             'GEMM, and this process is not restarted with it ({}): set '
             'OPENBLAS_CORETYPE={} before starting it'.format(kernel, value, refusal, value))
-    if action == 'warn' and rank == 0:
-        sys.stderr.write('warning: {}\n'.format(value))
-    return describe()
+    warning = 'warning: {}'.format(value) if action == 'warn' else None
+    if warning and warn and rank == 0:
+        sys.stderr.write(warning + '\n')
+    return dict(describe(), warning=warning)
 
 
 def describe():

@@ -59,6 +59,41 @@ def test_bad_flag_one_line(tmp_path, lists, extra, message):
     assert lines[0].startswith('train_imagenet.py: error: ' + message)
 
 
+
+def _older_kernel_pinned():
+    """An environment pinning OpenBLAS to ``Prescott``, older than this CPU's own kernel,
+    as some hosts set it for old OpenBLAS builds; skips where no newer kernel is known."""
+    sys.path.insert(0, REPO)
+    from chainer_ext import blas_setup
+    own = blas_setup.cpu_kernel(blas_setup.cpu_flags())
+    if own is None or not blas_setup.older('Prescott', own):
+        pytest.skip('this CPU has no kernel newer than Prescott to warn about')
+    return dict(os.environ, OPENBLAS_CORETYPE='Prescott')
+
+
+def test_an_inherited_blas_pin_keeps_a_refusal_to_one_line(tmp_path, lists):
+    """The warning about an older pinned BLAS kernel waits until the flags are accepted."""
+    proc = subprocess.run([sys.executable, SCRIPT, '--train', lists[0], '--val', lists[1],
+                           '--batchsize', '0', '--out', str(tmp_path / 'out')],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+                          env=_older_kernel_pinned())
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        'train_imagenet.py: error: --batchsize must be a positive integer, got 0']
+
+
+def test_an_inherited_blas_pin_is_still_warned_about_once_the_run_starts(tmp_path):
+    proc = subprocess.run([sys.executable, SCRIPT, '--synthetic', '--synthetic-size', '8',
+                           '--batchsize', '4', '--arch', 'resnet18', '--insize', '32',
+                           '--max-iterations', '1', '--no-validation', '--no-plots',
+                           '--loaderjob', '0', '--out', str(tmp_path / 'out')],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+                          env=_older_kernel_pinned())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count('warning: OPENBLAS_CORETYPE=Prescott is set, an older kernel') \
+        == 1, proc.stderr
+
+
 _FAKE_RUNTIME = '''
 import os
 class CUDARuntimeError(RuntimeError):
