@@ -14,7 +14,7 @@ import os
 import sys
 
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
-from chainer_ext import stop_signals
+from chainer_ext.job import stop_signals
 
 if __name__ == '__main__':  # a stop signal during the imports below is recorded
     stop_signals.catch_early(sys.argv[1:])
@@ -25,36 +25,36 @@ import chainer.links as L
 import chainermn
 from chainer import training
 
-from chainer_ext import atomic_files
-from chainer_ext import blas_setup
+from chainer_ext.job import atomic_files
+from chainer_ext.machine import blas as blas_setup
 from chainer_ext import communicators
-from chainer_ext import cores
-from chainer_ext import cuda_env
-from chainer_ext import data_parallel
+from chainer_ext.machine import cores
+from chainer_ext.machine import cuda_env
+from chainer_ext.datasets import scatter as data_parallel
 from chainer_ext import datasets
-from chainer_ext import except_hook
-from chainer_ext import input_error
-from chainer_ext import mpi_launch
+from chainer_ext.job import except_hook
+from chainer_ext.job import input_error
+from chainer_ext.job import mpiexec as mpi_launch
 from chainer_ext import optimizers
-from chainer_ext import out_guard
-from chainer_ext import run_length
-from chainer_ext import schedules
-from chainer_ext import snapshots
-from chainer_ext import start_steps
-from chainer_ext import startup_checks as checks
-from chainer_ext import train_flags
-from chainer_ext import training_report
-from chainer_ext import validation
-from chainer_ext.batchnorm import use_last_batch_statistics
+from chainer_ext.job import lock_watcher as out_guard
+from chainer_ext.job import run_length
+from chainer_ext.optimizers import schedules
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job import start_steps
+from chainer_ext.job import checks
+from chainer_ext.job import train_flags
+from chainer_ext.job import training_log as training_report
+from chainer_ext.extensions import validation
+from chainer_ext.links.last_batch_bn import use_last_batch_statistics
 from chainer_ext.extensions import BatchNormStatsAllreduce
 from chainer_ext.extensions import EpochSchedule
 from chainer_ext.extensions import stop_on_signal
-from chainer_ext.input_error import InputError
-from chainer_ext.nonfinite import SkipNonFiniteUpdate
-from chainer_ext.optimizers import add_weight_decay
-from chainer_ext.reproducible_order import EpochSeededDataset
-from chainer_ext.reproducible_order import EpochTaggedOrderSampler
-from chainer_ext.run_info import record_run
+from chainer_ext.job.input_error import InputError
+from chainer_ext.optimizer_hooks.skip_nonfinite_update import SkipNonFiniteUpdate
+from chainer_ext.optimizer_hooks import add_weight_decay
+from chainer_ext.datasets.reproducible_order import EpochSeededDataset
+from chainer_ext.datasets.reproducible_order import EpochTaggedOrderSampler
+from chainer_ext.job.run_info import record_run
 from models import archs
 
 PROG = train_flags.PROG
@@ -255,7 +255,7 @@ def train(args, comm, gpus):
 
 def run(args, gpus, out, guard):
     """From MPI's start to the end of training or of --check-dataset; every rank runs
-    all of it.  ``guard`` (rank 0's :class:`chainer_ext.out_guard.OutGuard`) removes
+    all of it.  ``guard`` (rank 0's :class:`chainer_ext.job.lock_watcher.OutGuard`) removes
     --out's lock if rank 0 is killed."""
     # The float16 gradient all-reduce (Section 3); creating the communicator starts MPI.
     comm = make_communicator(args)

@@ -72,7 +72,7 @@ def modelled_walltime(ranks, batchsize, max_hours=24.0):
     """(walltime string, note) from the cost model of the paper's machine."""
     if REPO_ROOT not in sys.path:
         sys.path.insert(0, REPO_ROOT)
-    from chainer_ext import cost_model
+    from chainer_ext.paper.cost_model import model as cost_model
     t = cost_model.predict(cost_model.paper_machine(), ranks, batchsize, 90)['t_total']
     want = 2 * t + 15 * 60
     want = math.ceil(want / 900.0) * 900          # whole quarter hours
@@ -87,7 +87,7 @@ def modelled_walltime(ranks, batchsize, max_hours=24.0):
 def _paper_numbers():
     if REPO_ROOT not in sys.path:
         sys.path.insert(0, REPO_ROOT)
-    from chainer_ext import paper_numbers
+    from chainer_ext.paper import numbers as paper_numbers
     return paper_numbers
 
 

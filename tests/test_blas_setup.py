@@ -1,4 +1,4 @@
-"""chainer_ext.blas_setup: the CPU's own OpenBLAS kernel and per-rank thread counts."""
+"""chainer_ext.machine.blas: the CPU's own OpenBLAS kernel and per-rank thread counts."""
 import json
 import os
 import subprocess
@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from chainer_ext import blas_setup
-from chainer_ext.mpi_launch import run_mpi
+from chainer_ext.machine import blas as blas_setup
+from chainer_ext.job.mpiexec import run_mpi
 
 AVX512 = {'sse3', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512dq',
           'avx512cd'}
@@ -112,7 +112,7 @@ _FAKE_MISREAD = textwrap.dedent('''
     import json, os, sys
     print('START', flush=True)
     sys.path.insert(0, {repo!r})
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     real = blas_setup.openblas_kernel
     blas_setup.cpu_flags = lambda path=None: set({flags!r})
     if not os.environ.get('OPENBLAS_CORETYPE'):

@@ -77,7 +77,7 @@ def parse_select(select):
 def train_parser():
     sys.path.insert(0, REPO)
     try:
-        from chainer_ext import train_flags
+        from chainer_ext.job import train_flags
         return train_flags.build_parser()
     except Exception:                       # the script is optional for this test
         return None

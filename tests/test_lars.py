@@ -15,7 +15,7 @@ import chainer
 import chainer.links as L
 from chainer import optimizer_hooks
 
-from chainer_ext.optimizers import add_weight_decay
+from chainer_ext.optimizer_hooks import add_weight_decay
 from chainer_ext.optimizers import for_recipe
 from chainer_ext.optimizers import LARS
 

@@ -335,7 +335,7 @@ def _train(model, opt, steps, x, t):
 
 
 def test_serialization_resume_is_bit_identical(tmp_path):
-    from chainer_ext.optimizers import add_weight_decay
+    from chainer_ext.optimizer_hooks import add_weight_decay
     rng = np.random.RandomState(7)
     x = rng.standard_normal((16, 3)).astype(np.float32)
     t = rng.standard_normal((16, 2)).astype(np.float32)

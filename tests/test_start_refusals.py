@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
-from chainer_ext import output_lock
-from chainer_ext.input_error import InputError
-from chainer_ext import snapshots
-from chainer_ext import startup_checks as checks
+from chainer_ext.job import output_lock
+from chainer_ext.job.input_error import InputError
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job import checks
 from chainer_ext.datasets import read_image_list
 from chainer_ext.datasets.decode import load_crop, verify_image
 from chainer_ext.datasets.errors import ImageLoadError

@@ -36,7 +36,7 @@ def weights(out):
 def first_run(tmp_path_factory):
     """The uninterrupted reference run (shared by the tests of this module)."""
     from conftest import write_tiny_imagenet
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     base = tmp_path_factory.mktemp('e2e')
     data = write_tiny_imagenet(str(base / 'data'))
     out = str(base / 'full')
@@ -86,7 +86,7 @@ def test_outputs_of_a_run(first_run):
 
 def test_resume_from_epoch_snapshot_gives_identical_weights(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out2 = str(tmp_path / 'resumed')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         data, out2, '--resume', os.path.join(out, 'snapshots', 'epoch-1')),
@@ -108,7 +108,7 @@ def test_resume_from_epoch_snapshot_gives_identical_weights(first_run, tmp_path)
 
 def test_resume_auto_skips_partial_snapshots(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out3 = str(tmp_path / 'auto')
     shutil.copytree(out, out3)
     snaps = os.path.join(out3, 'snapshots')
@@ -128,7 +128,7 @@ def test_resume_auto_skips_partial_snapshots(first_run, tmp_path):
 
 
 def test_resume_auto_without_snapshots_starts_fresh(tiny_imagenet, tmp_path):
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'fresh')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         tiny_imagenet, out, '--resume', 'auto', '--epoch', '1', '--loaderjob', '0'),
@@ -155,7 +155,7 @@ def test_report_from_a_real_run(first_run, tmp_path):
 
 def test_resume_refuses_a_changed_recipe(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     snap = os.path.join(out, 'snapshots', 'epoch-1')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         data, str(tmp_path / 'changed'), '--resume', snap) + ['--epoch', '3'],
@@ -167,7 +167,7 @@ def test_resume_refuses_a_changed_recipe(first_run, tmp_path):
 
 def test_resume_older_snapshot_in_place_sets_newer_aside(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out4 = str(tmp_path / 'inplace')
     shutil.copytree(out, out4)
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
@@ -186,7 +186,7 @@ def test_moving_average_baseline_without_validation_averages_bn_over_ranks(
         tiny_imagenet, tmp_path):
     """--bn-moving-average --no-validation: each rank's running statistics differ
     (different shards), yet snapshots and model.npz hold the average over ranks."""
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'baseline')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--bn-moving-average',
@@ -218,7 +218,7 @@ def test_resume_of_a_finished_run_trains_nothing(first_run, tmp_path):
     """--max-iterations with --resume auto on a finished run used to train on (to the
     next multiple of it) and overwrite model.npz."""
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     done = str(tmp_path / 'done')
     shutil.copytree(out, done)
     with open(os.path.join(done, 'model.npz'), 'rb') as f:
@@ -238,7 +238,7 @@ def test_resume_of_a_finished_run_trains_nothing(first_run, tmp_path):
 
 def test_max_iterations_at_the_snapshot_is_refused(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     snap = os.path.join(out, 'snapshots', 'epoch-1')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         data, str(tmp_path / 'more'), '--resume', snap, '--max-iterations', '4'),
@@ -255,7 +255,7 @@ def test_resume_from_an_older_snapshot_describes_the_resumed_weights(first_run, 
     --max-iterations before epoch 2 ends; the summary, the log and the report describe
     epoch 1 (the weights that exist), not the old run's epoch 2."""
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     back = str(tmp_path / 'back')
     shutil.copytree(out, back)
     with open(os.path.join(back, 'snapshots', 'epoch-2', 'rank-00001.npz'), 'r+b') as f:
@@ -287,7 +287,7 @@ def test_resume_from_an_older_snapshot_describes_the_resumed_weights(first_run, 
 
 
 def test_max_iterations_before_the_first_epoch_says_so(tiny_imagenet, tmp_path):
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'short')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--max-iterations', '2'),
@@ -309,8 +309,8 @@ def test_max_iterations_before_the_first_epoch_says_so(tiny_imagenet, tmp_path):
 def test_lars_baseline_runs_its_schedule_with_weight_decay_once(tiny_imagenet, tmp_path):
     """--optimizer lars: gamma follows the warm-up and polynomial decay every iteration
     (the report's check of the log against schedules.recipe), and the weights stay finite."""
-    from chainer_ext import report
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.paper import report
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'lars')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--optimizer', 'lars',

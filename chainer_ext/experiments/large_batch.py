@@ -35,18 +35,18 @@ import chainer
 import chainer.links as L
 from chainer import training
 
-from chainer_ext import atomic_files
-from chainer_ext import blas_setup
-from chainer_ext import cores
-from chainer_ext import paper_numbers
-from chainer_ext import run_info
-from chainer_ext import schedules
-from chainer_ext.batchnorm import use_last_batch_statistics
+from chainer_ext.job import atomic_files
+from chainer_ext.machine import blas as blas_setup
+from chainer_ext.machine import cores
+from chainer_ext.paper import numbers as paper_numbers
+from chainer_ext.job import run_info
+from chainer_ext.optimizers import schedules
+from chainer_ext.links.last_batch_bn import use_last_batch_statistics
 from chainer_ext.experiments.emulated_workers import EmulatedWorkersUpdater
 from chainer_ext.extensions import EpochSchedule
 from chainer_ext.extensions.bn_stats_allreduce import batch_normalization_links
 from chainer_ext import optimizers
-from chainer_ext.optimizers import add_weight_decay
+from chainer_ext.optimizer_hooks import add_weight_decay
 from models import CifarResNet
 
 PROG = 'python -m chainer_ext.experiments.large_batch'

@@ -11,5 +11,5 @@ from chainer_ext.optimizers.recipe import for_recipe
 from chainer_ext.optimizers.recipe import NAMES
 from chainer_ext.optimizers.rmsprop_warmup import RMSpropWarmup
 from chainer_ext.optimizers.rmsprop_warmup import RMSpropWarmupRule
-from chainer_ext.optimizers.weight_decay import add_weight_decay
-from chainer_ext.optimizers.weight_decay import DECAYED_LINKS
+from chainer_ext.optimizer_hooks.weight_decay import add_weight_decay
+from chainer_ext.optimizer_hooks.weight_decay import DECAYED_LINKS

@@ -6,9 +6,10 @@ array w with gradient g (after the all-reduce mean)::
     v      = m v + gamma_t lambda (g + beta w)
     w      = w - v
 
-gamma_t is ``lr`` (:func:`chainer_ext.schedules.lars_lr` sets it every iteration), eta the
-trust coefficient, beta the weight decay, m the momentum.  beta enters the rule itself, for
-conv/linear ``W`` only; :func:`~chainer_ext.optimizers.add_weight_decay` refuses LARS rules.
+gamma_t is ``lr`` (:func:`chainer_ext.optimizers.schedules.lars_lr` sets it every iteration),
+eta the trust coefficient, beta the weight decay, m the momentum.  beta enters the rule
+itself, for conv/linear ``W`` only; :func:`~chainer_ext.optimizer_hooks.add_weight_decay`
+refuses LARS rules.
 
 Chainer's ``GradientLARS`` hook on ``MomentumSGD`` is not used: its ``lr`` is gamma * eta (it
 has no eta), and its ``threshold`` (default 0.01, none in Algorithm 1) gives the raw rate to
@@ -25,7 +26,7 @@ import chainer
 from chainer import optimizer
 from chainer.backends import cuda
 
-from chainer_ext.optimizers import weight_decay as _weight_decay
+from chainer_ext.optimizer_hooks import weight_decay as _weight_decay
 
 
 _default_hyperparam = optimizer.Hyperparameter()

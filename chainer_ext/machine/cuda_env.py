@@ -71,7 +71,7 @@ def _submodule(cupy, name):
 def _cudnn(cupy):
     """cuDNN as Chainer will use it: Chainer enables it when CuPy's cuDNN module imports
     (and ``CHAINER_CUDNN`` is not 0).  Its version, which library, or why there is none."""
-    from chainer_ext import cudnn_library
+    from chainer_ext.machine import cudnn_library
     library = dict(cudnn_library.loaded) or None  # what the start-up hook loaded, if it ran
     fallback = ('convolutions and batch normalization use im2col + cuBLAS and elementwise '
                 'kernels')

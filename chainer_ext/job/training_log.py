@@ -7,13 +7,13 @@ The comparison with the paper, afterwards, is :mod:`chainer_ext.report`.
 import json
 import os
 
-from chainer_ext import atomic_files
-from chainer_ext.formatting import duration
-from chainer_ext.formatting import fmt
-from chainer_ext.formatting import percent
-from chainer_ext.result_folder import load_run
-from chainer_ext.result_folder import number
-from chainer_ext.result_folder import ReportError
+from chainer_ext.job import atomic_files
+from chainer_ext.paper.number_format import duration
+from chainer_ext.paper.number_format import fmt
+from chainer_ext.paper.number_format import percent
+from chainer_ext.paper.result_folder import load_run
+from chainer_ext.paper.result_folder import number
+from chainer_ext.paper.result_folder import ReportError
 
 #: What the trainer's LogReport records (``alpha_sgd`` with rmsprop_warmup only).
 LOG_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
@@ -54,7 +54,7 @@ def restore_log(trainer, out):
     plots, so that the summary, the report and the plots follow the resumed run.
     Returns the names set aside.
     """
-    from chainer_ext import snapshots
+    from chainer_ext.extensions import multi_node_snapshot as snapshots
     restored = trainer.get_extension('LogReport').log
     path = os.path.join(out, 'log')
     try:
@@ -80,7 +80,7 @@ def final_summary(path, iteration, epoch_detail, elapsed, length):
     the results are and the command that compares them with the paper.
 
     ``iteration``, ``epoch_detail`` and ``elapsed`` are the trainer's at the end;
-    ``length`` is its :class:`chainer_ext.run_length.RunLength`.
+    ``length`` is its :class:`chainer_ext.job.run_length.RunLength`.
     """
     if length.max_iterations and epoch_detail < length.epochs:
         how = ('stopped at iteration {} by --max-iterations (epoch {:.2f} of {}) after {} '

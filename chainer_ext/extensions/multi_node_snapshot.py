@@ -21,7 +21,7 @@ import numpy
 import chainer
 from chainer.training import extension
 
-from chainer_ext import atomic_files
+from chainer_ext.job import atomic_files
 
 MANIFEST = 'manifest.json'
 FORMAT = 2

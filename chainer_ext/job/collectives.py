@@ -3,14 +3,14 @@
 Problems that depend on what a rank sees (its files, its GPUs) are gathered from every
 rank (:func:`agree_on_problems`); what only rank 0 does (read the lists, take the lock,
 pick a snapshot) it broadcasts, its result or its problems (:func:`rank0_then_bcast`).
-Either way every rank raises the same :class:`~chainer_ext.input_error.InputError`, and
+Either way every rank raises the same :class:`~chainer_ext.job.input_error.InputError`, and
 the job ends without an ``MPI_Abort``.  Every rank must call each of them.
 """
 import time
 
 from chainer_ext import datasets
-from chainer_ext import snapshots
-from chainer_ext.input_error import InputError
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job.input_error import InputError
 
 
 def rank0_then_bcast(comm, compute, status=1, poll=None):

@@ -55,7 +55,7 @@ class OutGuard(object):
 
 def start():
     """Start the watcher (call before MPI starts: it is a fork and exec)."""
-    process = subprocess.Popen([sys.executable, '-m', 'chainer_ext.out_guard'],
+    process = subprocess.Popen([sys.executable, '-m', 'chainer_ext.job.lock_watcher'],
                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True,
                                close_fds=True, text=True)
@@ -65,7 +65,7 @@ def start():
 def remove_leftovers(out, holder):
     """Remove ``out``'s unfinished snapshot folders and its lock, if ``holder`` still
     holds it; returns what was removed (paths relative to ``out``)."""
-    from chainer_ext import output_lock
+    from chainer_ext.job import output_lock
     lock = os.path.join(out, output_lock.LOCK)
     if output_lock.holder_of(lock) != holder:
         return []  # released meanwhile, or taken over by another job

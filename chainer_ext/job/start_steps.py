@@ -3,20 +3,20 @@
 Starting the loaders' forkserver, making ``--out``, taking its lock, building the demo's
 data, reading the lists, choosing the snapshot to resume from (setting newer ones aside)
 and making this rank's GPU current.  ``train_imagenet.py`` calls them in the order they
-happen; the checks that only check are in :mod:`chainer_ext.startup_checks`.  The
+happen; the checks that only check are in :mod:`chainer_ext.job.checks`.  The
 collective steps are called by every rank and end alike on every rank
-(:mod:`chainer_ext.collectives`).
+(:mod:`chainer_ext.job.collectives`).
 """
 import multiprocessing
 import os
 import sys
 
-from chainer_ext import collectives
+from chainer_ext.job import collectives
 from chainer_ext import datasets
-from chainer_ext import output_lock
-from chainer_ext import run_length
-from chainer_ext import snapshots
-from chainer_ext.input_error import InputError
+from chainer_ext.job import output_lock
+from chainer_ext.job import run_length
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job.input_error import InputError
 
 
 def start_forkserver():
@@ -32,7 +32,7 @@ def start_forkserver():
         pass  # already set (e.g. by a test harness)
     # loaders unpickle Chainer objects first: chainer_ext's compat must precede them;
     # stop_signals makes the forkserver ignore what stop_signals.ignored_by_forkserver lists
-    multiprocessing.set_forkserver_preload(['chainer_ext', 'chainer_ext.stop_signals'])
+    multiprocessing.set_forkserver_preload(['chainer_ext', 'chainer_ext.job.stop_signals'])
     p = multiprocessing.Process(target=int)
     p.start()
     p.join()
@@ -158,7 +158,7 @@ def _say_skipped(path, reason):
 
 def activate_device(args, comm, gpus):
     """Make this rank's GPU (its intra-node rank) current; returns its id, or -1 for the
-    CPU.  ``gpus`` is :func:`chainer_ext.cuda_env.survey`'s answer."""
+    CPU.  ``gpus`` is :func:`chainer_ext.machine.cuda_env.survey`'s answer."""
     if not args.gpu:
         return -1
     n = gpus['gpus']

@@ -22,7 +22,7 @@ import traceback
 import numpy
 
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
-from chainer_ext.cuda_env import NoGPU, probe
+from chainer_ext.machine.cuda_env import NoGPU, probe
 
 RTOL = 1e-4
 ATOL = 1e-6
@@ -152,7 +152,7 @@ def check_snapshot_broadcast(comm, out, device=None):
     import chainer
     import chainer.links as L
     from chainer import training
-    from chainer_ext import snapshots
+    from chainer_ext.extensions import multi_node_snapshot as snapshots
     from chainer_ext.optimizers import RMSpropWarmup
 
     def make():
@@ -239,7 +239,8 @@ def bench_resnet50(use_cudnn, device='@cupy:0', arch='resnet50', batchsize=32, i
     """Forward + backward + RMSpropWarmup update with weight decay, images/s."""
     import chainer
     import chainer.functions as F
-    from chainer_ext.optimizers import RMSpropWarmup, add_weight_decay
+    from chainer_ext.optimizers import RMSpropWarmup
+    from chainer_ext.optimizer_hooks import add_weight_decay
     from models import archs
     model = archs[arch](n_class=1000)
     rng = numpy.random.RandomState(0)
@@ -334,7 +335,7 @@ def _step(report, name, fn, *args):
 
 def _multi_gpu_allreduce(gpus, out):
     """The all-reduce check on every GPU, one rank each, when mpiexec is at hand."""
-    from chainer_ext.mpi_launch import mpiexec_command, mpi_env
+    from chainer_ext.job.mpiexec import mpiexec_command, mpi_env
     path = os.path.join(out, 'allreduce_{}gpus.json'.format(gpus))
     cmd = mpiexec_command(gpus, [sys.executable, '-m', 'chainer_ext.gpu_check',
                                  '--allreduce-only', path])

@@ -2,13 +2,13 @@
 are printed.
 
 A start-up problem is found before any model exists and is the same on every rank (the
-collectives of :mod:`chainer_ext.collectives` make it so), so the job ends without an
+collectives of :mod:`chainer_ext.job.collectives` make it so), so the job ends without an
 ``MPI_Abort`` and rank 0 prints each problem once, naming the flag, or the file and line.
 """
 import sys
 import time
 
-from chainer_ext.mpi_launch import rank_from_env
+from chainer_ext.job.mpiexec import rank_from_env
 
 
 class InputError(Exception):

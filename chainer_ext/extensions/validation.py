@@ -2,7 +2,8 @@
 
 The trainer's per-epoch validation and ``python -m chainer_ext.evaluate`` build it
 here, so that evaluating a saved model gives the trainer's figures exactly: the
-centre-crop validation examples, and a :class:`~chainer_ext.evaluators.MultiNodeEvaluator`
+centre-crop validation examples, and a
+:class:`~chainer_ext.extensions.multi_node_evaluator.MultiNodeEvaluator`
 whose evaluation function reports the classifier's loss and top-1 (``accuracy``,
 Chainer's ``F.accuracy``) and ``top5``, both summed as whole counts.
 """
@@ -11,7 +12,7 @@ import numpy
 import chainer
 
 from chainer_ext import datasets
-from chainer_ext.evaluators import MultiNodeEvaluator
+from chainer_ext.extensions.multi_node_evaluator import MultiNodeEvaluator
 
 #: Name of the top-5 observation (``validation/main/top5`` in the log).
 TOP5 = 'top5'

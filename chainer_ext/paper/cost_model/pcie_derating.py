@@ -10,10 +10,10 @@ speed the paper's own 897.9 s and 70 % against one GPU imply.  Reasoning: docs/D
 """
 from dataclasses import replace
 
-from chainer_ext import cost_model
-from chainer_ext.cost_constants import PAPER_CONSTANTS
-from chainer_ext import paper_numbers as paper
-from chainer_ext.formatting import percent
+from chainer_ext.paper.cost_model import model as cost_model
+from chainer_ext.paper.cost_model.constants import PAPER_CONSTANTS
+from chainer_ext.paper import numbers as paper
+from chainer_ext.paper.number_format import percent
 
 
 

@@ -3,11 +3,11 @@
     python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR] [--label NAME ...]
                                  [--bench JSON]
 
-Reads the result folders that ``train_imagenet.py`` writes (:mod:`chainer_ext.result_folder`;
-what reports while it trains is :mod:`chainer_ext.training_report`), summarizes each
-(:class:`chainer_ext.run_summary.RunSummary`) and writes ``report.md``, ``report.json`` and
-``report_*.png``.  The paper's figures come from :mod:`chainer_ext.paper_numbers`; the
-schedules from :func:`chainer_ext.schedules.recipe`.
+Reads the result folders that ``train_imagenet.py`` writes (:mod:`chainer_ext.paper.result_folder`;
+what reports while it trains is :mod:`chainer_ext.job.training_log`), summarizes each
+(:class:`chainer_ext.paper.run_summary.RunSummary`) and writes ``report.md``, ``report.json`` and
+``report_*.png``.  The paper's figures come from :mod:`chainer_ext.paper.numbers`; the
+schedules from :func:`chainer_ext.optimizers.schedules.recipe`.
 """
 import argparse
 import json
@@ -15,20 +15,20 @@ import math
 import os
 import sys
 
-from chainer_ext import cost_model
-from chainer_ext import cost_model_text
-from chainer_ext import paper_numbers as paper
-from chainer_ext import schedules
-from chainer_ext.formatting import duration
-from chainer_ext.formatting import fmt
-from chainer_ext.formatting import integer
-from chainer_ext.formatting import NA
-from chainer_ext.formatting import percent
-from chainer_ext.result_folder import load_run
-from chainer_ext.result_folder import number
-from chainer_ext.result_folder import ReportError
-from chainer_ext.result_folder import series
-from chainer_ext.run_summary import summarize
+from chainer_ext.paper.cost_model import model as cost_model
+from chainer_ext.paper.cost_model import text as cost_model_text
+from chainer_ext.paper import numbers as paper
+from chainer_ext.optimizers import schedules
+from chainer_ext.paper.number_format import duration
+from chainer_ext.paper.number_format import fmt
+from chainer_ext.paper.number_format import integer
+from chainer_ext.paper.number_format import NA
+from chainer_ext.paper.number_format import percent
+from chainer_ext.paper.result_folder import load_run
+from chainer_ext.paper.result_folder import number
+from chainer_ext.paper.result_folder import ReportError
+from chainer_ext.paper.result_folder import series
+from chainer_ext.paper.run_summary import summarize
 
 #: Files written into the output folder.
 REPORT_MD = 'report.md'
@@ -58,7 +58,7 @@ _MAX_POINTS_PER_INTERVAL = 4000
 # ---------------------------------------------------------------------------
 
 def _recipe(s):
-    """The run's schedules (:func:`chainer_ext.schedules.recipe`), or None if unknown."""
+    """The run's schedules (:func:`chainer_ext.optimizers.schedules.recipe`), or None if unknown."""
     if not (s.total_batch and s.epochs_planned and s.optimizer):
         return None
     return schedules.recipe(s.optimizer, s.total_batch, s.epochs_planned)
@@ -263,7 +263,7 @@ def schedule_md(s, chk):
     if not chk['available']:
         return 'Schedule check for {}: n/a ({}).'.format(s.label, chk['reason'])
     eb = chk['eta_base']
-    out = ['Definition: `{}` (chainer_ext.schedules).'.format(chk['definition']),
+    out = ['Definition: `{}` (chainer_ext.optimizers.schedules).'.format(chk['definition']),
            'eta_base: config.json {} vs 0.1 x {} / 256 = {:g}.'.format(
                fmt(eb['config'], '{:g}'), integer(s.total_batch), eb['definition']),
            'Log convention: {}.'.format(chk['convention']),
@@ -535,7 +535,7 @@ def build_report(paths, out=None, labels=None, bench=None):
     cost_md, cost_data = cost_model_text.report_section(summaries, bench)
 
     md = ['# Comparison with Akiba, Suzuki & Fukuda (2017)', '',
-          'Source of the paper\'s numbers: {} (`chainer_ext.paper_numbers`).  '
+          'Source of the paper\'s numbers: {} (`chainer_ext.paper.numbers`).  '
           'Runs: {}.'.format(paper.CITATION, ', '.join(
               '`{}`'.format(r['path']) for r in runs)), '',
           '## Scale of the run{}'.format('s' if len(runs) > 1 else ''), '']
@@ -550,7 +550,7 @@ def build_report(paths, out=None, labels=None, bench=None):
         md += ['', '## Side by side', '', side_by_side_md(summaries, checks)]
     md += ['', '## Learning rate and alpha_SGD: logged vs the paper\'s definitions', '',
            'Each log entry holds the values the run reported during that epoch; they '
-           'are recomputed here from `chainer_ext.schedules` for the run\'s total '
+           'are recomputed here from `chainer_ext.optimizers.schedules` for the run\'s total '
            'batch and --epoch (boundaries and beta compressed by epochs/90).']
     for s, chk in zip(summaries, checks):
         md += ['', '### {}'.format(s.label), '', schedule_md(s, chk)]

@@ -7,24 +7,24 @@ labelled "paper", and a run's, labelled "measured").
 import json
 import sys
 
-from chainer_ext import flag_types
-from chainer_ext import paper_numbers as paper
-from chainer_ext import pcie_derating
-from chainer_ext.cost_constants import PAPER_CONSTANTS
-from chainer_ext.cost_model import EFFICIENCY_TOLERANCE
-from chainer_ext.cost_model import machine_from_measurements
-from chainer_ext.cost_model import paper_comparison
-from chainer_ext.cost_model import paper_machine
-from chainer_ext.cost_model import pessimistic_machine
-from chainer_ext.cost_model import predict
-from chainer_ext.cost_model import scaling_table
-from chainer_ext.cost_model import sensitivity_rows
-from chainer_ext.cost_model import TIME_TOLERANCE
-from chainer_ext.formatting import duration
-from chainer_ext.formatting import fmt
-from chainer_ext.formatting import ms
-from chainer_ext.formatting import NA
-from chainer_ext.formatting import percent
+from chainer_ext.job import flag_types
+from chainer_ext.paper import numbers as paper
+from chainer_ext.paper.cost_model import pcie_derating
+from chainer_ext.paper.cost_model.constants import PAPER_CONSTANTS
+from chainer_ext.paper.cost_model.model import EFFICIENCY_TOLERANCE
+from chainer_ext.paper.cost_model.model import machine_from_measurements
+from chainer_ext.paper.cost_model.model import paper_comparison
+from chainer_ext.paper.cost_model.model import paper_machine
+from chainer_ext.paper.cost_model.model import pessimistic_machine
+from chainer_ext.paper.cost_model.model import predict
+from chainer_ext.paper.cost_model.model import scaling_table
+from chainer_ext.paper.cost_model.model import sensitivity_rows
+from chainer_ext.paper.cost_model.model import TIME_TOLERANCE
+from chainer_ext.paper.number_format import duration
+from chainer_ext.paper.number_format import fmt
+from chainer_ext.paper.number_format import ms
+from chainer_ext.paper.number_format import NA
+from chainer_ext.paper.number_format import percent
 
 
 def format_scaling_table(rows):
@@ -200,7 +200,7 @@ def paper_report(machine=None, sensitivity=True, constants=True, derating_range=
         'overlap {:.0%}.'.format(m.name, m.calibration, m.allreduce,
                                  int(m.gradient_bytes), m.overlap),
         'Only the column "paper" is measured (Akiba et al. 2017, 5 runs); every other '
-        'number below comes from the formulas in chainer_ext/cost_model.py.',
+        'number below comes from the formulas in chainer_ext/paper/cost_model/model.py.',
         '',
         '## Prediction vs paper',
         '',
@@ -253,7 +253,7 @@ def local_report(bench, ns=(1, 2), epochs=1, n_train=None, n_val=None):
 def report_section(runs, bench=None):
     """Markdown and data of the report's cost-model section (MODELLED).
 
-    ``runs`` are :class:`chainer_ext.run_summary.RunSummary` objects; with ``bench`` (the
+    ``runs`` are :class:`chainer_ext.paper.run_summary.RunSummary` objects; with ``bench`` (the
     JSON of bench/bench_scaling.py) each run's time is set beside the model
     calibrated on this machine.
     """

@@ -15,7 +15,7 @@ import numpy
 
 import chainer
 
-from chainer_ext import atomic_files
+from chainer_ext.job import atomic_files
 
 
 def cpu_model(path='/proc/cpuinfo'):
@@ -51,7 +51,7 @@ def versions():
     except Exception:
         out['mpi4py'] = out['mpi'] = None
     out['cupy'] = out['cudnn'] = out['nccl'] = None
-    from chainer_ext import cudnn_library
+    from chainer_ext.machine import cudnn_library
     out['cudnn_library'] = dict(cudnn_library.loaded) or None  # which file, or why none
     try:
         import cupy

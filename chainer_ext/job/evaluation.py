@@ -6,7 +6,7 @@
 The architecture, class count and input size are the training run's: ``config.json``
 of its --out folder (beside ``model.npz``, two folders above a snapshot), checked
 against the layers and shapes of the weights.  The validation set is split over the
-ranks and evaluated as the trainer does (:mod:`chainer_ext.validation`), with top-1
+ranks and evaluated as the trainer does (:mod:`chainer_ext.extensions.validation`), with top-1
 and top-5 summed as whole counts: the trainer's final validation top-1 comes back
 exactly, on any number of ranks.  Bad input is refused in one line, exit status 2.
 """
@@ -14,14 +14,14 @@ import json
 import os
 import sys
 
-from chainer_ext import collectives
-from chainer_ext import cuda_env
-from chainer_ext import except_hook
-from chainer_ext import flag_types
-from chainer_ext import start_steps
-from chainer_ext import startup_checks as checks
-from chainer_ext import train_flags
-from chainer_ext.input_error import InputError
+from chainer_ext.job import collectives
+from chainer_ext.machine import cuda_env
+from chainer_ext.job import except_hook
+from chainer_ext.job import flag_types
+from chainer_ext.job import start_steps
+from chainer_ext.job import checks
+from chainer_ext.job import train_flags
+from chainer_ext.job.input_error import InputError
 
 PROG = 'python -m chainer_ext.evaluate'
 #: Where the trainer's full snapshot file keeps the classifier's predictor.
@@ -48,7 +48,7 @@ def build_parser():
 
 def locate(weights):
     """``(npz file, key prefix, run folder, snapshot manifest or None)`` of ``weights``."""
-    from chainer_ext import snapshots
+    from chainer_ext.extensions import multi_node_snapshot as snapshots
     if os.path.isdir(weights):
         try:
             manifest = snapshots.read_manifest(weights)
@@ -157,9 +157,9 @@ def evaluate(args, comm, gpus):
     """Check the input, evaluate on every rank; returns the results (rank 0 prints)."""
     import chainer
     import chainer.links as L
-    from chainer_ext import data_parallel
-    from chainer_ext import validation
-    from chainer_ext.reproducible_order import EpochSeededDataset
+    from chainer_ext.datasets import scatter as data_parallel
+    from chainer_ext.extensions import validation
+    from chainer_ext.datasets.reproducible_order import EpochSeededDataset
     from models import archs
 
     collectives.agree_on_problems(comm, path_problems(args, gpus), status=2)
@@ -235,7 +235,7 @@ def main(argv=None):
     if status == 0 and comm.rank == 0:
         print(describe(result), flush=True)
         if args.json:
-            from chainer_ext.run_info import write_json_atomic  # imports Chainer
+            from chainer_ext.job.run_info import write_json_atomic  # imports Chainer
             write_json_atomic(args.json, result)
     except_hook.end_together()
     return status

@@ -1,7 +1,7 @@
 """A result folder of ``train_imagenet.py`` read back: its ``log`` (Chainer's LogReport) and
-``config.json`` (:mod:`chainer_ext.run_info`), with clear errors naming the file.
+``config.json`` (:mod:`chainer_ext.job.run_info`), with clear errors naming the file.
 
-Read at the end of a run (:func:`chainer_ext.training_report.final_summary`) and afterwards
+Read at the end of a run (:func:`chainer_ext.job.training_log.final_summary`) and afterwards
 (:mod:`chainer_ext.report`).
 """
 import json

@@ -1,18 +1,18 @@
 """Start-up checks of ``train_imagenet.py``: bad flags and input fail before any model exists.
 
 Checks only: single flags are checked by argparse ``type=`` validators
-(:mod:`chainer_ext.flag_types`), combinations by :func:`flag_problems`, files and data
+(:mod:`chainer_ext.job.flag_types`), combinations by :func:`flag_problems`, files and data
 by the collective checks below, which every rank calls; each problem is one line
 naming the flag, or the file and line, and every rank raises the same
-:class:`~chainer_ext.input_error.InputError`.  The steps that change something are in
-:mod:`chainer_ext.start_steps`.
+:class:`~chainer_ext.job.input_error.InputError`.  The steps that change something are in
+:mod:`chainer_ext.job.start_steps`.
 """
 import os
 
-from chainer_ext import cuda_env
+from chainer_ext.machine import cuda_env
 from chainer_ext import datasets
-from chainer_ext.collectives import agree_on_problems
-from chainer_ext.input_error import InputError
+from chainer_ext.job.collectives import agree_on_problems
+from chainer_ext.job.input_error import InputError
 
 GPU_ONLY_COMMUNICATORS = ('pure_nccl', 'non_cuda_aware')
 _CUPY_FIX = 'pip install ".[gpu-cuda13]" (CUDA 13 driver) or ".[gpu-cuda12]" (CUDA 12)'
@@ -20,7 +20,7 @@ _CUPY_FIX = 'pip install ".[gpu-cuda13]" (CUDA 13 driver) or ".[gpu-cuda12]" (CU
 
 def flag_problems(args, min_insize, gpus=None):
     """Problems of flag combinations (no MPI, no files): one line each.  ``gpus`` is
-    :func:`chainer_ext.cuda_env.survey`'s answer (surveyed here if not given)."""
+    :func:`chainer_ext.machine.cuda_env.survey`'s answer (surveyed here if not given)."""
     errors = []
     if args.insize < min_insize:
         errors.append('--insize {} is too small for {} (at least {})'.format(
@@ -43,7 +43,7 @@ def communicator_problems(args, found):
 
     float16 gradient exchange (Section 3) exists in ChainerMN's ``pure_nccl``
     on GPUs and in the project's ring behind ``naive``/``flat`` on CPUs.
-    ``found`` is :func:`chainer_ext.cuda_env.survey`'s answer.
+    ``found`` is :func:`chainer_ext.machine.cuda_env.survey`'s answer.
     """
     if args.device != 'cpu' and not isinstance(found, dict) and found.fatal:
         return ['--device {}: {}; or run on CPUs with --device cpu'.format(args.device, found)]
@@ -82,7 +82,7 @@ def _file_problem(flag, path):
 
 def check_paths(args, comm, out_problem=None):
     """Lists, --root and --resume as every rank sees them (shared or not), with the
-    problem :meth:`chainer_ext.start_steps.OutputFolder.make` found with --out."""
+    problem :meth:`chainer_ext.job.start_steps.OutputFolder.make` found with --out."""
     problems = []
     if not (args.demo or args.synthetic):
         problems += [_file_problem('--train', args.train), _file_problem('--val', args.val)]

@@ -13,7 +13,7 @@ generation that OpenBLAS picked itself (AMD's ``Zen`` on AVX2 CPUs, a newer Inte
 kernel) is left alone.  A value the user set is never changed, only warned about,
 also when it names a kernel this CPU cannot run (an environment inherited from
 another host).
-:func:`limit_threads` gives each rank's BLAS the cores it owns (:mod:`chainer_ext.cores`),
+:func:`limit_threads` gives each rank's BLAS the cores it owns (:mod:`chainer_ext.machine.cores`),
 less its data-loading processes, unless the user set a thread count.
 """
 import os
@@ -228,7 +228,7 @@ def describe():
 
 
 def limit_threads(cores, loader_processes):
-    """Give this process's BLAS its ``cores`` (:mod:`chainer_ext.cores`) less its loader
+    """Give this process's BLAS its ``cores`` (:mod:`chainer_ext.machine.cores`) less its loader
     processes, at least one thread; returns the count in use.
 
     A thread count the user set in the environment is kept as it is.

@@ -10,8 +10,8 @@ import argparse
 import math
 import time
 
-from chainer_ext.mpi_launch import rank_from_env
-from chainer_ext.stop_signals import parse_signals
+from chainer_ext.job.mpiexec import rank_from_env
+from chainer_ext.job.stop_signals import parse_signals
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,18 +1,18 @@
 """``train_imagenet.py``'s flags: the parser, and the paper's (or ``--demo``'s) defaults.
 
-Each flag is checked by its ``type=`` validator (:mod:`chainer_ext.flag_types`) as argparse
-reads it; combinations of flags by :func:`chainer_ext.startup_checks.flag_problems`.  Every
+Each flag is checked by its ``type=`` validator (:mod:`chainer_ext.job.flag_types`) as argparse
+reads it; combinations of flags by :func:`chainer_ext.job.checks.flag_problems`.  Every
 rank of an MPI job parses the same flags before MPI starts, and rank 0 alone prints
-(:class:`~chainer_ext.flag_types.RankZeroParser`).
+(:class:`~chainer_ext.job.flag_types.RankZeroParser`).
 """
 import os
 
 from chainer_ext import communicators
-from chainer_ext import cuda_env
+from chainer_ext.machine import cuda_env
 from chainer_ext import datasets
-from chainer_ext import flag_types
+from chainer_ext.job import flag_types
 from chainer_ext import optimizers
-from chainer_ext import stop_signals
+from chainer_ext.job import stop_signals
 from models import archs
 
 PROG = 'train_imagenet.py'
@@ -102,7 +102,7 @@ def build_parser():
 def parse_args(argv=None, gpus=None):
     """Flags with the paper's (or the demo's) defaults filled in; exits 2 on bad flags.
 
-    ``--device auto`` uses GPUs when ``gpus`` (:func:`chainer_ext.cuda_env.survey`'s
+    ``--device auto`` uses GPUs when ``gpus`` (:func:`chainer_ext.machine.cuda_env.survey`'s
     answer, surveyed here if not given) has some; the communicator follows the device.
     """
     args = build_parser().parse_args(argv)
@@ -117,8 +117,9 @@ def parse_args(argv=None, gpus=None):
 
 
 def resolve_device(args, gpus):
-    """Set ``args.gpu`` from ``--device`` and ``gpus`` (:func:`chainer_ext.cuda_env.survey`'s
-    answer); an unset ``args.communicator`` follows the device."""
+    """Set ``args.gpu`` from ``--device`` and ``gpus``
+    (:func:`chainer_ext.machine.cuda_env.survey`'s answer); an unset ``args.communicator``
+    follows the device."""
     args.gpu = args.device == 'gpu' or (args.device == 'auto' and isinstance(gpus, dict))
     if args.communicator is None:
         args.communicator = 'pure_nccl' if args.gpu else 'naive'

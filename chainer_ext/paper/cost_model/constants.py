@@ -4,7 +4,7 @@ The one place they live.  None is tuned to reproduce the paper's 897.9 s: the po
 :mod:`chainer_ext.cost_model` is to see what the published hardware figures predict, and
 where they fall short.  ``python -m chainer_ext.cost_model --paper`` prints them as a table.
 """
-from chainer_ext import paper_numbers as paper
+from chainer_ext.paper import numbers as paper
 
 #: Every constant used to model MN-1, with its source.
 PAPER_CONSTANTS = {

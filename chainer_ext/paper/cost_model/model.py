@@ -4,9 +4,9 @@ Everything it outputs is MODELLED: ``T_iter = T_compute + (1 - overlap) T_allred
 + T_optimizer`` with an alpha-beta ring (or hierarchical) all-reduce, ``ceil(epochs
 ceil(n_train / n) / b_local)`` iterations plus a validation per epoch.
 Its constants, each with its source and none tuned to the paper's 897.9 s, are
-:data:`chainer_ext.cost_constants.PAPER_CONSTANTS`; :func:`paper_comparison` checks the
+:data:`chainer_ext.paper.cost_model.constants.PAPER_CONSTANTS`; :func:`paper_comparison` checks the
 model against that time and the 70 % / 80 % scaling efficiencies (Section 4), and
-:mod:`chainer_ext.cost_model_text` says in tables and words what the sourced terms do and
+:mod:`chainer_ext.paper.cost_model.text` says in tables and words what the sourced terms do and
 do not account for.  :func:`machine_from_measurements` calibrates on
 bench/bench_scaling.py's JSON.  The formulas in full: docs/DESIGN.md.
 """
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from chainer_ext import paper_numbers as paper
-from chainer_ext.cost_constants import constant
+from chainer_ext.paper import numbers as paper
+from chainer_ext.paper.cost_model.constants import constant
 
 
 # ---------------------------------------------------------------------------
@@ -241,8 +241,9 @@ class Machine:
 
 
 def paper_machine(**overrides):
-    """MN-1 as modelled from :data:`~chainer_ext.cost_constants.PAPER_CONSTANTS` (keyword
-    overrides allowed).
+    """MN-1 as modelled from
+    :data:`~chainer_ext.paper.cost_model.constants.PAPER_CONSTANTS` (keyword overrides
+    allowed).
 
     The single-GPU speed is ``images_per_s`` (P100 SXM2) times ``pcie_fp32_ratio``:
     MN-1's P100s are the PCIe model.  Overrides accept any :class:`Machine` field
@@ -507,6 +508,6 @@ def sensitivity_rows():
 
 
 
-if __name__ == '__main__':  # the command line prints text: chainer_ext.cost_model_text
-    from chainer_ext.cost_model_text import main
+if __name__ == '__main__':  # the command line prints text: chainer_ext.paper.cost_model.text
+    from chainer_ext.paper.cost_model.text import main
     sys.exit(main())

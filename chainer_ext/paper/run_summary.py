@@ -4,9 +4,9 @@ import dataclasses
 import os
 from typing import Optional
 
-from chainer_ext.formatting import NA
-from chainer_ext.result_folder import last
-from chainer_ext.result_folder import number
+from chainer_ext.paper.number_format import NA
+from chainer_ext.paper.result_folder import last
+from chainer_ext.paper.result_folder import number
 
 
 @dataclasses.dataclass
@@ -14,7 +14,7 @@ class RunSummary(object):
     """Derived facts of one training run; None where its folder does not say.
 
     Read by :mod:`chainer_ext.report` (the tables beside the paper) and by
-    :func:`chainer_ext.cost_model_text.report_section` (measured against modelled time).
+    :func:`chainer_ext.paper.cost_model.text.report_section` (measured against modelled time).
     """
     label: str
     path: str
@@ -60,7 +60,7 @@ class RunSummary(object):
 
 
 def summarize(run):
-    """The :class:`RunSummary` of a run read by :func:`chainer_ext.result_folder.load_run`."""
+    """The :class:`RunSummary` of a run read by :func:`chainer_ext.paper.result_folder.load_run`."""
     cfg, log = run['config'], run['log']
     args = cfg.get('args') or {}
     hw = cfg.get('hardware') or {}
