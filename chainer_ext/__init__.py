@@ -14,4 +14,4 @@ from chainer_ext import startup
 startup.install()
 if 'chainer' in sys.modules:  # imported before the hook existed: install them now
     from chainer_ext.machine import compat
-    compat.install()
+    compat.add_stand_ins()

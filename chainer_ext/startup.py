@@ -35,7 +35,7 @@ class BeforeImport(object):
         self.done.add(step)
         if step == 'compat':
             from chainer_ext.machine import compat
-            compat.install()
+            compat.add_stand_ins()
         else:
             from chainer_ext.machine import cudnn_library
             cudnn_library.preload()

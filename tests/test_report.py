@@ -370,6 +370,7 @@ def test_log_of_the_project_schedule_extensions_matches(tmp_path):
     from chainer import training
     from chainer.training import extensions
     from chainer_ext.optimizers import schedules
+    from chainer_ext.optimizers.recipe import schedules_of
     from chainer_ext.extensions import EpochSchedule
     from chainer_ext.optimizers import RMSpropWarmup
 
@@ -385,7 +386,7 @@ def test_log_of_the_project_schedule_extensions_matches(tmp_path):
     out = tmp_path / 'real'
     trainer = training.Trainer(training.StandardUpdater(it, opt), (epochs, 'epoch'),
                                out=str(out))
-    for attr, fn in schedules.recipe('rmsprop_warmup', b, epochs).items():
+    for attr, fn in schedules_of('rmsprop_warmup', b, epochs).items():
         trainer.extend(EpochSchedule(attr, fn))
     trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
     trainer.run()

@@ -456,7 +456,7 @@ def test_gpu_kernel_matches_reference():
 
 
 def test_for_recipe_builds_the_hybrid_or_momentum_sgd():
-    from chainer_ext.optimizers import for_recipe
+    from chainer_ext.optimizers.recipe import update_rule as for_recipe
     hybrid = for_recipe('rmsprop_warmup', lr_rmsprop=2e-4, lr=0.4, alpha_sgd=0.25)
     assert (hybrid.lr, hybrid.lr_rmsprop, hybrid.alpha_sgd) == (0.4, 2e-4, 0.25)
     momentum = for_recipe('momentum', lr_rmsprop=2e-4, lr=0.4)

@@ -13,7 +13,7 @@ from chainer_ext.optimizers.schedules import eta_base
 from chainer_ext.optimizers.schedules import goyal_lr
 from chainer_ext.optimizers.schedules import lars_lr
 from chainer_ext.optimizers.schedules import lars_peak
-from chainer_ext.optimizers.schedules import recipe
+from chainer_ext.optimizers.recipe import schedules_of as recipe
 from chainer_ext.optimizers.schedules import slow_start_lr
 
 BEFORE = 1e-9      # "just before" a boundary

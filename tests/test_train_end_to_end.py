@@ -308,7 +308,7 @@ def test_max_iterations_before_the_first_epoch_says_so(tiny_imagenet, tmp_path):
 
 def test_lars_baseline_runs_its_schedule_with_weight_decay_once(tiny_imagenet, tmp_path):
     """--optimizer lars: gamma follows the warm-up and polynomial decay every iteration
-    (the report's check of the log against schedules.recipe), and the weights stay finite."""
+    (the report's check of the log against recipe.schedules_of), and the weights stay finite."""
     from chainer_ext.paper import report
     from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'lars')

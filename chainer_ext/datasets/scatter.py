@@ -38,7 +38,7 @@ def broadcast_initial_weights(model, optimizer, comm):
     optimizer.is_changed(model)  # records the parameter list: no broadcast at update()
 
 
-def shard_size(n, ranks):
+def training_shard_size(n, ranks):
     """Examples in every rank's training shard: ``ceil(n / ranks)``, as
     ``chainermn.scatter_dataset`` computes it (:func:`shard_indices` pads the
     training shards to that length)."""

@@ -1,19 +1,21 @@
-"""Multi-node validation whose top-1 equals one process's on the whole set (Section 4).
+"""Single-crop validation on any number of ranks whose top-1 and top-5 equal one process's
+on the whole set (Section 4).
 
-Each rank evaluates its shard; every observed value is weighted by its batch's
-number of examples and one float64 all-reduce gives ``sum(value * n) / sum(n)``
-over all ranks.  ChainerMN's ``create_multi_node_evaluator`` averages the per-rank
-means instead, which is wrong for the unequal shards of 50,000 images over 1,024
-ranks, and Chainer's ``Evaluator`` weights a short last batch like a full one.
-Accuracies (observations named in ``counted``) are fractions of a batch's examples:
-they are summed as whole counts, so that top-1 and top-5 are exact ratios of
-integers, the same whatever the ranks and batch sizes.
+:class:`MultiNodeEvaluator` weights every observation by its batch's examples and all-reduces
+once in float64 (``sum(value * n) / sum(n)``); accuracies are summed as whole counts, so the
+figures are exact ratios of integers whatever the ranks and batch sizes.  ChainerMN's
+``create_multi_node_evaluator`` averages per-rank means instead, wrong for unequal shards.
+:func:`make_evaluator` and :func:`centre_crops` are what the trainer's per-epoch validation
+and ``python -m chainer_ext.evaluate`` share, so a saved model evaluates to the trainer's
+figures exactly.
 """
 import numpy
 
 import chainer
 from chainer.dataset import convert
 from chainer.training import extensions
+
+from chainer_ext import datasets
 
 
 def _scalar(key, value):
@@ -84,3 +86,67 @@ class MultiNodeEvaluator(extensions.Evaluator):
         total = self.comm.allreduce(local)
         return {key: float(total[i] / total[len(keys) + i])
                 for i, key in enumerate(keys) if total[len(keys) + i] > 0}
+
+
+#: Name of the top-5 observation (``validation/main/top5`` in the log).
+TOP5 = 'top5'
+#: The observations that are fractions of a batch's examples.
+COUNTED = ('accuracy', TOP5)
+
+
+def top_k_accuracy(y, t, k):
+    """Fraction of the rows of the logits ``y`` whose label ``t`` is among the ``k`` best.
+
+    Ties are ranked by class index, as ``F.accuracy``'s ``argmax`` (the first maximum)
+    and a stable sort of ``-y`` rank them, so ``k = 1`` is ``F.accuracy``.  Returns a
+    0-d array of ``y``'s dtype on ``y``'s device.
+    """
+    y = y.array if isinstance(y, chainer.Variable) else y
+    t = t.array if isinstance(t, chainer.Variable) else t
+    xp = chainer.backend.get_array_module(y)
+    rows = xp.arange(len(t))
+    mine = y[rows, t][:, None]
+    before = xp.arange(y.shape[1])[None, :] < t[:, None]
+    rank = (y > mine).sum(axis=1) + ((y == mine) & before).sum(axis=1)
+    return xp.asarray((rank < k).mean(dtype=y.dtype))
+
+
+class ClassifierScores(object):
+    """Evaluation function: ``classifier(x, t)`` (loss and top-1) and its top-5.
+
+    ``classifier`` is a ``chainer.links.Classifier``; ``top5`` is reported with the
+    classifier as observer, beside its ``loss`` and ``accuracy``.
+    """
+
+    def __init__(self, classifier, k=5):
+        self.classifier = classifier
+        self.k = k
+
+    def __call__(self, x, t):
+        loss = self.classifier(x, t)
+        chainer.report({TOP5: top_k_accuracy(self.classifier.y, t, self.k)},
+                       self.classifier)
+        return loss
+
+
+def make_evaluator(iterator, classifier, comm, device=None):
+    """The multi-node evaluator of loss, top-1 and top-5 (exact counts) of ``classifier``."""
+    return MultiNodeEvaluator(iterator, classifier, comm, device=device,
+                              eval_func=ClassifierScores(classifier), counted=COUNTED)
+
+
+def centre_crops(pairs, root, insize):
+    """Validation examples of ``pairs`` (an ImageList or its subset): the resize and
+    centre crop to ``insize`` px of :class:`~chainer_ext.datasets.ImageNetDataset`."""
+    return datasets.ImageNetDataset(pairs, root, insize, train=False)
+
+
+def counts(result, n, prefix='validation/main/'):
+    """``{'top1', 'top5', 'correct_top1', 'correct_top5', 'loss'}`` of an evaluator's
+    ``result`` over ``n`` examples (the counts are exact: the fractions are count / n)."""
+    out = {'loss': result.get(prefix + 'loss')}
+    for name, key in (('top1', 'accuracy'), ('top5', TOP5)):
+        value = result[prefix + key]
+        out[name] = value
+        out['correct_' + name] = int(numpy.rint(value * n))
+    return out

@@ -62,8 +62,10 @@ def write_texts(texts):
         raise
 
 
-def write_json(path, obj, **dump):
-    """Write ``obj`` as JSON to ``path``; ``dump`` are :func:`json.dump`'s options."""
+def write_json(path, obj, end='', **dump):
+    """Write ``obj`` as JSON to ``path``, then ``end``; ``dump`` are :func:`json.dump`'s
+    options."""
     with replacing(path) as tmp:
         with open(tmp, 'w') as f:
             json.dump(obj, f, **dump)
+            f.write(end)

@@ -11,7 +11,7 @@ import os
 
 from chainer_ext.machine import cuda_env
 from chainer_ext import datasets
-from chainer_ext.job.collectives import agree_on_problems
+from chainer_ext.job.input_error import agree_on_problems
 from chainer_ext.job.input_error import InputError
 
 GPU_ONLY_COMMUNICATORS = ('pure_nccl', 'non_cuda_aware')
@@ -129,7 +129,7 @@ def check_images_exist(comm, *shards):
         raise InputError(found)
 
 
-def check_dataset(args, comm):
+def print_dataset_check(args, comm):
     """``--check-dataset``: every rank checks its share of lines; rank 0 prints.
 
     Returns the exit status (1 if anything is wrong), the same on every rank.

@@ -6,19 +6,21 @@
 The architecture, class count and input size are the training run's: ``config.json``
 of its --out folder (beside ``model.npz``, two folders above a snapshot), checked
 against the layers and shapes of the weights.  The validation set is split over the
-ranks and evaluated as the trainer does (:mod:`chainer_ext.extensions.validation`), with top-1
-and top-5 summed as whole counts: the trainer's final validation top-1 comes back
-exactly, on any number of ranks.  Bad input is refused in one line, exit status 2.
+ranks and evaluated as the trainer does
+(:mod:`chainer_ext.extensions.multi_node_evaluator`), with top-1 and top-5 summed as whole
+counts: the trainer's final validation top-1 comes back exactly, on any number of ranks.
+Bad input is refused in one line, exit status 2.
 """
 import json
 import os
 import sys
 
-from chainer_ext.job import collectives
+from chainer_ext.job import input_error
 from chainer_ext.machine import cuda_env
 from chainer_ext.job import except_hook
 from chainer_ext.job import flag_types
 from chainer_ext.job import start_steps
+from chainer_ext.job import atomic_files
 from chainer_ext.job import checks
 from chainer_ext.job import train_flags
 from chainer_ext.job.input_error import InputError
@@ -150,7 +152,7 @@ def read_val(args, comm, n_class):
             raise InputError(['--val {}; the model has {} classes'.format(
                 one_line(problems), n_class)], 2)
         return pairs
-    return collectives.rank0_then_bcast(comm, read, status=2)
+    return input_error.rank0_then_bcast(comm, read, status=2)
 
 
 def evaluate(args, comm, gpus):
@@ -158,11 +160,11 @@ def evaluate(args, comm, gpus):
     import chainer
     import chainer.links as L
     from chainer_ext.datasets import scatter as data_parallel
-    from chainer_ext.extensions import validation
+    from chainer_ext.extensions import multi_node_evaluator as validation
     from chainer_ext.datasets.reproducible_order import EpochSeededDataset
     from models import archs
 
-    collectives.agree_on_problems(comm, path_problems(args, gpus), status=2)
+    input_error.agree_on_problems(comm, path_problems(args, gpus), status=2)
     try:  # every rank reads the weights and config.json: all must agree
         npz_file, prefix, run, manifest = locate(args.weights)
         config = args.config or os.path.join(run, 'config.json')
@@ -174,7 +176,7 @@ def evaluate(args, comm, gpus):
         problems = []
     except InputError as e:
         problems = e.problems
-    collectives.agree_on_problems(comm, problems, status=2)
+    input_error.agree_on_problems(comm, problems, status=2)
     pairs = read_val(args, comm, n_class)
     idx = data_parallel.shard_indices(len(pairs), comm, train=False)
     try:
@@ -222,7 +224,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     gpus = cuda_env.survey()  # what CUDA offers this process, or why it cannot be used
     train_flags.resolve_device(args, gpus)
-    except_hook.install(PROG)
+    except_hook.add_hook(PROG)
     from chainer_ext import communicators
     comm = communicators.create_communicator(args.communicator)
     try:
@@ -235,8 +237,8 @@ def main(argv=None):
     if status == 0 and comm.rank == 0:
         print(describe(result), flush=True)
         if args.json:
-            from chainer_ext.job.run_info import write_json_atomic  # imports Chainer
-            write_json_atomic(args.json, result)
+            atomic_files.write_json(args.json, result, indent=2, sort_keys=True, default=str,
+                                    end='\n')
     except_hook.end_together()
     return status
 

@@ -16,7 +16,7 @@ import time
 STATUS = 1  # exit status of a job ended by an uncaught exception
 
 
-def install(prog):
+def add_hook(prog):
     """Make an uncaught exception in this process end the job (see the module doc)."""
     def hook(exc_type, value, tb):
         _report_and_end(prog, exc_type, value, tb)

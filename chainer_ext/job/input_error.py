@@ -1,13 +1,17 @@
-"""Bad input found at start: :class:`InputError`, its problems one line each, and how they
-are printed.
+"""Bad input found at start: :class:`InputError`, how the ranks agree on it, and how it is
+printed.
 
-A start-up problem is found before any model exists and is the same on every rank (the
-collectives of :mod:`chainer_ext.job.collectives` make it so), so the job ends without an
-``MPI_Abort`` and rank 0 prints each problem once, naming the flag, or the file and line.
+A start-up problem is found before any model exists and, through :func:`agree_on_problems`
+(problems that depend on what a rank sees) and :func:`rank0_then_bcast` (what only rank 0
+does), is raised alike on every rank, so the job ends without an ``MPI_Abort`` and rank 0
+prints each problem once, naming the flag, or the file and line.  Every rank must call the
+two collectives.
 """
 import sys
 import time
 
+from chainer_ext import datasets
+from chainer_ext.extensions import multi_node_snapshot as snapshots
 from chainer_ext.job.mpiexec import rank_from_env
 
 
@@ -53,3 +57,64 @@ def report_before_mpi(error, prog, grace=3.0):
                            error.status)
     print_input_error(error, prog, rank_zero_only=False)
     return error.status
+
+
+def rank0_then_bcast(comm, compute, status=1, poll=None):
+    """``compute()`` on rank 0 only, its result on every rank.
+
+    An :class:`InputError`, ``DatasetError`` or ``SnapshotError`` raised by
+    ``compute`` is raised as :class:`InputError` on every rank (with ``status``
+    unless it was an InputError of its own).  With ``poll`` (seconds), the other
+    ranks wait without spinning, testing a non-blocking barrier that often: for a
+    ``compute`` that may take minutes.
+    """
+    if poll is not None:
+        if comm.rank != 0:
+            _wait_for_barrier(comm, poll)
+        compute = _then_barrier(comm, compute)
+    message = None
+    if comm.rank == 0:
+        try:
+            message = {'value': compute(), 'problems': []}
+        except InputError as e:
+            message = {'value': None, 'problems': e.problems, 'status': e.status,
+                       'in_data': e.in_data}
+        except (datasets.DatasetError, snapshots.SnapshotError) as e:
+            message = {'value': None, 'problems': [str(e)], 'status': status,
+                       'in_data': None}
+    message = comm.bcast_obj(message)
+    if message['problems']:
+        raise InputError(message['problems'], message['status'], message['in_data'])
+    return message['value']
+
+
+def _then_barrier(comm, compute):
+    def run():
+        try:
+            return compute()
+        finally:
+            comm.mpi_comm.Ibarrier().Wait()
+    return run
+
+
+def _wait_for_barrier(comm, every):
+    request = comm.mpi_comm.Ibarrier()
+    while not request.Test():
+        time.sleep(every)
+
+
+def agree_on_problems(comm, problems, status=2):
+    """Raise the union of every rank's problems on every rank, naming the ranks that
+    saw a problem when not all did."""
+    seen = {}
+    for rank, part in enumerate(comm.mpi_comm.allgather(list(problems))):
+        for p in part:
+            seen.setdefault(p, []).append(rank)
+    out = []
+    for p, ranks in sorted(seen.items()):
+        if len(ranks) < comm.size:
+            p = '{} (on rank {}{})'.format(p, ', '.join(map(str, ranks[:8])),
+                                           ' ...' if len(ranks) > 8 else '')
+        out.append(p)
+    if out:
+        raise InputError(out, status)

@@ -5,7 +5,6 @@ at: workers, total batch, devices and nodes. This module gathers those facts
 on every rank and writes them once, from rank 0.
 """
 import datetime
-import json
 import os
 import platform
 import socket
@@ -106,12 +105,6 @@ def record_run(path, args, comm, device, extra=None):
     """Gather the run's description (collective) and write it to ``path`` on rank 0."""
     info = gather_run_info(args, comm, device, extra)
     if comm.rank == 0:
-        write_json_atomic(path, info)
+        atomic_files.write_json(path, info, indent=2, sort_keys=True, default=str, end='\n')
     return info
 
-
-def write_json_atomic(path, obj):
-    with atomic_files.replacing(path) as tmp:
-        with open(tmp, 'w') as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=str)
-            f.write('\n')

@@ -5,13 +5,13 @@ data, reading the lists, choosing the snapshot to resume from (setting newer one
 and making this rank's GPU current.  ``train_imagenet.py`` calls them in the order they
 happen; the checks that only check are in :mod:`chainer_ext.job.checks`.  The
 collective steps are called by every rank and end alike on every rank
-(:mod:`chainer_ext.job.collectives`).
+(:mod:`chainer_ext.job.input_error`).
 """
 import multiprocessing
 import os
 import sys
 
-from chainer_ext.job import collectives
+from chainer_ext.job import input_error
 from chainer_ext import datasets
 from chainer_ext.job import output_lock
 from chainer_ext.job import run_length
@@ -98,14 +98,14 @@ def take_output_lock(args, comm):
             raise InputError([str(e)], in_data=False)
         return True
 
-    collectives.rank0_then_bcast(comm, take, poll=0.05)
+    input_error.rank0_then_bcast(comm, take, poll=0.05)
     return held[0] if held else None
 
 
 def build_demo_lists(args, comm):
     """``--demo``: rank 0 builds (or reuses) the digits data set; all ranks use its lists
     (``args.train``, ``args.val`` and ``args.root`` are set to them)."""
-    args.train, args.val, args.root = collectives.rank0_then_bcast(
+    args.train, args.val, args.root = input_error.rank0_then_bcast(
         comm, lambda: datasets.build_demo_dataset(args.demo_cache))
 
 
@@ -119,7 +119,7 @@ def read_lists(args, comm):
         if problems:
             raise InputError(problems)
         return train, val
-    return collectives.rank0_then_bcast(comm, read)
+    return input_error.rank0_then_bcast(comm, read)
 
 
 def choose_resume_snapshot(args, comm, info):
@@ -146,7 +146,7 @@ def choose_resume_snapshot(args, comm, info):
                 print('resuming from {}: newer snapshots {} set aside as .superseded-*'
                       .format(path, ', '.join(moved)), flush=True)
         return path
-    path = collectives.rank0_then_bcast(comm, choose, status=2)
+    path = input_error.rank0_then_bcast(comm, choose, status=2)
     if isinstance(path, dict):
         raise run_length.NothingToTrain(path['nothing_to_train'])
     return path
@@ -162,7 +162,7 @@ def activate_device(args, comm, gpus):
     if not args.gpu:
         return -1
     n = gpus['gpus']
-    collectives.agree_on_problems(
+    input_error.agree_on_problems(
         comm, ['more ranks on its node than its {} GPU(s): start one rank per GPU'.format(n)]
         if comm.intra_rank >= n else [])
     import chainer

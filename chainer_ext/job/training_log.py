@@ -11,9 +11,9 @@ from chainer_ext.job import atomic_files
 from chainer_ext.paper.number_format import duration
 from chainer_ext.paper.number_format import fmt
 from chainer_ext.paper.number_format import percent
-from chainer_ext.paper.result_folder import load_run
-from chainer_ext.paper.result_folder import number
-from chainer_ext.paper.result_folder import ReportError
+from chainer_ext.paper.run_summary import load_run
+from chainer_ext.paper.run_summary import number
+from chainer_ext.paper.run_summary import ReportError
 
 #: What the trainer's LogReport records (``alpha_sgd`` with rmsprop_warmup only).
 LOG_KEYS = ('epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',

@@ -2,7 +2,7 @@
 
 Chainer's last release reads three things newer stacks dropped: ``np.sctypes``
 (NumPy 2), ``numpy.distutils`` (Python 3.12) and ``pkg_resources``
-(setuptools 82).  :func:`install` stands in for each only where it is missing,
+(setuptools 82).  :func:`add_stand_ins` stands in for each only where it is missing,
 and makes ChainerMN's ``unpack_params`` copy where NumPy 2 refuses
 ``copy=False``.  It runs when ``chainer_ext`` is imported, which every entry
 point does before ``import chainer``; on the stack Chainer was written for it
@@ -18,7 +18,7 @@ import numpy
 _NUMPY2 = int(numpy.__version__.split('.')[0]) >= 2
 
 installed = []
-"""Names of the stand-ins :func:`install` put in place, in order."""
+"""Names of the stand-ins :func:`add_stand_ins` put in place, in order."""
 
 
 def _sctypes():
@@ -130,7 +130,7 @@ def fix_chainermn():
         installed.append('chainermn unpack_params')
 
 
-def install():
+def add_stand_ins():
     """Put the stand-ins in place; idempotent.  Call before ``import chainer``."""
     if _NUMPY2 and 'sctypes' not in vars(numpy):
         numpy.sctypes = _sctypes()

@@ -3,11 +3,10 @@ and those of the baselines it is compared with in Table 1 (Goyal et al.; You et 
 
 Formulas are written for a 90-epoch run; a run of ``total_epochs`` compresses
 every epoch boundary (and beta_center, beta_period) by ``total_epochs / 90``.
-:func:`recipe` gives the schedules of one run, for the trainer
+:func:`chainer_ext.optimizers.recipe.schedules_of` picks those of one run, for the trainer
 (:class:`chainer_ext.extensions.EpochSchedule`) and for the report alike.
 Bad arguments raise ``ValueError`` naming the value.
 """
-import functools
 import math
 
 #: Length of the paper's (and Goyal et al.'s) training run, in epochs.
@@ -136,27 +135,3 @@ def elu_alpha_sgd(epoch, beta_center=BETA_CENTER, beta_period=BETA_PERIOD):
 def compressed_beta(total_epochs):
     """``(beta_center, beta_period)`` of a ``total_epochs`` run: (10, 5) x total_epochs / 90."""
     return compress(BETA_CENTER, total_epochs), compress(BETA_PERIOD, total_epochs)
-
-
-def recipe(optimizer, total_batch, epochs):
-    """The schedules of one run: ``{optimizer attribute: f(epoch)}``.
-
-    ``'rmsprop_warmup'`` (the paper): slow-start ``lr`` and ELU ``alpha_sgd``;
-    ``'momentum'`` (Goyal et al.'s baseline): ``lr`` with the 5-epoch warm-up;
-    ``'lars'`` (You et al.'s): ``lr`` = gamma, warm-up and polynomial decay (:func:`lars_lr`).
-    """
-    base = eta_base(total_batch)
-    _check_positive('epochs', epochs)
-    if optimizer == 'momentum':
-        return {'lr': functools.partial(goyal_lr, eta_base=base, total_epochs=epochs)}
-    if optimizer == 'lars':
-        gamma, warmup = lars_peak(total_batch)
-        return {'lr': functools.partial(lars_lr, gamma_peak=gamma, total_epochs=epochs,
-                                        warmup_epochs=warmup)}
-    if optimizer != 'rmsprop_warmup':
-        raise ValueError("optimizer must be 'rmsprop_warmup', 'momentum' or 'lars', got "
-                         "{!r}".format(optimizer))
-    center, period = compressed_beta(epochs)
-    return {'lr': functools.partial(slow_start_lr, eta_base=base, total_epochs=epochs),
-            'alpha_sgd': functools.partial(elu_alpha_sgd, beta_center=center,
-                                           beta_period=period)}

@@ -3,11 +3,11 @@
     python -m chainer_ext.report RESULT_DIR [RESULT_DIR ...] [--out DIR] [--label NAME ...]
                                  [--bench JSON]
 
-Reads the result folders that ``train_imagenet.py`` writes (:mod:`chainer_ext.paper.result_folder`;
+Reads the result folders that ``train_imagenet.py`` writes (:mod:`chainer_ext.paper.run_summary`;
 what reports while it trains is :mod:`chainer_ext.job.training_log`), summarizes each
 (:class:`chainer_ext.paper.run_summary.RunSummary`) and writes ``report.md``, ``report.json`` and
 ``report_*.png``.  The paper's figures come from :mod:`chainer_ext.paper.numbers`; the
-schedules from :func:`chainer_ext.optimizers.schedules.recipe`.
+schedules from :func:`chainer_ext.optimizers.recipe.schedules_of`.
 """
 import argparse
 import json
@@ -18,16 +18,17 @@ import sys
 from chainer_ext.paper.cost_model import model as cost_model
 from chainer_ext.paper.cost_model import text as cost_model_text
 from chainer_ext.paper import numbers as paper
+from chainer_ext.optimizers import recipe as recipes
 from chainer_ext.optimizers import schedules
 from chainer_ext.paper.number_format import duration
 from chainer_ext.paper.number_format import fmt
 from chainer_ext.paper.number_format import integer
 from chainer_ext.paper.number_format import NA
 from chainer_ext.paper.number_format import percent
-from chainer_ext.paper.result_folder import load_run
-from chainer_ext.paper.result_folder import number
-from chainer_ext.paper.result_folder import ReportError
-from chainer_ext.paper.result_folder import series
+from chainer_ext.paper.run_summary import load_run
+from chainer_ext.paper.run_summary import number
+from chainer_ext.paper.run_summary import ReportError
+from chainer_ext.paper.run_summary import series
 from chainer_ext.paper.run_summary import summarize
 
 #: Files written into the output folder.
@@ -58,10 +59,11 @@ _MAX_POINTS_PER_INTERVAL = 4000
 # ---------------------------------------------------------------------------
 
 def _recipe(s):
-    """The run's schedules (:func:`chainer_ext.optimizers.schedules.recipe`), or None if unknown."""
+    """The run's schedules (:func:`chainer_ext.optimizers.recipe.schedules_of`), or None if
+    unknown."""
     if not (s.total_batch and s.epochs_planned and s.optimizer):
         return None
-    return schedules.recipe(s.optimizer, s.total_batch, s.epochs_planned)
+    return recipes.schedules_of(s.optimizer, s.total_batch, s.epochs_planned)
 
 
 def _describe(recipe):

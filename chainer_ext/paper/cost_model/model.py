@@ -12,7 +12,6 @@ bench/bench_scaling.py's JSON.  The formulas in full: docs/DESIGN.md.
 """
 import json
 import math
-import sys
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -507,7 +506,3 @@ def sensitivity_rows():
 
 
 
-
-if __name__ == '__main__':  # the command line prints text: chainer_ext.paper.cost_model.text
-    from chainer_ext.paper.cost_model.text import main
-    sys.exit(main())
