@@ -1,20 +1,14 @@
 """CPU runs at the machine's speed: the CPU's own BLAS kernel, each rank its cores.
 
-Chainer's CPU convolutions are im2col + GEMM in NumPy's bundled OpenBLAS, which
-picks its kernel from the CPU model.  In some VMs it misreads an AVX-512 CPU as
-``Prescott`` (SSE3, about 5x slower).  OpenBLAS reads ``OPENBLAS_CORETYPE`` only
-when it loads, so where the kernel in use is of an older vector generation than
-the CPU's, :func:`ensure_kernel` re-executes the process once with the CPU's
-kernel, but only where that is sure to run the same program again: the
-program's own entry point, MPI not yet started, a command line Python can run
-again (rules in :func:`reexec_refusal`).  Elsewhere it keeps the process and
-prints one line naming the ``OPENBLAS_CORETYPE`` to set.  A kernel of the CPU's
-generation that OpenBLAS picked itself (AMD's ``Zen`` on AVX2 CPUs, a newer Intel
-kernel) is left alone.  A value the user set is never changed, only warned about,
-also when it names a kernel this CPU cannot run (an environment inherited from
-another host).
-:func:`limit_threads` gives each rank's BLAS the cores it owns (:mod:`chainer_ext.machine.cores`),
-less its data-loading processes, unless the user set a thread count.
+Chainer's CPU convolutions are im2col + GEMM in NumPy's bundled OpenBLAS, which picks its
+kernel from the CPU model and in some VMs misreads an AVX-512 CPU as ``Prescott`` (about 5x
+slower).  Where the kernel in use is of an older vector generation than the CPU's,
+:func:`ensure_kernel` re-executes the process once with ``OPENBLAS_CORETYPE`` set, where
+that is sure to run the same program again (:func:`reexec_refusal`), and otherwise prints
+one line naming the value to set.  A kernel OpenBLAS picked of the CPU's generation, or a
+value the user set, is left alone (the latter warned about).  :func:`limit_threads` gives
+each rank's BLAS the cores it owns (:mod:`chainer_ext.machine.cores`), less its loaders,
+unless the user set a thread count.  Why: docs/DESIGN.md.
 """
 import os
 import sys

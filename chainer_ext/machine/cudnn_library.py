@@ -1,18 +1,13 @@
 """cuDNN for CuPy 13 from the ``nvidia-cudnn-cu12`` wheel: no network, no LD_LIBRARY_PATH
 (Section 3).
 
-CuPy 13, the last CuPy with cuDNN bindings (cuDNN 8 only), links its cuDNN module against
-``libcudnn.so.8`` and looks for it only on the dynamic loader's search path and where
-``cupyx.tools.install_library`` downloads it.  ``pip install ".[gpu-cuda12]"`` installs
-cuDNN 8.9.7 (the last cuDNN 8; it supports Hopper) as the ``nvidia-cudnn-cu12`` wheel, in
-``site-packages/nvidia/cudnn/lib``.  :func:`preload` loads that copy by path, each library
-after those it needs, before CuPy's cuDNN module is imported; the dynamic loader then binds
-``libcudnn.so.8``, and cuDNN's own ``dlopen`` of its sub-libraries, to the copies already
-loaded.  A library they need from another NVIDIA wheel (cuBLAS) is loaded from that wheel
-when the loader cannot find it.  A cuDNN the loader finds by itself (LD_LIBRARY_PATH,
-ldconfig) is used as it is.  :mod:`chainer_ext.startup` calls :func:`preload` when CuPy's cuDNN
-module is first imported; :data:`loaded` says what happened, for ``gpu_check`` and
-``config.json``.
+CuPy 13 (cuDNN 8 only) looks for ``libcudnn.so.8`` only on the dynamic loader's path and
+where ``cupyx.tools.install_library`` downloads it.  ``pip install ".[gpu-cuda12]"``
+installs cuDNN 8.9.7 as a wheel; :func:`preload` loads that copy by path, each library
+after those it needs, before CuPy's cuDNN module is imported, so that the loader binds
+``libcudnn.so.8`` and cuDNN's sub-libraries to it.  A cuDNN the loader finds by itself is
+used as it is.  :mod:`chainer_ext.startup` calls :func:`preload`; :data:`loaded` says what
+happened, for ``gpu_check`` and ``config.json``.  Details: docs/DESIGN.md.
 """
 import ctypes
 import glob
