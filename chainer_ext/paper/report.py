@@ -15,6 +15,7 @@ import math
 import os
 import sys
 
+import chainer_ext
 from chainer_ext.paper.cost_model import model as cost_model
 from chainer_ext.paper.cost_model import text as cost_model_text
 from chainer_ext.paper import numbers as paper
@@ -484,7 +485,7 @@ def plot_scaling(out_dir):
 
 def experiments_md(out):
     """Where the batch-size sweep's results are, linked relative to ``out``, with its table."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(chainer_ext.__file__)))
     page = os.path.join(root, EXPERIMENTS_MD)
     table = os.path.join(root, EXPERIMENTS_TABLE)
     if not os.path.exists(page):
