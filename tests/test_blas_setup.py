@@ -238,7 +238,7 @@ def test_no_reexec_where_openblas_picked_this_cpus_generation(tmp_path):
     """This machine, unpinned: NumPy 1.26's OpenBLAS picks Cooperlake, NumPy 2.4's
     SkylakeX, both of the CPU's generation: the process must go on as it is."""
     code = ('import json, sys; sys.path.insert(0, {!r}); print("START"); '
-            'from chainer_ext import blas_setup; '
+            'from chainer_ext.machine import blas as blas_setup; '
             'print("RESULT " + json.dumps(blas_setup.ensure_kernel()))').format(REPO)
     proc = _run([sys.executable, '-c', code], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -271,7 +271,8 @@ def test_every_rank_reexecs_before_mpi_starts(tmp_path, n):
 
 
 def test_thread_limit_follows_cores_unless_user_set(tmp_path):
-    code = ('import sys; sys.path.insert(0, {!r}); from chainer_ext import blas_setup, cores; '
+    code = ('import sys; sys.path.insert(0, {!r}); '
+            'from chainer_ext.machine import blas as blas_setup, cores; '
             'print(blas_setup.limit_threads(cores.of_process(), loader_processes=0))').format(REPO)
     env = _env()
     for var in blas_setup.THREAD_VARS:
