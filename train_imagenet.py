@@ -28,6 +28,8 @@ from chainer import training
 from chainer_ext import communicators
 from chainer_ext import datasets
 from chainer_ext import extensions
+from chainer_ext import links
+from chainer_ext import optimizer_hooks
 from chainer_ext.datasets import scatter
 from chainer_ext.extensions import multi_node_evaluator
 from chainer_ext.extensions import multi_node_snapshot as snapshots
@@ -43,12 +45,9 @@ from chainer_ext.job import start_steps
 from chainer_ext.job import train_flags
 from chainer_ext.job import training_log
 from chainer_ext.job.input_error import InputError
-from chainer_ext.links import use_last_batch_statistics
 from chainer_ext.machine import blas
 from chainer_ext.machine import cores
 from chainer_ext.machine import cuda_env
-from chainer_ext.optimizer_hooks import add_weight_decay
-from chainer_ext.optimizer_hooks import SkipNonFiniteUpdate
 from chainer_ext.optimizers import schedules
 from chainer_ext.optimizers.recipe import recipe
 from models import archs
@@ -120,7 +119,7 @@ def make_model(args, n_class, device, comm):
     numpy.random.seed(args.seed)
     model = L.Classifier(archs[args.arch](n_class=n_class))
     if not args.bn_moving_average:
-        use_last_batch_statistics(model)
+        links.use_last_batch_statistics(model)
     if device >= 0:
         model.to_gpu(device)
     return model, extensions.BatchNormStatsAllreduce(model, comm)
@@ -140,8 +139,9 @@ def make_optimizer(args, model, comm):
     optimizer = chainermn.create_multi_node_optimizer(actual, comm)
     optimizer.setup(model)
     if args.weight_decay > 0 and args.optimizer != 'lars':
-        add_weight_decay(model, rate=args.weight_decay)
-    optimizer.add_hook(SkipNonFiniteUpdate(comm, max_consecutive=args.max_nonfinite))
+        optimizer_hooks.add_weight_decay(model, rate=args.weight_decay)
+    optimizer.add_hook(optimizer_hooks.SkipNonFiniteUpdate(comm,
+                                                           max_consecutive=args.max_nonfinite))
     return optimizer, [extensions.EpochSchedule(attr, schedule)
                        for attr, schedule in run_schedules.items()]
 
