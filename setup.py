@@ -3,7 +3,7 @@
 Chainer 7.8.1 ships only as a source package whose setup.py imports
 ``pkg_resources``; install with ``pip install "setuptools<70" wheel`` first and
 then ``pip install --no-build-isolation -e .`` (the Makefile does both).
-At import Chainer needs three things newer stacks dropped; ``chainer_ext.compat``
+At import Chainer needs three things newer stacks dropped; ``chainer_ext.machine.compat``
 stands in for them, so NumPy 1 and 2 and Python 3.9-3.13 are all allowed.  The
 install adds ``zz_chainer_ext_startup.pth``: in this environment the stand-ins are
 put in place before any ``import chainer`` (see chainer_ext/startup.py).
@@ -76,8 +76,8 @@ setup(
         # Tested together: stacks/legacy.txt (Python 3.11, NumPy 1.26) and
         # stacks/current.txt (Python 3.12, NumPy 2.4); see the Makefile.
         'chainer==7.8.1',          # last release; ChainerMN ships inside it
-        'numpy>=1.22,<3',          # NumPy 2 through chainer_ext.compat
-        'packaging>=20',           # chainer_ext.compat's pkg_resources stand-in
+        'numpy>=1.22,<3',          # NumPy 2 through chainer_ext.machine.compat
+        'packaging>=20',           # chainer_ext.machine.compat's pkg_resources stand-in
         'threadpoolctl>=3.1,<4',   # BLAS kernel and thread counts per rank (blas_setup)
         'pillow>=9.1,<14',         # Image.Resampling / Image.Transpose (9.1)
         'mpi4py>=3.1,<5',
@@ -89,7 +89,7 @@ setup(
     extras_require={
         # CUDA 12 machines: CuPy 13, the last with cuDNN (cuDNN 8 only), and cuDNN
         # 8.9.7, the last cuDNN 8 (Hopper included), from its wheel: loaded from
-        # site-packages before CuPy's cuDNN module (chainer_ext.cudnn_library).
+        # site-packages before CuPy's cuDNN module (chainer_ext.machine.cudnn_library).
         # CUDA 13 machines: CuPy 14 has no cuDNN; Chainer then runs its own
         # im2col + cuBLAS convolutions (slower, see BENCHMARKS.md). NCCL comes
         # from the nvidia-nccl wheel in both cases.

@@ -14,7 +14,7 @@ import os
 import sys
 
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
-from chainer_ext import stop_signals
+from chainer_ext.job import stop_signals
 
 if __name__ == '__main__':  # a stop signal during the imports below is recorded
     stop_signals.catch_early(sys.argv[1:])
@@ -25,36 +25,31 @@ import chainer.links as L
 import chainermn
 from chainer import training
 
-from chainer_ext import atomic_files
-from chainer_ext import blas_setup
 from chainer_ext import communicators
-from chainer_ext import cores
-from chainer_ext import cuda_env
-from chainer_ext import data_parallel
 from chainer_ext import datasets
-from chainer_ext import except_hook
-from chainer_ext import input_error
-from chainer_ext import mpi_launch
-from chainer_ext import optimizers
-from chainer_ext import out_guard
-from chainer_ext import run_length
-from chainer_ext import schedules
-from chainer_ext import snapshots
-from chainer_ext import start_steps
-from chainer_ext import startup_checks as checks
-from chainer_ext import train_flags
-from chainer_ext import training_report
-from chainer_ext import validation
-from chainer_ext.batchnorm import use_last_batch_statistics
-from chainer_ext.extensions import BatchNormStatsAllreduce
-from chainer_ext.extensions import EpochSchedule
-from chainer_ext.extensions import stop_on_signal
-from chainer_ext.input_error import InputError
-from chainer_ext.nonfinite import SkipNonFiniteUpdate
-from chainer_ext.optimizers import add_weight_decay
-from chainer_ext.reproducible_order import EpochSeededDataset
-from chainer_ext.reproducible_order import EpochTaggedOrderSampler
-from chainer_ext.run_info import record_run
+from chainer_ext import extensions
+from chainer_ext import links
+from chainer_ext import optimizer_hooks
+from chainer_ext.datasets import scatter
+from chainer_ext.extensions import multi_node_evaluator
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job import atomic_files
+from chainer_ext.job import checks
+from chainer_ext.job import except_hook
+from chainer_ext.job import input_error
+from chainer_ext.job import lock_watcher
+from chainer_ext.job import mpiexec
+from chainer_ext.job import run_info
+from chainer_ext.job import run_length
+from chainer_ext.job import start_steps
+from chainer_ext.job import train_flags
+from chainer_ext.job import training_log
+from chainer_ext.job.input_error import InputError
+from chainer_ext.machine import blas
+from chainer_ext.machine import cores
+from chainer_ext.machine import cuda_env
+from chainer_ext.optimizers import schedules
+from chainer_ext.optimizers.recipe import recipe
 from models import archs
 
 PROG = train_flags.PROG
@@ -89,21 +84,21 @@ def load_data(args, comm):
         train_all, val_all = start_steps.read_lists(args, comm)
         n_class = train_all.n_class
     checks.check_world(args, comm, len(train_all),
-                       data_parallel.shard_size(len(train_all), comm.size))
-    train_idx = data_parallel.shard_indices(len(train_all), comm, train=True, seed=args.seed)
-    val_idx = data_parallel.shard_indices(len(val_all), comm, train=False)
+                       scatter.training_shard_size(len(train_all), comm.size))
+    train_idx = scatter.shard_indices(len(train_all), comm, train=True, seed=args.seed)
+    val_idx = scatter.shard_indices(len(val_all), comm, train=False)
     if args.synthetic:
-        train = data_parallel.IndexedView(train_all, train_idx)
-        val = data_parallel.IndexedView(val_all, val_idx)
+        train = scatter.IndexedView(train_all, train_idx)
+        val = scatter.IndexedView(val_all, val_idx)
     else:
         checks.check_images_exist(comm, (train_all, train_idx), (val_all, val_idx))
         train = datasets.ImageNetDataset(train_all.subset(train_idx), args.root, args.insize,
                                          train=True, min_area=args.min_area)
-        val = validation.centre_crops(val_all.subset(val_idx), args.root, args.insize)
+        val = multi_node_evaluator.centre_crops(val_all.subset(val_idx), args.root, args.insize)
     facts = dict(n_class=n_class, n_train=len(train_all), n_val=len(val_all),
                  train_list=None if args.synthetic else train_all.identity())
-    return (EpochSeededDataset(train, seed=rank_seed(args.seed, comm.rank)),
-            EpochSeededDataset(val, seed=args.seed), facts)
+    return (datasets.EpochSeededDataset(train, seed=rank_seed(args.seed, comm.rank)),
+            datasets.EpochSeededDataset(val, seed=args.seed), facts)
 
 
 def snapshot_info(args, facts):
@@ -119,34 +114,43 @@ def snapshot_info(args, facts):
             'lars_eta': args.lars_eta if args.optimizer == 'lars' else None}
 
 
-def make_model(args, n_class, device):
-    """The classifier; BN keeps the last minibatch's statistics (Section 2) unless
-    --bn-moving-average.  Chainer's initializers draw from NumPy's global generator:
-    seeding it makes rank 0's initial weights, which every rank receives, repeatable."""
+def make_model(args, n_class, device, comm):
+    """ResNet-50 (or --arch) as a classifier, and its batch normalization (Section 2).
+
+    Chainer's initializers draw from NumPy's global generator: seeding it makes rank 0's
+    initial weights, which every rank receives, repeatable.  BN keeps the last minibatch's
+    statistics without moving averages (unless --bn-moving-average); the returned
+    extension averages them over the workers before every validation and snapshot, and
+    at the end.
+    """
     numpy.random.seed(args.seed)
     model = L.Classifier(archs[args.arch](n_class=n_class))
     if not args.bn_moving_average:
-        use_last_batch_statistics(model)
+        links.use_last_batch_statistics(model)
     if device >= 0:
         model.to_gpu(device)
-    return model
+    return model, extensions.BatchNormStatsAllreduce(model, comm)
 
 
 def make_optimizer(args, model, comm):
-    """The paper's hybrid optimizer (A.1), the momentum or LARS baseline, and its schedules."""
-    recipe = schedules.recipe(args.optimizer, comm.size * args.batchsize, args.epoch)
-    start = {attr: schedule(0.0) for attr, schedule in recipe.items()}
+    """The run's recipe (Appendix A): the paper's hybrid RMSprop-to-momentum-SGD update
+    (A.1) with its slow-start learning rate from eta_base and its alpha_SGD ramp (A.2), or
+    the momentum or LARS baseline; its gradients averaged over the workers (ChainerMN),
+    weight decay on conv/linear weights, and non-finite updates skipped on every rank."""
     if args.optimizer == 'lars':   # weight decay inside its update (Algorithm 1)
-        actual = optimizers.for_recipe('lars', eta=args.lars_eta,
-                                       weight_decay=args.weight_decay, **start)
+        hyperparams = dict(eta=args.lars_eta, weight_decay=args.weight_decay)
     else:
-        actual = optimizers.for_recipe(args.optimizer, lr_rmsprop=args.lr_rmsprop, **start)
+        hyperparams = dict(lr_rmsprop=args.lr_rmsprop)
+    actual, run_schedules = recipe(args.optimizer, comm.size * args.batchsize, args.epoch,
+                                   **hyperparams)
     optimizer = chainermn.create_multi_node_optimizer(actual, comm)
     optimizer.setup(model)
     if args.weight_decay > 0 and args.optimizer != 'lars':
-        add_weight_decay(model, rate=args.weight_decay)
-    optimizer.add_hook(SkipNonFiniteUpdate(comm, max_consecutive=args.max_nonfinite))
-    return optimizer, [EpochSchedule(attr, schedule) for attr, schedule in recipe.items()]
+        optimizer_hooks.add_weight_decay(model, rate=args.weight_decay)
+    optimizer.add_hook(optimizer_hooks.SkipNonFiniteUpdate(comm,
+                                                           max_consecutive=args.max_nonfinite))
+    return optimizer, [extensions.EpochSchedule(attr, schedule)
+                       for attr, schedule in run_schedules.items()]
 
 
 def make_iterators(args, train, val, order):
@@ -166,7 +170,7 @@ def extend_trainer(trainer, args, comm, model, bn_sync, val_iter, device, info):
     # snapshot; its priority runs it before both.
     trainer.extend(bn_sync, trigger=(1, 'epoch'))
     if not args.no_validation:
-        trainer.extend(validation.make_evaluator(val_iter, model, comm, device=device),
+        trainer.extend(multi_node_evaluator.make_evaluator(val_iter, model, comm, device=device),
                        trigger=(1, 'epoch'))
     trainer.extend(snapshots.MultiNodeSnapshot(comm, args.out, keep=args.keep_snapshots,
                                                info=info), trigger=(1, 'epoch'))
@@ -181,9 +185,9 @@ def extend_trainer(trainer, args, comm, model, bn_sync, val_iter, device, info):
                    trigger=trainer.stop_trigger.ends_early, priority=-150,
                    name='MultiNodeSnapshotAtMaxIterations')
     # A stop signal on any rank: all stop after this iteration's extensions, with a snapshot.
-    trainer.extend(stop_on_signal.StopOnSignal(comm, by_iteration, before_snapshot=bn_sync))
+    trainer.extend(extensions.StopOnSignal(comm, by_iteration, before_snapshot=bn_sync))
     if comm.rank == 0:
-        for extension, trigger in training_report.training_reporters(
+        for extension, trigger in training_log.training_reporters(
                 args.optimizer, args.log_interval, plots=not args.no_plots):
             trainer.extend(extension, trigger=trigger)
 
@@ -195,7 +199,7 @@ def load_resume_snapshot(path, trainer, comm):
     if comm.rank == 0:
         print('resumed from {} (iteration {})'.format(path, trainer.updater.iteration),
               flush=True)
-        moved = training_report.restore_log(trainer, trainer.out)
+        moved = training_log.restore_log(trainer, trainer.out)
         if moved:
             print('resuming from {}: {} of the later iterations set aside as '
                   '.superseded-*'.format(path, ', '.join(moved)), flush=True)
@@ -213,7 +217,7 @@ def train(args, comm, gpus, blas_warning):
     owned = cores.of_rank(comm)  # the CPU cores this rank owns on its node
     if args.loaderjob is None:
         args.loaderjob = cores.default_loaderjob(owned)
-    blas_setup.limit_threads(owned, args.loaderjob)
+    blas.limit_threads(owned, args.loaderjob)
 
     train, val, facts = load_data(args, comm)
     info = snapshot_info(args, facts)
@@ -222,24 +226,23 @@ def train(args, comm, gpus, blas_warning):
     if blas_warning and comm.rank == 0:  # once every start-up check has passed
         print(blas_warning, file=sys.stderr, flush=True)
 
-    model = make_model(args, facts['n_class'], device)
+    model, bn_sync = make_model(args, facts['n_class'], device, comm)
     optimizer, schedule_extensions = make_optimizer(args, model, comm)
-    data_parallel.broadcast_initial_weights(model, optimizer, comm)
+    scatter.broadcast_initial_weights(model, optimizer, comm)
 
-    order = EpochTaggedOrderSampler(len(train), seed=rank_seed(args.seed, comm.rank))
+    order = datasets.EpochTaggedOrderSampler(len(train), seed=rank_seed(args.seed, comm.rank))
     train_iter, val_iter = make_iterators(args, train, val, order)
     updater = training.StandardUpdater(train_iter, optimizer, device=device)
     length = run_length.RunLength(args.epoch, args.max_iterations, len(train) / args.batchsize)
     trainer = training.Trainer(updater, length, out=args.out)
     for extension in schedule_extensions:
         trainer.extend(extension)
-    bn_sync = BatchNormStatsAllreduce(model, comm)
     extend_trainer(trainer, args, comm, model, bn_sync, val_iter, device, info)
 
     total_batch = comm.size * args.batchsize
-    record_run(os.path.join(args.out, 'config.json'), args, comm, device, dict(
+    run_info.record_run(os.path.join(args.out, 'config.json'), args, comm, device, dict(
         facts, eta_base=schedules.eta_base(total_batch), total_batch=total_batch,
-        resumed_from=resume, communicator=args.communicator, blas=blas_setup.describe()))
+        resumed_from=resume, communicator=args.communicator, blas=blas.describe()))
     if resume:
         load_resume_snapshot(resume, trainer, comm)
     # where --max-iterations stops this run, unless its snapshot is the end already
@@ -250,7 +253,7 @@ def train(args, comm, gpus, blas_warning):
         # The global except hook prints a failure once, with its rank; Chainer's
         # own loop message would print it a second time.
         trainer.run(show_loop_exception_msg=False)
-    except stop_on_signal.Preempted as stop:
+    except extensions.Preempted as stop:
         if comm.rank == 0:
             print(stop.line, flush=True)
         return stop_signals.PREEMPTED_STATUS
@@ -262,17 +265,17 @@ def train(args, comm, gpus, blas_warning):
     if comm.rank == 0:
         with atomic_files.replacing(os.path.join(args.out, 'model.npz'), suffix='.npz') as tmp:
             chainer.serializers.save_npz(tmp, model.predictor)
-        print(training_report.final_summary(args.out, updater.iteration, updater.epoch_detail,
-                                            trainer.elapsed_time, length,
-                                            validated=not args.no_validation), flush=True)
+        print(training_log.final_summary(args.out, updater.iteration, updater.epoch_detail,
+                                         trainer.elapsed_time, length,
+                                         validated=not args.no_validation), flush=True)
     return 0
 
 
 def run(args, gpus, blas_warning, out, guard):
     """From MPI's start to the end of training or of --check-dataset; every rank runs
-    all of it.  ``blas_warning``: :func:`chainer_ext.blas_setup.ensure_kernel`'s line, or
-    None.  ``guard`` (rank 0's :class:`chainer_ext.out_guard.OutGuard`) removes --out's
-    lock if rank 0 is killed."""
+    all of it.  ``blas_warning``: :func:`chainer_ext.machine.blas.ensure_kernel`'s line,
+    or None.  ``guard`` (rank 0's :class:`chainer_ext.job.lock_watcher.OutGuard`) removes
+    --out's lock if rank 0 is killed."""
     # The float16 gradient all-reduce (Section 3); creating the communicator starts MPI.
     comm = make_communicator(args)
     # --out is made now if it is missing; every rank checks the paths as it sees them.
@@ -280,7 +283,7 @@ def run(args, gpus, blas_warning, out, guard):
     if args.check_dataset:
         if args.demo:
             start_steps.build_demo_lists(args, comm)
-        return checks.check_dataset(args, comm)
+        return checks.print_dataset_check(args, comm)
     lock = start_steps.take_output_lock(args, comm)  # one job per --out, before anything slow
     if lock is not None and guard is not None:
         guard.watch(args.out, lock.holder)
@@ -298,7 +301,7 @@ def main(argv=None):
     # Stop signals are recorded from here on; the BLAS re-exec carries them over.
     stop_signals.catch_early(sys.argv[1:] if argv is None else argv)
     with stop_signals.held():
-        blas = blas_setup.ensure_kernel(warn=False)  # may re-execute this process
+        kernel = blas.ensure_kernel(warn=False)  # may re-execute this process
     gpus = cuda_env.survey()  # what CUDA offers this process, or why it cannot be used
     args = train_flags.parse_args(argv, gpus)
     stop_signals.catch(args.stop_signals)
@@ -310,19 +313,19 @@ def main(argv=None):
             start_steps.start_forkserver()  # before the communicator starts MPI
     # Any uncaught exception on any rank ends the whole MPI job at once
     # instead of leaving the other ranks waiting in a collective.
-    except_hook.install(PROG)
+    except_hook.add_hook(PROG)
     # Rank 0's lock and unfinished snapshots are removed even if it is killed.
-    guard = (out_guard.start() if mpi_launch.rank_from_env() == 0 and not args.check_dataset
+    guard = (lock_watcher.start() if mpiexec.rank_from_env() == 0 and not args.check_dataset
              else None)
     out = start_steps.OutputFolder(args.out)
     try:
-        status = run(args, gpus, blas['warning'], out, guard)
+        status = run(args, gpus, kernel['warning'], out, guard)
     except InputError as e:  # raised on every rank alike: no abort needed
         input_error.print_input_error(e, PROG)
         out.remove_if_empty()
         status = e.status
     except run_length.NothingToTrain as e:
-        if mpi_launch.rank_from_env() == 0:
+        if mpiexec.rank_from_env() == 0:
             print('{}: {}'.format(PROG, e.line), flush=True)
         status = 0
     except BaseException:  # the except hook reports it; an empty --out is not left

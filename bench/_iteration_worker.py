@@ -48,7 +48,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
-from chainer_ext import mpi_launch
+from chainer_ext.job import mpiexec as mpi_launch
 
 
 # ---------------------------------------------------------------------------
@@ -223,7 +223,8 @@ def state_check(arch='resnet50', n_class=1000, seed=0):
     import chainer
     import chainer.links as L
 
-    from chainer_ext.optimizers import RMSpropWarmup, add_weight_decay
+    from chainer_ext.optimizers import RMSpropWarmup
+    from chainer_ext.optimizer_hooks import add_weight_decay
     from models import archs
 
     def setup(model):
@@ -337,7 +338,7 @@ COMMANDS = {'baseline': baseline, 'rss-wrap': rss_wrap, 'state-check': state_che
 
 
 def main(argv=None):
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in COMMANDS:

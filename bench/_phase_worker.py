@@ -27,7 +27,7 @@ import chainermn
 
 
 def main():
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser()
     p.add_argument('--arch', default='resnet50')
@@ -38,7 +38,8 @@ def main():
     args = p.parse_args()
 
     from chainer_ext.communicators import create_communicator
-    from chainer_ext.optimizers import RMSpropWarmup, add_weight_decay
+    from chainer_ext.optimizers import RMSpropWarmup
+    from chainer_ext.optimizer_hooks import add_weight_decay
     from models import archs
 
     comm16 = create_communicator(args.communicator, allreduce_grad_dtype='float16')

@@ -49,7 +49,7 @@ REPO_ROOT = os.path.dirname(HERE)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from chainer_ext import mpi_launch
+from chainer_ext.job import mpiexec as mpi_launch
 from _markdown import failed_section, Goal, met, na_or
 
 COMMUNICATORS = ('fp16_ring', 'chainermn_naive', 'chainermn_flat', 'fp32_ring')
@@ -408,7 +408,7 @@ def section(res, results):
 
 
 def main(argv=None):
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--json', help='write the results here')

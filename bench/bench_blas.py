@@ -46,7 +46,7 @@ def measure(coretype, n, reps, threads):
 
 def run(kernels=('Prescott', 'Haswell', 'SkylakeX', 'Cooperlake', 'auto'), n=2048, reps=3,
         rounds=3, threads=None):
-    from chainer_ext import blas_setup, cores
+    from chainer_ext.machine import blas as blas_setup, cores
     threads = threads or cores.of_process()
     flags = blas_setup.cpu_flags()
     runnable = [k for k in kernels if k == 'auto' or not blas_setup.older(

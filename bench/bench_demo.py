@@ -11,7 +11,7 @@ iterations under each setting, rounds interleaved:
   every core's worth of BLAS threads in each rank;
 - ``project``: nothing set, so ``blas_setup`` runs the CPU's kernel (restarting the rank
   with it where OpenBLAS picked an older one) and gives each rank
-  the cores it owns (chainer_ext.cores).
+  the cores it owns (chainer_ext.machine.cores).
 
 Time per epoch is read from the run's log between its first and last entries (start-up
 and the first interval excluded; validation included), scaled to the demo's epoch.
@@ -41,8 +41,8 @@ SETTINGS = ('openblas_default', 'project')
 
 
 def environment(setting):
-    from chainer_ext import cores
-    from chainer_ext.blas_setup import REEXEC_MARK, THREAD_VARS
+    from chainer_ext.machine import cores
+    from chainer_ext.machine.blas import REEXEC_MARK, THREAD_VARS
     env = {k: v for k, v in os.environ.items()
            if k not in THREAD_VARS + ('OPENBLAS_CORETYPE', REEXEC_MARK)}
     if setting == 'openblas_default':
@@ -54,7 +54,7 @@ def environment(setting):
 
 def measure(setting, iterations, log_interval, cache):
     """One demo run; ``{seconds_per_epoch, seconds_per_iteration, involuntary_switches}``."""
-    from chainer_ext.mpi_launch import find_mpiexec
+    from chainer_ext.job.mpiexec import find_mpiexec
     out = tempfile.mkdtemp(prefix='bench-demo-')
     try:
         cmd = [find_mpiexec(), '-n', str(RANKS), '--oversubscribe']

@@ -226,7 +226,7 @@ def section(res, results):
 
 
 def main(argv=None):
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--sizes', nargs='+',

@@ -228,7 +228,7 @@ def measure_demo(cluster, nodes, workdir, iterations, interval):
 
 def predict(result, rate):
     """The cost model's figures for one measured (nodes, link) setting."""
-    from chainer_ext import cost_model
+    from chainer_ext.paper.cost_model import model as cost_model
     n = result['nodes']
     ar = result['allreduce']
     alpha = ar['latency_s']
@@ -252,7 +252,7 @@ def predict(result, rate):
 def run(rates=('10gbit', '2gbit'), sizes=(2, 4), reps=7, phase_iterations=5,
         demo_iterations=40, demo_interval=10, unshaped=True):
     from cluster.slurm_cluster import SlurmCluster, unavailable_reason
-    from chainer_ext.run_info import cpu_model
+    from chainer_ext.job.run_info import cpu_model
     reason = unavailable_reason()
     if reason:
         raise RuntimeError('no Slurm cluster: ' + reason)
@@ -294,7 +294,7 @@ def decompose(results):
     measured: the rate TBF actually let through (a ring step at full size), and the
     work the ring or the iteration does besides moving bytes, taken from the same
     size on the unshaped link (its time less the model's transfer there)."""
-    from chainer_ext import cost_model
+    from chainer_ext.paper.cost_model import model as cost_model
     unshaped = {r['nodes']: r for r in results['settings'] if r['link'] == 'unshaped'}
     rows = []
     for r in results['settings']:

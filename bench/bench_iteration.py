@@ -63,7 +63,7 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from chainer_ext.mpi_launch import run_mpi
+from chainer_ext.job.mpiexec import run_mpi
 from _markdown import failed_section, Goal, met, na_or
 
 WORKER = os.path.join(HERE, '_iteration_worker.py')
@@ -414,7 +414,7 @@ def section(res, results):
 
 
 def main(argv=None):
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--arch', default='resnet50', choices=('resnet50', 'resnet18'))

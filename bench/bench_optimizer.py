@@ -179,7 +179,7 @@ def section(res, results):
 
 
 def main(argv=None):
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=20)

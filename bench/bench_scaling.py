@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from chainer_ext.mpi_launch import run_mpi
+from chainer_ext.job.mpiexec import run_mpi
 from _markdown import failed_section, na_or
 
 
@@ -98,7 +98,7 @@ def section(res, results):
 
 
 def main(argv=None):
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     blas_setup.ensure_kernel()  # the CPU's own BLAS kernel, as train_imagenet.py uses
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--arch', default='resnet50')

@@ -49,8 +49,8 @@ for _p in (REPO, HERE):
         sys.path.insert(0, _p)
 
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
-from chainer_ext import atomic_files
-from chainer_ext import blas_setup
+from chainer_ext.job import atomic_files
+from chainer_ext.machine import blas as blas_setup
 from _markdown import load_average, met, na_or
 
 BENCHMARKS = ('blas', 'optimizer', 'allreduce', 'input_pipeline', 'iteration', 'demo',
@@ -87,7 +87,7 @@ def _version(distribution):
 
 def _open_mpi_version():
     try:
-        from chainer_ext.mpi_launch import find_mpiexec
+        from chainer_ext.job.mpiexec import find_mpiexec
         out = subprocess.run([find_mpiexec(), '--version'], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, timeout=60).stdout
         return out.strip().splitlines()[0] if out.strip() else 'unknown'
@@ -96,7 +96,7 @@ def _open_mpi_version():
 
 
 def machine_info():
-    from chainer_ext.run_info import cpu_model  # imports Chainer: not before it is needed
+    from chainer_ext.job.run_info import cpu_model  # imports Chainer: not before it is needed
     return {
         'cpu_model': cpu_model(),
         'cores': os.cpu_count(),

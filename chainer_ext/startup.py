@@ -4,10 +4,10 @@ An install adds ``zz_chainer_ext_startup.pth`` beside the packages; Python runs 
 and it calls :func:`install`, which imports nothing (this module and the package's
 ``__init__`` import only ``sys``) and adds an import hook that acts once, just before:
 
-- the first ``import chainer``: :mod:`chainer_ext.compat`'s stand-ins (Chainer 7.8.1 on
+- the first ``import chainer``: :mod:`chainer_ext.machine.compat`'s stand-ins (Chainer 7.8.1 on
   NumPy 2, Python 3.12+), so a script or notebook may import ``chainer`` before
   ``chainer_ext``;
-- the first import of CuPy's cuDNN module: :func:`chainer_ext.cudnn_library.preload`
+- the first import of CuPy's cuDNN module: :func:`chainer_ext.machine.cudnn_library.preload`
   (cuDNN from the ``nvidia-cudnn-cu12`` wheel).
 
 ``import chainer_ext`` installs the same hook, for a checkout used without installing it.
@@ -34,10 +34,10 @@ class BeforeImport(object):
             return None
         self.done.add(step)
         if step == 'compat':
-            from chainer_ext import compat
-            compat.install()
+            from chainer_ext.machine import compat
+            compat.add_stand_ins()
         else:
-            from chainer_ext import cudnn_library
+            from chainer_ext.machine import cudnn_library
             cudnn_library.preload()
         if self.done >= set(TRIGGERS.values()) and self in sys.meta_path:
             sys.meta_path.remove(self)

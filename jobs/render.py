@@ -79,7 +79,7 @@ def _project_module(name):
 
 def modelled_walltime(ranks, batchsize, max_hours=24.0):
     """(walltime string, note) from the cost model of the paper's machine."""
-    cost_model = _project_module('cost_model')
+    cost_model = _project_module('paper.cost_model.model')
     t = cost_model.predict(cost_model.paper_machine(), ranks, batchsize, 90)['t_total']
     want = 2 * t + 15 * 60
     want = math.ceil(want / 900.0) * 900          # whole quarter hours
@@ -93,7 +93,7 @@ def modelled_walltime(ranks, batchsize, max_hours=24.0):
 
 def check_size(nodes, ranks_per_node, batchsize, cpus_per_task, loaderjob, walltime):
     """Warnings about a size that runs badly; ValueError for one that cannot run."""
-    paper = _project_module('paper_numbers')
+    paper = _project_module('paper.numbers')
     ranks = nodes * ranks_per_node
     total = ranks * batchsize
     if total > paper.IMAGENET_TRAIN:
@@ -232,7 +232,7 @@ def checked_in_texts():
 
 
 def main(argv=None):
-    flag_types = _project_module('flag_types')
+    flag_types = _project_module('job.flag_types')
     ap = flag_types.OneLineParser(  # an error is its one line, without the usage block
         prog='python jobs/render.py', description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from chainer_ext.mpi_launch import run_mpi
+from chainer_ext.job.mpiexec import run_mpi
 
 # Spawned and forkserver children may unpickle Chainer objects before anything
 # imports chainer_ext; the forkserver imports it first (as train_imagenet's does).

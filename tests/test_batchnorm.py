@@ -7,7 +7,7 @@ import chainer
 import chainer.links as L
 from chainer.training import extensions
 
-from chainer_ext.batchnorm import use_last_batch_statistics
+from chainer_ext.links.last_batch_bn import use_last_batch_statistics
 from chainer_ext.extensions import BatchNormStatsAllreduce
 
 

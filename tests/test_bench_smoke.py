@@ -25,7 +25,7 @@ def _import_bench(name):
 def _demo_rank_cores():
     """The cores a rank of bench_demo's ``mpiexec -n 2 --oversubscribe`` owns, from the CPU
     sets its ranks get: each CPU split among the ranks allowed on it (the demo has no loaders)."""
-    from chainer_ext.mpi_launch import find_mpiexec, mpi_env
+    from chainer_ext.job.mpiexec import find_mpiexec, mpi_env
     code = 'import os; print(sorted(os.sched_getaffinity(0)))'
     out = subprocess.run([find_mpiexec(), '-n', '2', '--oversubscribe', sys.executable, '-c',
                           code], env=mpi_env(), stdout=subprocess.PIPE, text=True,
@@ -89,7 +89,7 @@ def test_run_all_quick(tmp_path):
     # every CPU the harness may use (a Slurm or cgroup cpuset may allow fewer than the node's)
     assert old['threads'] == len(os.sched_getaffinity(0))
     assert project['threads'] == _demo_rank_cores()
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     best = blas_setup.cpu_kernel(blas_setup.cpu_flags())
     if best:  # the project's setting runs the CPU's kernel, whatever the harness had set
         # (or one of its generation: NumPy 2's OpenBLAS runs SkylakeX for Cooperlake)

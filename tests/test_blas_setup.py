@@ -1,4 +1,4 @@
-"""chainer_ext.blas_setup: the CPU's own OpenBLAS kernel and per-rank thread counts."""
+"""chainer_ext.machine.blas: the CPU's own OpenBLAS kernel and per-rank thread counts."""
 import json
 import os
 import subprocess
@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from chainer_ext import blas_setup
-from chainer_ext.mpi_launch import run_mpi
+from chainer_ext.machine import blas as blas_setup
+from chainer_ext.job.mpiexec import run_mpi
 
 AVX512 = {'sse3', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512dq',
           'avx512cd'}
@@ -112,7 +112,7 @@ _FAKE_MISREAD = textwrap.dedent('''
     import json, os, sys
     print('START', flush=True)
     sys.path.insert(0, {repo!r})
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     real = blas_setup.openblas_kernel
     blas_setup.cpu_flags = lambda path=None: set({flags!r})
     if not os.environ.get('OPENBLAS_CORETYPE'):
@@ -238,7 +238,7 @@ def test_no_reexec_where_openblas_picked_this_cpus_generation(tmp_path):
     """This machine, unpinned: NumPy 1.26's OpenBLAS picks Cooperlake, NumPy 2.4's
     SkylakeX, both of the CPU's generation: the process must go on as it is."""
     code = ('import json, sys; sys.path.insert(0, {!r}); print("START"); '
-            'from chainer_ext import blas_setup; '
+            'from chainer_ext.machine import blas as blas_setup; '
             'print("RESULT " + json.dumps(blas_setup.ensure_kernel()))').format(REPO)
     proc = _run([sys.executable, '-c', code], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -281,7 +281,7 @@ def test_thread_limit_follows_cores_unless_user_set():
         import os, sys
         sys.path.insert(0, {!r})
         import numpy  # loads OpenBLAS, which sizes its pool to the CPUs allowed now
-        from chainer_ext import blas_setup, cores
+        from chainer_ext.machine import blas as blas_setup, cores
         os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})
         print(blas_setup.describe()['threads'],
               blas_setup.limit_threads(cores.of_process(), loader_processes=0))

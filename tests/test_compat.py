@@ -1,4 +1,4 @@
-"""chainer_ext.compat: Chainer 7.8.1 on NumPy 2, Python 3.12+ and setuptools 82+."""
+"""chainer_ext.machine.compat: Chainer 7.8.1 on NumPy 2, Python 3.12+ and setuptools 82+."""
 import json
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.functions as F
-from chainer_ext import compat
+from chainer_ext.machine import compat
 
 NUMPY2 = int(numpy.__version__.split('.')[0]) >= 2
 
@@ -35,7 +35,7 @@ _HIDE_AND_IMPORT = textwrap.dedent('''
     y.grad = numpy.ones((2, 2), numpy.float32)
     y.backward()
     pr = sys.modules['pkg_resources']
-    report = dict(installed=chainer_ext.compat.installed,
+    report = dict(installed=chainer_ext.machine.compat.installed,
                   grad=x.grad.tolist(),
                   pkg_resources_file=getattr(pr, '__file__', None),
                   numpy_version=pr.get_distribution('numpy').version)

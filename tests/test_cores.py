@@ -1,9 +1,9 @@
-"""chainer_ext.cores: the one rule for the cores a process owns, and its users."""
+"""chainer_ext.machine.cores: the one rule for the cores a process owns, and its users."""
 import os
 
 import pytest
 
-from chainer_ext import cores
+from chainer_ext.machine import cores
 
 
 def test_ranks_sharing_cpus_split_them_evenly():

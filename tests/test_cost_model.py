@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from chainer_ext import cost_constants
-from chainer_ext import cost_model as cm
-from chainer_ext import cost_model_text
-from chainer_ext import pcie_derating
+from chainer_ext.paper.cost_model import constants as cost_constants
+from chainer_ext.paper.cost_model import model as cm
+from chainer_ext.paper.cost_model import text as cost_model_text
+from chainer_ext.paper.cost_model import pcie_derating
 
 S = 2 * 25557032          # float16 ResNet-50 gradients, bytes
 

@@ -1,4 +1,4 @@
-"""chainer_ext.cudnn_library on a stand-in library tree: libraries with cuDNN 8's names,
+"""chainer_ext.machine.cudnn_library on a stand-in library tree: libraries with cuDNN 8's names,
 sonames and dependencies, built here with the C compiler, laid out as the NVIDIA wheels
 lay theirs out in site-packages.  Each case runs in a fresh interpreter (a loaded library
 stays loaded), with no LD_LIBRARY_PATH."""
@@ -80,7 +80,7 @@ _CASE = textwrap.dedent('''
     site = {site!r}
     result = {{}}
     if {preload!r}:
-        from chainer_ext import cudnn_library
+        from chainer_ext.machine import cudnn_library
         result['loaded'] = cudnn_library.preload(path=[site])
     try:
         lib = ctypes.CDLL(os.path.join(site, 'consumer', 'libconsumer.so'))
@@ -177,7 +177,7 @@ def test_the_startup_hook_preloads_before_the_cudnn_module_imports(tmp_path):
         sys.path[:0] = [{repo!r}, {site!r}]
         import chainer_ext  # adds the hook; the installed .pth does the same at start
         from cupy_backends.cuda.libs import cudnn
-        from chainer_ext import cudnn_library
+        from chainer_ext.machine import cudnn_library
         print(json.dumps({{'version': cudnn.getVersion(), 'loaded': cudnn_library.loaded}}))
     ''').format(repo=REPO, site=site)
     result = _run(code, _clean_env())

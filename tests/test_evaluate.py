@@ -25,7 +25,7 @@ N_VAL = 21     # 11 and 10 images on two ranks; batches of 5 leave a short one
 def trained(tmp_path_factory):
     """(train list, val list, root, out, log) of a 2-epoch, 2-rank run."""
     from conftest import write_tiny_imagenet
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     base = tmp_path_factory.mktemp('evaluate')
     train, val, root = write_tiny_imagenet(str(base / 'data'), n_train=56, n_val=N_VAL,
                                            n_class=N_CLASS)
@@ -45,7 +45,7 @@ def evaluate(*args, ranks=1, cwd=REPO_ROOT):
     command = [sys.executable, '-m', 'chainer_ext.evaluate'] + [str(a) for a in args]
     if ranks == 1:
         return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     return run_mpi(ranks, command, timeout=300, cwd=cwd)
 
 
@@ -189,10 +189,10 @@ def test_refusals_in_one_line(trained, tmp_path, case):
         assert proc.stdout == ''
         return
     import chainermn
-    from chainer_ext import cuda_env
-    from chainer_ext import evaluate as ev
-    from chainer_ext import train_flags
-    from chainer_ext.input_error import InputError
+    from chainer_ext.machine import cuda_env
+    from chainer_ext.job import evaluation as ev
+    from chainer_ext.job import train_flags
+    from chainer_ext.job.input_error import InputError
     parsed = ev.build_parser().parse_args(args)
     gpus = cuda_env.survey()
     train_flags.resolve_device(parsed, gpus)
@@ -232,7 +232,7 @@ def test_a_main_after_mpi_ended_in_this_process_raises_before_anything(monkeypat
     """MPI finalized by an earlier main() (a notebook's earlier cell): the next main() raises
     one RuntimeError instead of calling MPI, which would abort the interpreter."""
     import types
-    from chainer_ext import evaluate
+    from chainer_ext.job import evaluation as evaluate
     monkeypatch.setitem(sys.modules, 'mpi4py.MPI', types.SimpleNamespace(
         Is_finalized=lambda: True))
     with pytest.raises(RuntimeError, match=r'^MPI has ended in this process \(a main\(\) '

@@ -11,8 +11,8 @@ import chainer.links as L
 from chainer.training import extensions
 import chainermn
 
-from chainer_ext import data_parallel as dp
-from chainer_ext.evaluators import MultiNodeEvaluator
+from chainer_ext.datasets import scatter as dp
+from chainer_ext.extensions.multi_node_evaluator import MultiNodeEvaluator
 from conftest import MPI_SCRIPTS
 
 sys.path.insert(0, MPI_SCRIPTS)

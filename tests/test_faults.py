@@ -6,8 +6,8 @@ import time
 import pytest
 
 from conftest import MPI_SCRIPTS, REPO_ROOT, write_tiny_imagenet
-from chainer_ext import snapshots
-from chainer_ext.mpi_launch import run_mpi
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job.mpiexec import run_mpi
 
 WRAPPER = os.path.join(MPI_SCRIPTS, 'train_with_fault.py')
 

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import sys
 
-from chainer_ext import gpu_bundle
+from chainer_ext.machine import gpu_bundle
 
 
 def test_bundle_holds_what_a_gpu_machine_lacks_within_64_mib(tmp_path):

@@ -8,7 +8,7 @@ import types
 import numpy
 import pytest
 
-from chainer_ext import cuda_env, gpu_check
+from chainer_ext.machine import cuda_env, gpu_check
 from chainer_ext.communicators import create_communicator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,7 +137,7 @@ _SKEWED_ALLREDUCE = textwrap.dedent("""
     import sys
     sys.path.insert(0, {repo!r})
     import chainer_ext
-    from chainer_ext import gpu_check
+    from chainer_ext.machine import gpu_check
     from chainer_ext.communicators import create_communicator
     assert False, 'assert statements run: this must be python -O'
 """) + textwrap.dedent("""

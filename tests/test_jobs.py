@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from chainer_ext import train_flags
+from chainer_ext.job import train_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOBS = os.path.join(REPO, 'jobs')

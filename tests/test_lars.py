@@ -15,8 +15,8 @@ import chainer
 import chainer.links as L
 from chainer import optimizer_hooks
 
-from chainer_ext.optimizers import add_weight_decay
-from chainer_ext.optimizers import for_recipe
+from chainer_ext.optimizer_hooks import add_weight_decay
+from chainer_ext.optimizers.recipe import update_rule as for_recipe
 from chainer_ext.optimizers import LARS
 
 ETA, BETA, M = 0.001, 1e-4, 0.9

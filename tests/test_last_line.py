@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 from conftest import MPI_SCRIPTS, REPO_ROOT
-from chainer_ext import blas_setup
-from chainer_ext.mpi_launch import run_mpi
+from chainer_ext.machine import blas as blas_setup
+from chainer_ext.job.mpiexec import run_mpi
 
 TRAIN = os.path.join(REPO_ROOT, 'train_imagenet.py')
 WRAPPER = os.path.join(MPI_SCRIPTS, 'train_with_fault.py')

@@ -1,6 +1,6 @@
 import pytest
 
-from chainer_ext.mpi_launch import mpiexec_command
+from chainer_ext.job.mpiexec import mpiexec_command
 
 
 def test_command_shape():

@@ -6,7 +6,8 @@ import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 import chainer.links as L
 
-from chainer_ext.nonfinite import NonFiniteGradientError, SkipNonFiniteUpdate
+from chainer_ext.optimizer_hooks.skip_nonfinite_update import NonFiniteGradientError
+from chainer_ext.optimizer_hooks.skip_nonfinite_update import SkipNonFiniteUpdate
 
 
 def _setup(max_consecutive=3):
@@ -73,7 +74,7 @@ def test_float16_overflow_skipped_on_every_rank(mpirun, n):
 
 
 def test_skip_resets_poisoned_batchnorm_statistics():
-    from chainer_ext.batchnorm import use_last_batch_statistics
+    from chainer_ext.links.last_batch_bn import use_last_batch_statistics
     bn = L.BatchNormalization(3)
     model = chainer.Sequential(L.Linear(2, 3), bn)
     use_last_batch_statistics(model)

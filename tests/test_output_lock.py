@@ -1,4 +1,4 @@
-"""chainer_ext.output_lock across machines, containers and PID namespaces with one host name."""
+"""chainer_ext.job.output_lock across machines, containers and PID namespaces with one host name."""
 import json
 import os
 import shutil
@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from chainer_ext import output_lock
+from chainer_ext.job import output_lock
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -107,7 +107,7 @@ def test_private_names_are_unique_across_machines(tmp_path):
 _HOLD = textwrap.dedent('''
     import sys, time
     sys.path.insert(0, {repo!r})
-    from chainer_ext import output_lock
+    from chainer_ext.job import output_lock
     lock = output_lock.acquire({out!r})
     print('HELD', flush=True)
     time.sleep(60)

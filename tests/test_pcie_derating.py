@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from chainer_ext import cost_model as cm
-from chainer_ext import cost_model_text
-from chainer_ext import pcie_derating
+from chainer_ext.paper.cost_model import model as cm
+from chainer_ext.paper.cost_model import text as cost_model_text
+from chainer_ext.paper.cost_model import pcie_derating
 
 S = 2 * 25557032                                            # float16 gradients, bytes
 T_OPT = 40 * 25557032 / 732e9 + 161 * 20e-6                 # optimizer, s per iteration

@@ -14,10 +14,10 @@ import numpy
 import pytest
 
 from conftest import MPI_SCRIPTS, REPO_ROOT, write_tiny_imagenet
-from chainer_ext import blas_setup
-from chainer_ext import snapshots
-from chainer_ext.stop_signals import PREEMPTED_STATUS
-from chainer_ext.mpi_launch import mpi_env, mpiexec_command, run_mpi
+from chainer_ext.machine import blas as blas_setup
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job.stop_signals import PREEMPTED_STATUS
+from chainer_ext.job.mpiexec import mpi_env, mpiexec_command, run_mpi
 
 TRAIN = os.path.join(REPO_ROOT, 'train_imagenet.py')
 WRAPPER = os.path.join(MPI_SCRIPTS, 'train_with_fault.py')

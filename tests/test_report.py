@@ -2,7 +2,7 @@
 
 The fake folders hold a ``log`` and ``config.json`` shaped like
 train_imagenet.py's, with lr and alpha_SGD computed here from the formulas of
-the paper (Appendix A; independently of chainer_ext.schedules), as the project's
+the paper (Appendix A; independently of chainer_ext.optimizers.schedules), as the project's
 schedule extensions log them: per epoch, the mean over the epoch's updates of
 the value each update ran with (update t runs at e = (t-1) * b / shard).
 """
@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from chainer_ext import paper_numbers as paper
-from chainer_ext import report
+from chainer_ext.paper import numbers as paper
+from chainer_ext.paper import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The paper's reported figures, copied from its text into the repository.
@@ -177,7 +177,7 @@ def test_single_run_report(tmp_path):
     assert head['top-5 single-crop validation accuracy'] == [
         'not reported', '{:.2f}%'.format(100 * log[-1]['validation/main/top5'])]
 
-    # schedules recomputed with chainer_ext.schedules match the formulas above
+    # schedules recomputed with chainer_ext.optimizers.schedules match the formulas above
     data = json.loads((d / 'report.json').read_text())
     chk = data['schedule_checks'][0]
     assert chk['available'] and chk['matches'], chk
@@ -396,7 +396,8 @@ def test_log_of_the_project_schedule_extensions_matches(tmp_path):
     import chainer.links as L
     from chainer import training
     from chainer.training import extensions
-    from chainer_ext import schedules
+    from chainer_ext.optimizers import schedules
+    from chainer_ext.optimizers.recipe import schedules_of
     from chainer_ext.extensions import EpochSchedule
     from chainer_ext.optimizers import RMSpropWarmup
 
@@ -412,7 +413,7 @@ def test_log_of_the_project_schedule_extensions_matches(tmp_path):
     out = tmp_path / 'real'
     trainer = training.Trainer(training.StandardUpdater(it, opt), (epochs, 'epoch'),
                                out=str(out))
-    for attr, fn in schedules.recipe('rmsprop_warmup', b, epochs).items():
+    for attr, fn in schedules_of('rmsprop_warmup', b, epochs).items():
         trainer.extend(EpochSchedule(attr, fn))
     trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
     trainer.run()

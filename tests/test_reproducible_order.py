@@ -6,8 +6,8 @@ import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 import chainer
 from chainer import serializers
 
-from chainer_ext.reproducible_order import EpochSeededDataset, EpochTaggedOrderSampler
-from chainer_ext.data_parallel import IndexedView
+from chainer_ext.datasets.reproducible_order import EpochSeededDataset, EpochTaggedOrderSampler
+from chainer_ext.datasets.scatter import IndexedView
 
 
 class RngProbe(chainer.dataset.DatasetMixin):

@@ -4,8 +4,8 @@ damaged one, the resumed run still ends on an uninterrupted run's weights, and n
 the damaged snapshot with ``--resume`` is refused in one line naming the file."""
 import os
 
-from chainer_ext import snapshots
-from chainer_ext.stop_signals import PREEMPTED_STATUS
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job.stop_signals import PREEMPTED_STATUS
 from test_preemption import assert_same_weights, reference, train, with_fault
 
 

@@ -335,7 +335,7 @@ def _train(model, opt, steps, x, t):
 
 
 def test_serialization_resume_is_bit_identical(tmp_path):
-    from chainer_ext.optimizers import add_weight_decay
+    from chainer_ext.optimizer_hooks import add_weight_decay
     rng = np.random.RandomState(7)
     x = rng.standard_normal((16, 3)).astype(np.float32)
     t = rng.standard_normal((16, 2)).astype(np.float32)
@@ -456,7 +456,7 @@ def test_gpu_kernel_matches_reference():
 
 
 def test_for_recipe_builds_the_hybrid_or_momentum_sgd():
-    from chainer_ext.optimizers import for_recipe
+    from chainer_ext.optimizers.recipe import update_rule as for_recipe
     hybrid = for_recipe('rmsprop_warmup', lr_rmsprop=2e-4, lr=0.4, alpha_sgd=0.25)
     assert (hybrid.lr, hybrid.lr_rmsprop, hybrid.alpha_sgd) == (0.4, 2e-4, 0.25)
     momentum = for_recipe('momentum', lr_rmsprop=2e-4, lr=0.4)

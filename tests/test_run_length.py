@@ -7,10 +7,10 @@ import types
 
 import pytest
 
-from chainer_ext import training_report as report
-from chainer_ext.run_length import NothingToTrain
-from chainer_ext.run_length import RunLength
-from chainer_ext.run_length import check_resume
+from chainer_ext.job import training_log as report
+from chainer_ext.job.run_length import NothingToTrain
+from chainer_ext.job.run_length import RunLength
+from chainer_ext.job.run_length import check_resume
 
 
 def trainer_at(iteration, epoch_detail):

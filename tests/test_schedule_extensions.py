@@ -20,9 +20,9 @@ import chainermn
 
 from chainer_ext.extensions import EpochSchedule
 from chainer_ext.optimizers import RMSpropWarmup
-from chainer_ext.schedules import compressed_beta
-from chainer_ext.schedules import elu_alpha_sgd
-from chainer_ext.schedules import slow_start_lr
+from chainer_ext.optimizers.schedules import compressed_beta
+from chainer_ext.optimizers.schedules import elu_alpha_sgd
+from chainer_ext.optimizers.schedules import slow_start_lr
 
 N, BATCH = 10, 3
 EPOCH_PER_ITER = BATCH / N

@@ -7,14 +7,14 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from chainer_ext.schedules import compressed_beta
-from chainer_ext.schedules import elu_alpha_sgd
-from chainer_ext.schedules import eta_base
-from chainer_ext.schedules import goyal_lr
-from chainer_ext.schedules import lars_lr
-from chainer_ext.schedules import lars_peak
-from chainer_ext.schedules import recipe
-from chainer_ext.schedules import slow_start_lr
+from chainer_ext.optimizers.schedules import compressed_beta
+from chainer_ext.optimizers.schedules import elu_alpha_sgd
+from chainer_ext.optimizers.schedules import eta_base
+from chainer_ext.optimizers.schedules import goyal_lr
+from chainer_ext.optimizers.schedules import lars_lr
+from chainer_ext.optimizers.schedules import lars_peak
+from chainer_ext.optimizers.recipe import schedules_of as recipe
+from chainer_ext.optimizers.schedules import slow_start_lr
 
 BEFORE = 1e-9      # "just before" a boundary
 

@@ -15,8 +15,8 @@ import chainer
 import chainer.links as L
 from chainer import training
 
-from chainer_ext import snapshots
-from chainer_ext.snapshots import MultiNodeSnapshot, SnapshotError
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.extensions.multi_node_snapshot import MultiNodeSnapshot, SnapshotError
 
 
 def _trainer(out, epochs=3):
@@ -121,7 +121,7 @@ def test_real_file_size_limit_keeps_previous_snapshot(tmp_path):
         import os, resource, signal, sys
         sys.path.insert(0, {tests!r})
         from test_snapshots import _trainer
-        from chainer_ext.snapshots import MultiNodeSnapshot, SnapshotError
+        from chainer_ext.extensions.multi_node_snapshot import MultiNodeSnapshot, SnapshotError
         out = {out!r}
         trainer, _ = _trainer(out, epochs=3)
         trainer.extend(MultiNodeSnapshot(None, out), trigger=(1, 'epoch'))

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
-from chainer_ext import output_lock
-from chainer_ext.input_error import InputError
-from chainer_ext import snapshots
-from chainer_ext import startup_checks as checks
+from chainer_ext.job import output_lock
+from chainer_ext.job.input_error import InputError
+from chainer_ext.extensions import multi_node_snapshot as snapshots
+from chainer_ext.job import checks
 from chainer_ext.datasets import read_image_list
 from chainer_ext.datasets.decode import load_crop, verify_image
 from chainer_ext.datasets.errors import ImageLoadError
@@ -222,7 +222,7 @@ def test_a_failure_at_start_leaves_no_empty_folder(tmp_path):
 def _manifest_of(tmp_path, flags):
     """A snapshot folder whose manifest records what a --demo job with ``flags`` trains for."""
     import train_imagenet
-    from chainer_ext import train_flags
+    from chainer_ext.job import train_flags
     args = train_flags.parse_args(['--demo'] + flags, gpus='no GPU')
     snap = tmp_path / 'snapshots' / 'epoch-1'
     snap.mkdir(parents=True, exist_ok=True)
@@ -234,7 +234,7 @@ def _manifest_of(tmp_path, flags):
 
 def _info_of(flags):
     import train_imagenet
-    from chainer_ext import train_flags
+    from chainer_ext.job import train_flags
     args = train_flags.parse_args(['--demo'] + flags, gpus='no GPU')
     return train_imagenet.snapshot_info(args, {'n_class': 10, 'train_list': None})
 

@@ -31,7 +31,7 @@ _USER_SCRIPT = textwrap.dedent('''
     y.backward()
     import chainer_ext
     print(json.dumps({{'grad': x.grad.tolist(), 'chainer_ext': chainer_ext.__file__,
-                      'installed': chainer_ext.compat.installed}}))
+                      'installed': chainer_ext.machine.compat.installed}}))
 ''')
 
 

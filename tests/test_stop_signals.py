@@ -12,11 +12,11 @@ import types
 import pytest
 
 from conftest import REPO_ROOT
-from chainer_ext import launch
-from chainer_ext import out_guard
-from chainer_ext import output_lock
-from chainer_ext import stop_signals
-from chainer_ext.mpi_launch import mpi_env, mpiexec_command
+from chainer_ext.job import signal_relay as launch
+from chainer_ext.job import lock_watcher as out_guard
+from chainer_ext.job import output_lock
+from chainer_ext.job import stop_signals
+from chainer_ext.job.mpiexec import mpi_env, mpiexec_command
 
 
 @pytest.mark.parametrize('argv,names', [
@@ -54,7 +54,7 @@ def test_a_stop_signal_survives_the_re_exec(tmp_path, when):
     OpenBLAS starts threads that do not block it)."""
     assert run_python('''
         import os, signal, sys, time
-        from chainer_ext import stop_signals
+        from chainer_ext.job import stop_signals
         stop_signals.catch_early(['--stop-signals', 'USR1'])
         if sys.argv[1:] == ['again']:  # the new image
             print('new', stop_signals.received(), flush=True)
@@ -76,7 +76,7 @@ def test_loaders_ignore_usr1_while_the_rank_records_it(tmp_path):
     sent afterwards."""
     assert run_python('''
         import multiprocessing, os, signal
-        from chainer_ext import start_steps, stop_signals
+        from chainer_ext.job import start_steps, stop_signals
         if __name__ == '__main__':
             stop_signals.catch([signal.SIGUSR1, signal.SIGTERM])
             with stop_signals.ignored_by_forkserver([signal.SIGUSR1, signal.SIGTERM]):
@@ -104,7 +104,7 @@ def test_the_resource_tracker_outlives_a_stop_signal(tmp_path):
     assert run_python('''
         import os, signal
         from multiprocessing import resource_tracker
-        from chainer_ext import start_steps, stop_signals
+        from chainer_ext.job import start_steps, stop_signals
         if __name__ == '__main__':
             stop_signals.catch([signal.SIGUSR1, signal.SIGTERM])
             with stop_signals.ignored_by_forkserver([signal.SIGUSR1, signal.SIGTERM]):
@@ -119,7 +119,7 @@ def test_the_resource_tracker_outlives_a_stop_signal(tmp_path):
 def test_catch_gives_signals_no_longer_named_their_default_back():
     assert run_python('''
         import signal
-        from chainer_ext import stop_signals
+        from chainer_ext.job import stop_signals
         stop_signals.catch_early(['--stop-signals', 'TERM,USR1'])
         stop_signals.catch([signal.SIGUSR1])
         print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)

@@ -36,7 +36,7 @@ def weights(out):
 def first_run(tmp_path_factory):
     """The uninterrupted reference run (shared by the tests of this module)."""
     from conftest import write_tiny_imagenet
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     base = tmp_path_factory.mktemp('e2e')
     data = write_tiny_imagenet(str(base / 'data'))
     out = str(base / 'full')
@@ -86,7 +86,7 @@ def test_outputs_of_a_run(first_run):
 
 def test_resume_from_epoch_snapshot_gives_identical_weights(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out2 = str(tmp_path / 'resumed')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         data, out2, '--resume', os.path.join(out, 'snapshots', 'epoch-1')),
@@ -108,7 +108,7 @@ def test_resume_from_epoch_snapshot_gives_identical_weights(first_run, tmp_path)
 
 def test_resume_auto_skips_partial_snapshots(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out3 = str(tmp_path / 'auto')
     shutil.copytree(out, out3)
     snaps = os.path.join(out3, 'snapshots')
@@ -128,7 +128,7 @@ def test_resume_auto_skips_partial_snapshots(first_run, tmp_path):
 
 
 def test_resume_auto_without_snapshots_starts_fresh(tiny_imagenet, tmp_path):
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'fresh')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         tiny_imagenet, out, '--resume', 'auto', '--epoch', '1', '--loaderjob', '0'),
@@ -155,7 +155,7 @@ def test_report_from_a_real_run(first_run, tmp_path):
 
 def test_resume_refuses_a_changed_recipe(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     snap = os.path.join(out, 'snapshots', 'epoch-1')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         data, str(tmp_path / 'changed'), '--resume', snap) + ['--insize', '40', '--seed', '4'],
@@ -169,7 +169,7 @@ def test_resume_refuses_a_changed_recipe(first_run, tmp_path):
 
 def test_resume_older_snapshot_in_place_sets_newer_aside(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out4 = str(tmp_path / 'inplace')
     shutil.copytree(out, out4)
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
@@ -188,7 +188,7 @@ def test_moving_average_baseline_without_validation_averages_bn_over_ranks(
         tiny_imagenet, tmp_path):
     """--bn-moving-average --no-validation: each rank's running statistics differ
     (different shards), yet snapshots and model.npz hold the average over ranks."""
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'baseline')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--bn-moving-average',
@@ -221,7 +221,7 @@ def test_resume_of_a_finished_run_trains_nothing(first_run, tmp_path):
     """--max-iterations with --resume auto on a finished run used to train on (to the
     next multiple of it) and overwrite model.npz."""
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     done = str(tmp_path / 'done')
     shutil.copytree(out, done)
     with open(os.path.join(done, 'model.npz'), 'rb') as f:
@@ -241,7 +241,7 @@ def test_resume_of_a_finished_run_trains_nothing(first_run, tmp_path):
 
 def test_max_iterations_at_the_snapshot_is_refused(first_run, tmp_path):
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     snap = os.path.join(out, 'snapshots', 'epoch-1')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         data, str(tmp_path / 'more'), '--resume', snap, '--max-iterations', '4'),
@@ -258,7 +258,7 @@ def test_resume_from_an_older_snapshot_describes_the_resumed_weights(first_run, 
     --max-iterations before epoch 2 ends; the summary, the log and the report describe
     epoch 1 (the weights that exist), not the old run's epoch 2."""
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     back = str(tmp_path / 'back')
     shutil.copytree(out, back)
     with open(os.path.join(back, 'snapshots', 'epoch-2', 'rank-00001.npz'), 'r+b') as f:
@@ -292,7 +292,7 @@ def test_resume_from_an_older_snapshot_describes_the_resumed_weights(first_run, 
 
 
 def test_max_iterations_before_the_first_epoch_says_so(tiny_imagenet, tmp_path):
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'short')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--max-iterations', '2'),
@@ -313,9 +313,9 @@ def test_max_iterations_before_the_first_epoch_says_so(tiny_imagenet, tmp_path):
 
 def test_lars_baseline_runs_its_schedule_with_weight_decay_once(tiny_imagenet, tmp_path):
     """--optimizer lars: gamma follows the warm-up and polynomial decay every iteration
-    (the report's check of the log against schedules.recipe), and the weights stay finite."""
-    from chainer_ext import report
-    from chainer_ext.mpi_launch import run_mpi
+    (the report's check of the log against recipe.schedules_of), and the weights stay finite."""
+    from chainer_ext.paper import report
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'lars')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         tiny_imagenet, out, '--epoch', '1', '--loaderjob', '0', '--optimizer', 'lars',
@@ -341,7 +341,7 @@ def test_a_run_stopped_after_its_last_snapshot_is_finished_by_resume(first_run, 
     during the last validation): --resume auto finishes it (BN average, model.npz, the
     summary) instead of calling it done; a model.npz of other weights is set aside."""
     data, out, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     cut = str(tmp_path / 'cut')
     shutil.copytree(out, cut)
     os.remove(os.path.join(cut, 'model.npz'))
@@ -382,7 +382,7 @@ def test_a_max_iterations_stop_leaves_a_snapshot_that_resume_continues(first_run
     iteration 3 over model.npz).  Going back to 3 on purpose sets iteration 5's snapshot
     and model.npz aside; --resume auto then continues to the uninterrupted run's weights."""
     data, reference, _ = first_run
-    from chainer_ext.mpi_launch import run_mpi
+    from chainer_ext.job.mpiexec import run_mpi
     out = str(tmp_path / 'short')
     proc = run_mpi(2, [sys.executable, TRAIN] + flags(
         data, out, '--max-iterations', '5', '--snapshot-iterations', '3', '--keep-snapshots',

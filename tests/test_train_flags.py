@@ -64,7 +64,7 @@ def _older_kernel_pinned():
     """An environment pinning OpenBLAS to ``Prescott``, older than this CPU's own kernel,
     as some hosts set it for old OpenBLAS builds; skips where no newer kernel is known."""
     sys.path.insert(0, REPO)
-    from chainer_ext import blas_setup
+    from chainer_ext.machine import blas as blas_setup
     own = blas_setup.cpu_kernel(blas_setup.cpu_flags())
     if own is None or not blas_setup.older('Prescott', own):
         pytest.skip('this CPU has no kernel newer than Prescott to warn about')
@@ -142,8 +142,8 @@ def test_pure_nccl_without_nccl(tmp_path, lists, fake_cupy):
 
 
 def test_float32_allreduce_is_chainermns_own_naive(tmp_path, lists):
-    from chainer_ext import startup_checks
-    from chainer_ext import train_flags
+    from chainer_ext.job import checks as startup_checks
+    from chainer_ext.job import train_flags
     args = train_flags.parse_args(
         ['--train', lists[0], '--val', lists[1], '--allreduce-dtype', 'float32'])
     assert args.communicator == 'naive' and not args.gpu
@@ -201,7 +201,7 @@ def test_importing_the_trainer_does_not_start_mpi():
 
 
 def test_a_problem_of_another_rank_alone_is_still_said(monkeypatch, capsys):
-    from chainer_ext import input_error
+    from chainer_ext.job import input_error
     monkeypatch.setenv('OMPI_COMM_WORLD_RANK', '5')
     status = input_error.report_before_mpi(input_error.InputError(['--device gpu: no GPU'], 2),
                                       'train_imagenet.py', grace=0)

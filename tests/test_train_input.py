@@ -3,7 +3,7 @@ import os
 import sys
 
 from conftest import REPO_ROOT, write_tiny_imagenet
-from chainer_ext.mpi_launch import run_mpi
+from chainer_ext.job.mpiexec import run_mpi
 
 TRAIN = os.path.join(REPO_ROOT, 'train_imagenet.py')
 

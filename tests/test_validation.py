@@ -5,7 +5,7 @@ import pytest
 import chainer_ext  # noqa: F401  (compatibility shims before chainer loads)
 import chainer.functions as F
 
-from chainer_ext.validation import top_k_accuracy
+from chainer_ext.extensions.multi_node_evaluator import top_k_accuracy
 
 
 @pytest.mark.parametrize('k', [1, 2, 5, 9])

@@ -14,7 +14,7 @@ import chainer.links as L
 import chainermn
 
 from chainer_ext.optimizers import RMSpropWarmup
-from chainer_ext.optimizers import add_weight_decay
+from chainer_ext.optimizer_hooks import add_weight_decay
 
 
 class MyLinear(L.Linear):

@@ -8,7 +8,7 @@ why the ring rounds like NCCL: docs/DESIGN.md.
 """
 import chainermn
 
-from chainer_ext import compat
+from chainer_ext.machine import compat
 
 #: ChainerMN 7.8.1's communicator names (``dummy`` is ChainerMN's test double).
 NAMES = ('pure_nccl', 'naive', 'flat', 'non_cuda_aware')

@@ -3,7 +3,8 @@
 List files (``relative/path label``, as Chainer's ImageNet example), strict
 Pillow decoding of one crop, fb.resnet.torch's scale/aspect augmentation with
 flips and mean/std normalisation, a loader iterator that raises its workers'
-errors, ``--check-dataset``, the digits demo and synthetic data.
+errors, ``--check-dataset``, the digits demo and synthetic data; each rank's shard
+(:mod:`~chainer_ext.datasets.scatter`) and the order of its examples, reproducible.
 """
 from chainer_ext.datasets.check import check_dataset
 from chainer_ext.datasets.check import list_problems
@@ -24,6 +25,8 @@ from chainer_ext.datasets.image_list import read_image_list
 from chainer_ext.datasets.image_list import write_image_list
 from chainer_ext.datasets.imagenet_dataset import ImageNetDataset
 from chainer_ext.datasets.iterator import StrictMultiprocessIterator
+from chainer_ext.datasets.reproducible_order import EpochSeededDataset
+from chainer_ext.datasets.reproducible_order import EpochTaggedOrderSampler
 from chainer_ext.datasets.synthetic import SyntheticImageDataset
 from chainer_ext.datasets.transforms import center_crop_box
 from chainer_ext.datasets.transforms import IMAGENET_MEAN

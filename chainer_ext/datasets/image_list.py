@@ -10,7 +10,7 @@ import codecs
 import hashlib
 import os
 
-from chainer_ext import atomic_files
+from chainer_ext.job import atomic_files
 from chainer_ext.datasets.errors import ListFileError
 
 #: Labels become int32 arrays; larger values cannot be represented.

@@ -4,7 +4,7 @@ Training examples get fb.resnet.torch's scale/aspect crop and a random flip,
 validation examples the resize-256/centre-224 crop (Goyal et al.'s settings,
 paper Section 4); both are normalised by the per-channel mean and std.
 ``get_example_rng`` draws only from the generator it is given, which
-:class:`chainer_ext.reproducible_order.EpochSeededDataset` seeds per epoch and index.
+:class:`chainer_ext.datasets.reproducible_order.EpochSeededDataset` seeds per epoch and index.
 """
 import operator
 import os
@@ -43,7 +43,7 @@ class ImageNetDataset(chainer.dataset.DatasetMixin):
         draft (bool): Allow JPEG reduced-scale decoding (default True).
 
     Reproducible, worker-independent and resumable augmentation is the job of
-    :class:`chainer_ext.reproducible_order.EpochSeededDataset` (which calls
+    :class:`chainer_ext.datasets.reproducible_order.EpochSeededDataset` (which calls
     :meth:`get_example_rng`); :meth:`get_example` draws from a per-process
     generator and is meant for direct use.
     """

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-from chainer_ext import atomic_files
+from chainer_ext.job import atomic_files
 from chainer_ext.datasets.image_list import format_image_list
 
 IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')

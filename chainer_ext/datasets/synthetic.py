@@ -3,7 +3,7 @@
 The paper's Figure 1 splits an iteration into forward, backward, all-reduce
 and optimizer; measuring those without the input pipeline needs data that
 costs nothing to load. Each example is drawn from a generator seeded by the
-caller (:mod:`chainer_ext.reproducible_order`), so runs are repeatable.
+caller (:mod:`chainer_ext.datasets.reproducible_order`), so runs are repeatable.
 """
 import numpy
 

@@ -35,18 +35,19 @@ import chainer
 import chainer.links as L
 from chainer import training
 
-from chainer_ext import atomic_files
-from chainer_ext import blas_setup
-from chainer_ext import cores
-from chainer_ext import paper_numbers
-from chainer_ext import run_info
-from chainer_ext import schedules
-from chainer_ext.batchnorm import use_last_batch_statistics
+from chainer_ext.job import atomic_files
+from chainer_ext.machine import blas as blas_setup
+from chainer_ext.machine import cores
+from chainer_ext.paper import numbers as paper_numbers
+from chainer_ext.job import run_info
+from chainer_ext.optimizers.recipe import schedules_of
+from chainer_ext.optimizers.recipe import update_rule
+from chainer_ext.optimizers import schedules
+from chainer_ext.links.last_batch_bn import use_last_batch_statistics
 from chainer_ext.experiments.emulated_workers import EmulatedWorkersUpdater
 from chainer_ext.extensions import EpochSchedule
 from chainer_ext.extensions.bn_stats_allreduce import batch_normalization_links
-from chainer_ext import optimizers
-from chainer_ext.optimizers import add_weight_decay
+from chainer_ext.optimizer_hooks import add_weight_decay
 from models import CifarResNet
 
 PROG = 'python -m chainer_ext.experiments.large_batch'
@@ -115,10 +116,11 @@ def alpha_sgd_one(epoch):
 
 
 def recipe_schedules(recipe, total_batch, epochs):
-    """``{optimizer attribute: f(epoch)}`` of ``recipe``, built from :func:`schedules.recipe`."""
-    paper = schedules.recipe('rmsprop_warmup', total_batch, epochs)
+    """``{optimizer attribute: f(epoch)}`` of ``recipe``, built from
+    :func:`~chainer_ext.optimizers.recipe.schedules_of`."""
+    paper = schedules_of('rmsprop_warmup', total_batch, epochs)
     lr_of = {'slow_start': 'rmsprop_warmup', 'goyal': 'momentum', 'lars': 'lars'}
-    result = {'lr': schedules.recipe(lr_of[recipe.lr], total_batch, epochs)['lr']}
+    result = {'lr': schedules_of(lr_of[recipe.lr], total_batch, epochs)['lr']}
     if recipe.optimizer == 'rmsprop_warmup':
         result['alpha_sgd'] = paper['alpha_sgd'] if recipe.alpha_sgd == 'elu' else alpha_sgd_one
     return result
@@ -217,8 +219,8 @@ def train_one(recipe_name, total_batch, seed, epochs, data=None):
         use_last_batch_statistics(model)
     plan = recipe_schedules(recipe, total_batch, epochs)
     start = {attr: schedule(0.0) for attr, schedule in plan.items()}
-    optimizer = optimizers.for_recipe(recipe.optimizer,
-                                      **OPTIMIZER_HYPERPARAMETERS[recipe.optimizer], **start)
+    optimizer = update_rule(recipe.optimizer,
+                            **OPTIMIZER_HYPERPARAMETERS[recipe.optimizer], **start)
     optimizer.setup(model)
     if recipe.optimizer != 'lars':   # LARS has it in its update
         add_weight_decay(model, rate=WEIGHT_DECAY)

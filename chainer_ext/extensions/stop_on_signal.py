@@ -1,17 +1,18 @@
 """Stop every rank at the same iteration when any rank got a stop signal, and snapshot there.
 
-:mod:`chainer_ext.stop_signals` installs handlers that only record the signal.
+:mod:`chainer_ext.job.stop_signals` installs handlers that only record the signal.
 :class:`StopOnSignal` runs last at every iteration: one integer MPI all-reduce (MAX) tells
 every rank whether any rank was signalled; if so all write ``OUT/snapshots/iter-N`` through the
 atomic protocol and raise :class:`Preempted`, which the training script turns into
-exit status :data:`chainer_ext.stop_signals.PREEMPTED_STATUS`.  Why these choices: docs/DESIGN.md.
+exit status :data:`chainer_ext.job.stop_signals.PREEMPTED_STATUS`.  Why these choices:
+docs/DESIGN.md.
 """
 import numpy
 
 from chainer.training import extension
 
-from chainer_ext.stop_signals import received
-from chainer_ext.stop_signals import signal_name
+from chainer_ext.job.stop_signals import received
+from chainer_ext.job.stop_signals import signal_name
 
 
 class Preempted(Exception):
@@ -28,7 +29,9 @@ class StopOnSignal(extension.Extension):
 
     Args:
         comm: ChainerMN communicator (``None`` for one process).
-        snapshot: a :class:`chainer_ext.snapshots.MultiNodeSnapshot` (by iteration).
+        snapshot: a
+            :class:`chainer_ext.extensions.multi_node_snapshot.MultiNodeSnapshot`
+            (by iteration).
         before_snapshot: callable run on every rank before writing (e.g. the
             BN-statistics average), or ``None``.
     """

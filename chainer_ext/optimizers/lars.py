@@ -1,21 +1,16 @@
-"""LARS, layer-wise adaptive rate scaling (You, Gitman & Ginsburg 2017, "Large Batch Training of
-Convolutional Networks", Algorithm 1): the method of Table 1's You et al. row.  Per parameter
-array w with gradient g (after the all-reduce mean)::
+"""LARS, layer-wise adaptive rate scaling (You, Gitman & Ginsburg 2017, Algorithm 1): the
+method of Table 1's You et al. row.  Per parameter array w with gradient g (after the
+all-reduce mean)::
 
     lambda = eta ||w|| / (||g|| + beta ||w||)      (1 where ||w|| or ||g|| is 0)
     v      = m v + gamma_t lambda (g + beta w)
     w      = w - v
 
-gamma_t is ``lr`` (:func:`chainer_ext.schedules.lars_lr` sets it every iteration), eta the
-trust coefficient, beta the weight decay, m the momentum.  beta enters the rule itself, for
-conv/linear ``W`` only; :func:`~chainer_ext.optimizers.add_weight_decay` refuses LARS rules.
-
-Chainer's ``GradientLARS`` hook on ``MomentumSGD`` is not used: its ``lr`` is gamma * eta (it
-has no eta), and its ``threshold`` (default 0.01, none in Algorithm 1) gives the raw rate to
-arrays with ||w|| <= threshold.  ``GradientLARS(threshold=0, weight_decay=beta, eps=0)`` on
-``MomentumSGD(lr=gamma * eta)`` is this rule where both norms are positive; it differs where a
-norm is 0 and decays every array it is hooked to (docs/DESIGN.md).  CPU: NumPy; GPU: norms on
-the device and one CuPy kernel.
+gamma_t is ``lr`` (set every iteration by :func:`chainer_ext.optimizers.schedules.lars_lr`),
+eta the trust coefficient, beta the weight decay (in the rule itself, for conv/linear ``W``
+only; :func:`~chainer_ext.optimizer_hooks.add_weight_decay` refuses LARS rules), m the
+momentum.  CPU: NumPy; GPU: norms on the device and one CuPy kernel.  Why not Chainer's
+``GradientLARS`` hook: docs/DESIGN.md.
 """
 import math
 
@@ -25,7 +20,7 @@ import chainer
 from chainer import optimizer
 from chainer.backends import cuda
 
-from chainer_ext.optimizers import weight_decay as _weight_decay
+from chainer_ext.optimizer_hooks import weight_decay as _weight_decay
 
 
 _default_hyperparam = optimizer.Hyperparameter()

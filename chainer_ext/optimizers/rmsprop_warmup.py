@@ -173,10 +173,10 @@ class RMSpropWarmup(optimizer.GradientMethod):
     """RMSprop warm-up optimizer of Akiba et al. (2017), Appendix A.1.
 
     A blend of momentum SGD and RMSprop with momentum; ``alpha_sgd`` moves it from RMSprop
-    (0) to momentum SGD (1), normally along :func:`chainer_ext.schedules.elu_alpha_sgd`
+    (0) to momentum SGD (1), normally along :func:`chainer_ext.optimizers.schedules.elu_alpha_sgd`
     set every iteration by :class:`chainer_ext.extensions.EpochSchedule` (``'alpha_sgd'``).
     The equations are in the module docstring, float16 handling in docs/DESIGN.md.  Weight
-    decay is not part of this rule: :func:`chainer_ext.optimizers.add_weight_decay` adds it
+    decay is not part of this rule: :func:`chainer_ext.optimizer_hooks.add_weight_decay` adds it
     to the gradient as a per-parameter hook, after the all-reduce.
 
     Args:

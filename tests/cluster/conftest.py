@@ -18,7 +18,7 @@ import numpy
 import pytest
 
 from conftest import REPO_ROOT, write_tiny_imagenet
-from chainer_ext.mpi_launch import mpi_env, mpiexec_command
+from chainer_ext.job.mpiexec import mpi_env, mpiexec_command
 
 from cluster.slurm_cluster import SlurmCluster, unavailable_reason
 

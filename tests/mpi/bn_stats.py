@@ -21,10 +21,10 @@ import chainermn
 from chainer import training
 from chainer.training import extensions
 
-from chainer_ext.batchnorm import use_last_batch_statistics
+from chainer_ext.links.last_batch_bn import use_last_batch_statistics
 from chainer_ext.communicators import create_communicator
 from rank_checks import abort_on_exception
-from chainer_ext.evaluators import MultiNodeEvaluator
+from chainer_ext.extensions.multi_node_evaluator import MultiNodeEvaluator
 from chainer_ext.extensions import BatchNormStatsAllreduce
 
 comm = create_communicator('naive', allreduce_grad_dtype='float16')

@@ -4,7 +4,7 @@ Each case gives every rank a CPU set as a launcher would (``cores.allowed`` stan
 the affinity mask) and compares ``cores.of_rank`` with the count worked out here.
 """
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
-from chainer_ext import cores
+from chainer_ext.machine import cores
 from chainer_ext.communicators import create_communicator
 from rank_checks import abort_on_exception
 

@@ -15,9 +15,9 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 
-from chainer_ext import data_parallel as dp
+from chainer_ext.datasets import scatter as dp
 from chainer_ext.communicators import create_communicator
-from chainer_ext.evaluators import MultiNodeEvaluator
+from chainer_ext.extensions.multi_node_evaluator import MultiNodeEvaluator
 from rank_checks import abort_on_exception, params_identical
 
 comm = create_communicator('naive', allreduce_grad_dtype='float16')

@@ -6,7 +6,7 @@ holds for it, and the snapshot broadcast reaches every receiving rank.
 import tempfile
 
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
-from chainer_ext import gpu_check
+from chainer_ext.machine import gpu_check
 from chainer_ext.communicators import create_communicator
 from rank_checks import abort_on_exception
 

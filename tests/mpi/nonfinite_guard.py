@@ -12,7 +12,8 @@ import chainer.links as L
 import chainermn
 
 from chainer_ext.communicators import create_communicator
-from chainer_ext.nonfinite import NonFiniteGradientError, SkipNonFiniteUpdate
+from chainer_ext.optimizer_hooks.skip_nonfinite_update import NonFiniteGradientError
+from chainer_ext.optimizer_hooks.skip_nonfinite_update import SkipNonFiniteUpdate
 from chainer_ext.optimizers import RMSpropWarmup
 from rank_checks import abort_on_exception, params_identical
 

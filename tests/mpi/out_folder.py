@@ -11,7 +11,7 @@ import time
 
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 from chainer_ext.communicators import create_communicator
-from chainer_ext.start_steps import OutputFolder
+from chainer_ext.job.start_steps import OutputFolder
 from rank_checks import abort_on_exception
 
 comm = create_communicator('naive')

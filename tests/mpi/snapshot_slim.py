@@ -36,11 +36,11 @@ import chainermn
 from chainer import training
 from chainer.training import extensions, triggers
 
-from chainer_ext import snapshots
+from chainer_ext.extensions import multi_node_snapshot as snapshots
 from chainer_ext.communicators import create_communicator
-from chainer_ext.data_parallel import broadcast_params
+from chainer_ext.datasets.scatter import broadcast_params
 from chainer_ext.optimizers import RMSpropWarmup
-from chainer_ext.reproducible_order import EpochTaggedOrderSampler
+from chainer_ext.datasets.reproducible_order import EpochTaggedOrderSampler
 from rank_checks import abort_on_exception
 
 comm = create_communicator('naive')

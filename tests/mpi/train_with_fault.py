@@ -27,7 +27,7 @@ from chainer.training import StandardUpdater  # noqa: E402
 
 
 def wait_for_stop_signal(limit=120):
-    from chainer_ext import stop_signals
+    from chainer_ext.job import stop_signals
     print('WAITING-AT {:.3f}'.format(time.time()), flush=True)
     deadline = time.time() + limit
     while not stop_signals.received() and time.time() < deadline:
@@ -68,9 +68,9 @@ def main():
         lambda updater: str(updater.iteration) in places)
     places.append('update')
     import train_imagenet
-    from chainer_ext import blas_setup
-    from chainer_ext import snapshots
-    from chainer_ext.evaluators import MultiNodeEvaluator
+    from chainer_ext.machine import blas as blas_setup
+    from chainer_ext.extensions import multi_node_snapshot as snapshots
+    from chainer_ext.extensions.multi_node_evaluator import MultiNodeEvaluator
     train_imagenet.make_model = injecting('startup', train_imagenet.make_model)
     MultiNodeEvaluator.evaluate = injecting('validation', MultiNodeEvaluator.evaluate)
     snapshots.MultiNodeSnapshot.write = injecting('write', snapshots.MultiNodeSnapshot.write)
