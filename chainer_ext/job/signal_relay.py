@@ -7,15 +7,11 @@ sending every rank SIGTERM and, a quarter of a second later, SIGKILL: no rank ca
 finish a snapshot, and no MCA parameter changes this.  It forwards SIGUSR1 as it is.
 This wrapper starts the launcher in a process group of its own (a terminal's Ctrl-C
 then reaches the wrapper alone) with standard input closed, and sends the first such
-signal on as SIGUSR1, which ``train_imagenet.py`` stops on (``--stop-signals``): every
-rank stops at the next iteration with a snapshot and exits 75.  A second one is sent on
-as SIGTERM, which ends the ranks at once.  SIGUSR1 and SIGUSR2 are passed on unchanged.
-The wrapper exits with the launcher's status (128+N if a signal N ended it).
-
-A stop request in the launch's first moments waits until the launcher and its ranks
-catch SIGUSR1 (:func:`can_take_stop`): sent earlier, it would end the launcher or a
-rank still starting (its default action), or reach no rank at all.  The ranks then stop
-before their first iteration, with nothing to save.
+signal on as SIGUSR1, which ``train_imagenet.py`` stops on with a snapshot (exit 75),
+once the launcher and its ranks catch it (:func:`can_take_stop`; why: docs/DESIGN.md).
+A second one is sent on as SIGTERM, which ends the ranks at once.  SIGUSR1 and SIGUSR2
+are passed on unchanged.  The wrapper exits with the launcher's status (128+N if a
+signal N ended it).
 """
 import os
 import signal
