@@ -589,3 +589,25 @@ def test_the_digits_sweep_regenerates_its_committed_files_byte_for_byte(tmp_path
         with open(os.path.join(folder, name), 'rb') as a, open(os.path.join(copy_, name),
                                                               'rb') as b:
             assert a.read() == b.read(), name
+
+
+def test_the_fashion_sweep_without_the_package_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    from chainer_ext.datasets import fashion_mnist
+    missing = str(tmp_path / 'no-package')
+    monkeypatch.setattr(fashion_mnist, 'DEBIAN_DIR', missing)   # as where it is not installed
+    monkeypatch.setattr(large_batch.blas_setup, 'ensure_kernel', lambda: None)
+    out = tmp_path / 'out'
+    assert large_batch.main(['--data', 'fashion-mnist', '--out', str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m chainer_ext.experiments.large_batch: --data fashion-mnist: {}: no "
+        "Fashion-MNIST there; install Debian's dataset-fashion-mnist (as root: apt-get install "
+        "dataset-fashion-mnist; without root: apt-get download dataset-fashion-mnist && dpkg -x "
+        "dataset-fashion-mnist_*.deb DIR, then --data-dir DIR/usr/share/datasets/"
+        "fashion-mnist)".format(missing)]
+    assert not out.exists()
+    somewhere = str(tmp_path / 'elsewhere')
+    assert large_batch.main(['--data', 'fashion-mnist', '--out', str(out), '--data-dir',
+                             somewhere]) == 2
+    assert capsys.readouterr().err.startswith(
+        'python -m chainer_ext.experiments.large_batch: --data fashion-mnist: {}: no '
+        'Fashion-MNIST there'.format(somewhere))

@@ -27,8 +27,9 @@ from chainer_ext.datasets.errors import DatasetError
 from chainer_ext.datasets.image_list import format_image_list
 
 PROG = 'python -m chainer_ext.datasets.fashion_mnist'
-#: Where Debian's package puts the files.
-DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
+#: Where Debian's package puts the files (the default folder).
+PACKAGE_DIR = '/usr/share/datasets/fashion-mnist'
+DEBIAN_DIR = PACKAGE_DIR
 PACKAGE = 'dataset-fashion-mnist'
 #: ``{split: (images file, labels file)}``; ``val`` is the official test set.
 FILES = {'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
@@ -52,7 +53,7 @@ def missing_folder_message(folder):
     """The line for a folder without the data set: the package and both ways to get it."""
     return ('{}: no Fashion-MNIST there; install Debian\'s {} (as root: apt-get install {}; '
             'without root: apt-get download {} && dpkg -x {}_*.deb DIR, then --data-dir '
-            'DIR{})'.format(folder, PACKAGE, PACKAGE, PACKAGE, PACKAGE, DEBIAN_DIR))
+            'DIR{})'.format(folder, PACKAGE, PACKAGE, PACKAGE, PACKAGE, PACKAGE_DIR))
 
 
 def _file_bytes(path):
@@ -143,9 +144,11 @@ def stratified_subset(labels, per_class, seed=SUBSET_SEED):
     return numpy.sort(numpy.concatenate(keep))
 
 
-def load(data_dir=DEBIAN_DIR, train_per_class=None):
-    """``(x_train, t_train, x_val, t_val)``: uint8 images ``(N, 28, 28)`` and int32 labels,
-    the training set cut to ``train_per_class`` per class when given."""
+def load(data_dir=None, train_per_class=None):
+    """``(x_train, t_train, x_val, t_val)``: uint8 images ``(N, 28, 28)`` and int32 labels
+    from ``data_dir`` (default :data:`DEBIAN_DIR`), the training set cut to
+    ``train_per_class`` per class when given."""
+    data_dir = DEBIAN_DIR if data_dir is None else data_dir
     x_train, t_train = read_split(data_dir, 'train')
     x_val, t_val = read_split(data_dir, 'val')
     if train_per_class is not None:

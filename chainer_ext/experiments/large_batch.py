@@ -153,7 +153,7 @@ def recipe_schedules(recipe, total_batch, epochs):
     return result
 
 
-def load_digits(plan=None, val_fraction=0.2, split_seed=0):
+def load_digits(plan=None, data_dir=None, val_fraction=0.2, split_seed=0):
     """``(x_train, t_train, x_val, t_val)``: ink in [0, 1], shape (N, 1, 8, 8), with the
     demo's stratified split."""
     from sklearn.datasets import load_digits as sklearn_digits
@@ -167,14 +167,14 @@ def load_digits(plan=None, val_fraction=0.2, split_seed=0):
     return x[train_idx], t[train_idx], x[val_idx], t[val_idx]
 
 
-def load_fashion_mnist(plan):
+def load_fashion_mnist(plan, data_dir=None):
     """``(x_train, t_train, x_val, t_val)``: grey level in [0, 1], shape (N, 1, 28, 28);
     ``plan['train_per_class']`` training images of each class
     (:func:`~chainer_ext.datasets.fashion_mnist.stratified_subset`), the 10,000 test
-    images for validation."""
+    images for validation, from ``data_dir`` (default Debian's folder)."""
     from chainer_ext.datasets import fashion_mnist
     x_train, t_train, x_val, t_val = fashion_mnist.load(
-        train_per_class=plan['train_per_class'])
+        data_dir, train_per_class=plan['train_per_class'])
     return (numpy.float32(1 / 255.0) * x_train[:, None], t_train,
             numpy.float32(1 / 255.0) * x_val[:, None], t_val)
 
@@ -184,7 +184,7 @@ class SweepData:
     """One data set of the sweep: its loader and network, how the learning-rate rules
     take the batch, augmentation, plans and what the write-up calls it."""
     name: str
-    load: object          # f(plan) -> (x_train, t_train, x_val, t_val)
+    load: object          # f(plan, data_dir=None) -> (x_train, t_train, x_val, t_val)
     network: object       # f(n_class) -> predictor
     model: str            # results.json's description of network and data
     batch_rule: str       # 'absolute' or 'imagenet-equivalent'
@@ -865,6 +865,8 @@ def build_parser():
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0])
     p.add_argument('--data', choices=list(DATA), default='digits',
                    help='data set, network and batch rule of the sweep (default digits)')
+    p.add_argument('--data-dir', help="with --data fashion-mnist: the folder of its IDX files "
+                   "(default Debian's, /usr/share/datasets/fashion-mnist)")
     p.add_argument('--quick', action='store_true',
                    help='a tiny sweep (2 batch sizes, 1 seed, 2 epochs) for tests')
     p.add_argument('--out', help='output folder (default result/large_batch, '
@@ -898,7 +900,7 @@ def main(argv=None):
         return 2
     from chainer_ext.datasets.fashion_mnist import IdxError
     try:
-        arrays = data.load(plan)
+        arrays = data.load(plan, args.data_dir)
     except IdxError as e:
         print('{}: --data {}: {}'.format(PROG, data.name, e), file=sys.stderr)
         return 2
