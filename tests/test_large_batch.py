@@ -327,17 +327,21 @@ def test_sweep_history_keeps_the_first_sweeps_record_and_adds_new_runs_only(tmp_
     assert len(grown[1]['loadavg']) == 3 and grown[1]['cores'] >= 1
 
 
-def test_committed_tables_and_facts_are_the_codes_reading_of_results_json():
-    """docs/experiments/large_batch/{table,facts}.md come from its results.json, and
+@pytest.mark.parametrize('name', ['large_batch', 'fashion_mnist'])
+def test_committed_tables_and_facts_are_the_codes_reading_of_results_json(name):
+    """docs/experiments/NAME/{table,facts}.md come from its results.json, and
     EXPERIMENTS.md quotes them as they are."""
-    folder = os.path.join(ROOT, 'docs', 'experiments', 'large_batch')
+    folder = os.path.join(ROOT, 'docs', 'experiments', name)
+    if not os.path.exists(os.path.join(folder, 'results.json')):
+        pytest.skip('docs/experiments/{}/results.json is not committed yet'.format(name))
     with open(os.path.join(folder, 'results.json')) as f:
         result = json.load(f)
     with open(os.path.join(folder, 'table.md')) as f:
         table = f.read()
     with open(os.path.join(folder, 'facts.md')) as f:
         facts = f.read()
-    assert table == large_batch.table_md(result['records'], result['plan'], result['n_train'])
+    assert table == large_batch.table_md(result['records'], result['plan'], result['n_train'],
+                                         result.get('data', 'digits'))
     assert facts == large_batch.format_facts(result)
     with open(os.path.join(ROOT, 'EXPERIMENTS.md')) as f:
         page = f.read()
