@@ -11,10 +11,9 @@ batch.  ``--data fashion-mnist`` trains a bottleneck ResNet in miniature
 (:func:`chainer_ext.schedules.imagenet_equivalent_batch`: 256 stands for the paper's
 32,768), and, as a control, the rules at the absolute batch 256; at 256 also the three
 ablations and a 90-epoch run of each main recipe (the paper's 3,510 updates).  32 images
-per worker,
-the same epoch budget for every run, for the paper's recipe, Goyal et al.'s, You et
-al.'s (LARS) and one-at-a-time ablations of the paper's.  Workers are emulated in one
-process
+per worker, the same epoch budget for every run (but the 90-epoch ones), for the
+paper's recipe, Goyal et al.'s, You et al.'s (LARS) and one-at-a-time ablations of the
+paper's.  Workers are emulated in one process
 (:mod:`chainer_ext.experiments.emulated_workers`).  Writes ``results.json`` (one record
 per run), ``table.md`` (mean +- sd, and per-seed differences from the paper's recipe),
 ``facts.md`` (time, train/validation gap, BLAS threads) and ``top1_vs_batch.png``;
