@@ -6,6 +6,7 @@
 #   make lint                        ruff with ruff.toml (100 columns, pycodestyle + pyflakes)
 #   make test-cluster                the job scripts under a private Slurm cluster (root; installs
 #                                    slurm-wlm and munge with apt when they are missing)
+#   make fashion-mnist               Debian's dataset-fashion-mnist with apt when it is missing (root)
 PYTHON  ?= python3
 STACK   ?= $(shell $(PYTHON) -c 'import sys; print("legacy" if sys.version_info < (3, 12) else "current")')
 VENV    ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
@@ -16,7 +17,7 @@ NP      ?= 2
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: setup demo test lint test-cluster slurm bench gpu-bundle clean-venv
+.PHONY: setup demo test lint test-cluster slurm fashion-mnist bench gpu-bundle clean-venv
 
 $(VENV)/.installed: setup.py stacks/$(STACK).txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,13 @@ slurm:
 	@if ! PATH="$$PATH:/usr/sbin:/sbin" command -v slurmctld >/dev/null 2>&1 || \
 	    ! PATH="$$PATH:/usr/sbin:/sbin" command -v munged >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; \
+	fi
+
+# Zalando's Fashion-MNIST as Debian packages it, for tests/test_fashion_mnist.py and the sweep's
+# --data fashion-mnist.
+fashion-mnist:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
 test-cluster: setup slurm

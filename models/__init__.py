@@ -7,6 +7,7 @@ import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 from models.resnet import BasicBlock
 from models.resnet import BottleneckBlock
 from models.resnet import CifarResNet
+from models.resnet import MiniResNet
 from models.resnet import ResNet
 from models.resnet import ResNet18
 from models.resnet import ResNet50

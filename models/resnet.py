@@ -239,3 +239,41 @@ class CifarResNet(chainer.Chain):
         for k in range(self.n_stages):
             h = getattr(self, 'res{}'.format(k + 2))(h)
         return self.fc(F.mean(h, axis=(2, 3)))
+
+
+class MiniResNet(chainer.Chain):
+    """ResNet-50's design in miniature, for the batch-size sweep on Fashion-MNIST.
+
+    A strided 3x3 stem (ResNet-50's 7x7/2 convolution and max-pool, for 28x28 images),
+    one :class:`BottleneckBlock` per stage (stride 1, 2, 2 on the 3x3, projection
+    shortcuts where the shape changes, zero-gamma last BN), global average pooling and
+    the classifier of :class:`ResNet`.  Stage ``k`` has ``widths[k]`` mid channels and
+    ``4 * widths[k]`` out channels, as in ResNet-50.
+    """
+
+    #: Product of the strides: the stem and the last two stages.
+    total_stride = 8
+    #: Smallest input side for which the last stage sees a 2x2 map.
+    min_insize = 16
+
+    def __init__(self, n_class=10, widths=(8, 16, 32), stem_channels=16, in_channels=1):
+        super(MiniResNet, self).__init__()
+        if n_class < 1:
+            raise ValueError('n_class must be positive, got {}'.format(n_class))
+        with self.init_scope():
+            self.conv1 = _conv(in_channels, stem_channels, 3, 2)
+            self.bn1 = _bn(stem_channels)
+            in_ch = stem_channels
+            for k, mid in enumerate(widths):
+                stage = Stage(BottleneckBlock, 1, in_ch, mid, 4 * mid, 1 if k == 0 else 2)
+                setattr(self, 'res{}'.format(k + 2), stage)
+                in_ch = 4 * mid
+            self.fc = L.Linear(in_ch, n_class, initialW=initializers.Normal(0.01),
+                               initial_bias=initializers.Zero())
+        self.n_stages = len(widths)
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        for k in range(self.n_stages):
+            h = getattr(self, 'res{}'.format(k + 2))(h)
+        return self.fc(F.mean(h, axis=(2, 3)))

@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -326,17 +327,21 @@ def test_sweep_history_keeps_the_first_sweeps_record_and_adds_new_runs_only(tmp_
     assert len(grown[1]['loadavg']) == 3 and grown[1]['cores'] >= 1
 
 
-def test_committed_tables_and_facts_are_the_codes_reading_of_results_json():
-    """docs/experiments/large_batch/{table,facts}.md come from its results.json, and
+@pytest.mark.parametrize('name', ['large_batch', 'fashion_mnist'])
+def test_committed_tables_and_facts_are_the_codes_reading_of_results_json(name):
+    """docs/experiments/NAME/{table,facts}.md come from its results.json, and
     EXPERIMENTS.md quotes them as they are."""
-    folder = os.path.join(ROOT, 'docs', 'experiments', 'large_batch')
+    folder = os.path.join(ROOT, 'docs', 'experiments', name)
+    if not os.path.exists(os.path.join(folder, 'results.json')):
+        pytest.skip('docs/experiments/{}/results.json is not committed yet'.format(name))
     with open(os.path.join(folder, 'results.json')) as f:
         result = json.load(f)
     with open(os.path.join(folder, 'table.md')) as f:
         table = f.read()
     with open(os.path.join(folder, 'facts.md')) as f:
         facts = f.read()
-    assert table == large_batch.table_md(result['records'], result['plan'], result['n_train'])
+    assert table == large_batch.table_md(result['records'], result['plan'], result['n_train'],
+                                         result.get('data', 'digits'))
     assert facts == large_batch.format_facts(result)
     with open(os.path.join(ROOT, 'EXPERIMENTS.md')) as f:
         page = f.read()
@@ -434,3 +439,181 @@ def test_ctrl_c_stops_at_once_and_says_what_is_kept(quick_sweep, tmp_path):
             os.path.join(out, 'runs.jsonl'))]
     with open(os.path.join(out, 'runs.jsonl')) as f:
         assert f.readlines() == first
+
+
+# ------------------------------------------------------------ Fashion-MNIST
+
+FASHION_DIR = '/usr/share/datasets/fashion-mnist'
+needs_fashion_mnist = pytest.mark.skipif(
+    not os.path.isdir(FASHION_DIR),
+    reason='dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)')
+
+#: You et al.'s reference code (tensorflow/tpu lars_util.py): peak gamma and warm-up
+#: epochs (of 90) by total batch, written out again.
+LARS_REFERENCE = ((16384, 10.0, 5), (32768, 25.0, 5), (65536, 32.0, 14),
+                  (float('inf'), 35.6, 40))
+
+
+def lars_reference(batch):
+    return next((gamma, warmup) for below, gamma, warmup in LARS_REFERENCE if batch < below)
+
+
+@pytest.mark.parametrize('batch, imagenet_batch, eta, gamma, warmup', [
+    (32, 4096, 1.6, 10.0, 5),      # the small-batch reference
+    (64, 8192, 3.2, 10.0, 5),      # Goyal et al.'s 8k
+    (128, 16384, 6.4, 25.0, 5),    # You et al.'s 16k
+    (256, 32768, 12.8, 32.0, 14),  # the paper's 32k and its eta_base
+    (512, 65536, 25.6, 35.6, 40),
+])
+def test_equivalent_batch_of_10000_images_and_the_rates_it_gives(batch, imagenet_batch, eta,
+                                                                 gamma, warmup):
+    """Batch b of 10,000 images is the share of ImageNet's 1,281,167 that 128 b is
+    (1,281,167 / 10,000 = 128.1); A.2's eta_base = 0.1 (128 b) / 256."""
+    from chainer_ext.optimizers import recipe, schedules
+    assert schedules.imagenet_equivalent_batch(batch, 10000) == imagenet_batch == 128 * batch
+    spec = large_batch.DATA['fashion-mnist']
+    assert large_batch.rule_batch(spec, batch, 10000) == imagenet_batch
+    assert large_batch.rule_batch(large_batch.DATA['digits'], batch, 1437) == batch
+    plan = recipe.schedules_of('rmsprop_warmup', imagenet_batch, 30)
+    assert plan['lr'](0.0) == pytest.approx(0.5 * eta)             # slow start's first step
+    goyal = recipe.schedules_of('momentum', imagenet_batch, 30)['lr']
+    assert goyal(0.0) == pytest.approx(0.1)      # warm-up from 0.1 over 5 of 90 epochs
+    assert goyal(5.0) == pytest.approx(eta)      # after it, until epoch 30 of 90
+    lars = recipe.schedules_of('lars', imagenet_batch, 30)['lr']
+    assert lars(warmup * 30 / 90.0) == pytest.approx(gamma)           # the end of warm-up
+    assert (gamma, warmup) == lars_reference(imagenet_batch)
+
+
+def test_control_and_divergence_lines_are_what_the_records_say():
+    def rec(recipe, seed, top1, lr_batch, finite=True):
+        r = record(recipe, 256, seed, top1)
+        r.update(lr_batch=lr_batch, finite=finite)
+        return r
+    main = [rec('paper', s, v, 32768) for s, v in enumerate((0.80, 0.82, 0.84))]
+    control = [rec('paper', s, v, 256) for s, v in enumerate((0.81, 0.80, 0.70))]
+    text = large_batch.format_control(main, control, (0, 1, 2))
+    # 80/82/84: mean 82.0, sd 2.0; 81/80/70: mean 77.0, sd 6.08; differences -1, +2, +14
+    assert '| paper | 256 | 82.0 ± 2.0 | 77.0 ± 6.1 | +5.0 (-1.0, +2.0, +14.0) 2/3 |' in text
+    assert large_batch.format_nonfinite(main) == 'Every run ended with finite weights.\n'
+    bad = rec('goyal', 1, 0.1, 32768, finite=False)
+    assert large_batch.format_nonfinite(main + [bad]) == (
+        'Runs whose weights were not finite at the end (diverged): goyal batch 256 (rules '
+        'at 32,768) seed 1: top-1 10.0 %.\n')
+    assert '32 = 0.32 %, 512 = 5.12 %' in large_batch.format_batch_share([32, 512], 10000)
+
+
+def expected_lr_at(recipe, epoch, lr_batch, epochs):
+    """:func:`expected_lr` with the rules at ``lr_batch`` and LARS's peak chosen by it."""
+    if recipe.lr != 'lars':
+        return expected_lr(recipe, epoch, lr_batch, epochs)
+    gamma, warmup = lars_reference(lr_batch)
+    w = warmup * epochs / 90.0
+    if epoch < w:
+        return gamma * epoch / w
+    return gamma * (1 - (epoch - w) / (epochs - w)) ** 2
+
+
+@pytest.fixture(scope='module')
+def fashion_quick_sweep(tmp_path_factory):
+    if not os.path.isdir(FASHION_DIR):
+        pytest.skip('dataset-fashion-mnist is not installed (apt-get install '
+                    'dataset-fashion-mnist)')
+    out = str(tmp_path_factory.mktemp('fashion'))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--data',
+         'fashion-mnist', '--quick', '--out', out, '--jobs', '2', '--recipes',
+         'paper,goyal,lars'], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, proc
+
+
+@needs_fashion_mnist
+def test_fashion_quick_sweep_runs_the_rules_at_the_equivalent_batch_and_the_control(
+        fashion_quick_sweep):
+    out, proc = fashion_quick_sweep
+    with open(os.path.join(out, 'results.json')) as f:
+        result = json.load(f)
+    plan = large_batch.FASHION_QUICK
+    n_train = 10 * plan['train_per_class']
+    assert result['data'] == 'fashion-mnist' and result['n_train'] == n_train
+    scale = round(1281167 / n_train)   # 1,281 ImageNet images per image here
+    recipes = ('paper', 'goyal', 'lars')
+    keys = {(r['recipe'], r['total_batch'], r['seed'], r['lr_batch'], r['epochs'])
+            for r in result['records']}
+    assert keys == ({(r, b, 0, scale * b, 2) for r in recipes for b in plan['batches']} |
+                    {(r, 256, 0, 256, 2) for r in recipes} |          # the control
+                    {(r, 256, 0, scale * 256, 3) for r in recipes})   # the longer runs
+    for rec in result['records']:
+        recipe = large_batch.RECIPES[rec['recipe']]
+        assert rec['eta_base'] == pytest.approx(0.1 * rec['lr_batch'] / 256)
+        assert rec['updates'] == round(rec['epochs'] * n_train / rec['total_batch'])
+        assert 0.0 <= rec['top1'] <= 1.0 and isinstance(rec['finite'], bool)
+        for t, traced_epoch, lr, _, _ in rec['trace']:
+            epoch = t * rec['total_batch'] / n_train
+            assert traced_epoch == pytest.approx(epoch)
+            assert lr == pytest.approx(expected_lr_at(recipe, epoch, rec['lr_batch'],
+                                                      rec['epochs']), rel=1e-6, abs=1e-12), (
+                rec['recipe'], rec['total_batch'], rec['lr_batch'], t)
+    with open(os.path.join(out, 'table.md')) as f:
+        table = f.read()
+    assert table == large_batch.table_md(result['records'], result['plan'], n_train,
+                                         'fashion-mnist')
+    assert 'Control: the same runs with the learning-rate rules at the absolute batch.' in table
+    assert '| paper | 256 |' in table
+    assert 'Longer runs: validation top-1' in table and '| lars | 256 | 0 | 3 | 12 |' in table
+    with open(os.path.join(out, 'facts.md')) as f:
+        assert f.read() == large_batch.format_facts(result)
+    assert os.path.getsize(os.path.join(out, 'top1_vs_batch.png')) > 0
+
+
+@needs_fashion_mnist
+def test_a_digits_folder_is_refused_for_fashion_mnist(tmp_path):
+    with open(str(tmp_path / 'results.json'), 'w') as f:
+        json.dump(dict(plan=large_batch.FULL, records=[]), f)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--data',
+         'fashion-mnist', '--out', str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+        timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        'python -m chainer_ext.experiments.large_batch: --out: {} holds a sweep on digits, not '
+        'fashion-mnist; use another --out'.format(tmp_path / 'results.json')]
+
+
+def test_the_digits_sweep_regenerates_its_committed_files_byte_for_byte(tmp_path):
+    """``--data digits`` over a copy of the committed folder trains nothing and writes
+    the same results.json, table.md and facts.md."""
+    folder = os.path.join(ROOT, 'docs', 'experiments', 'large_batch')
+    copy_ = str(tmp_path / 'large_batch')
+    shutil.copytree(folder, copy_)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--data', 'digits',
+         '--out', copy_, '--jobs', '1'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert '90 of 90 runs already in' in proc.stdout
+    for name in ('results.json', 'table.md', 'facts.md'):
+        with open(os.path.join(folder, name), 'rb') as a, open(os.path.join(copy_, name),
+                                                              'rb') as b:
+            assert a.read() == b.read(), name
+
+
+def test_the_fashion_sweep_without_the_package_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    from chainer_ext.datasets import fashion_mnist
+    missing = str(tmp_path / 'no-package')
+    monkeypatch.setattr(fashion_mnist, 'DEBIAN_DIR', missing)   # as where it is not installed
+    monkeypatch.setattr(large_batch.blas_setup, 'ensure_kernel', lambda: None)
+    out = tmp_path / 'out'
+    assert large_batch.main(['--data', 'fashion-mnist', '--out', str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m chainer_ext.experiments.large_batch: --data fashion-mnist: {}: no "
+        "Fashion-MNIST there; install Debian's dataset-fashion-mnist (as root: apt-get install "
+        "dataset-fashion-mnist; without root: apt-get download dataset-fashion-mnist && dpkg -x "
+        "dataset-fashion-mnist_*.deb DIR, then --data-dir DIR/usr/share/datasets/"
+        "fashion-mnist)".format(missing)]
+    assert not out.exists()
+    somewhere = str(tmp_path / 'elsewhere')
+    assert large_batch.main(['--data', 'fashion-mnist', '--out', str(out), '--data-dir',
+                             somewhere]) == 2
+    assert capsys.readouterr().err.startswith(
+        'python -m chainer_ext.experiments.large_batch: --data fashion-mnist: {}: no '
+        'Fashion-MNIST there'.format(somewhere))

@@ -1,4 +1,4 @@
-"""ResNet-50/18 of Goyal et al.: shapes, zero-gamma, counts, strides, init."""
+"""ResNet-50/18 of Goyal et al. and the sweep's miniature: shapes, zero-gamma, strides, init."""
 import numpy
 import pytest
 
@@ -7,7 +7,7 @@ import chainer
 import chainer.links as L
 
 from models import archs
-from models import BasicBlock, BottleneckBlock, ResNet18, ResNet50
+from models import BasicBlock, BottleneckBlock, MiniResNet, ResNet18, ResNet50
 
 
 @pytest.fixture(scope='module')
@@ -161,3 +161,40 @@ def test_bn_settings(resnet18):
 def test_invalid_n_class():
     with pytest.raises(ValueError):
         ResNet18(n_class=0)
+
+
+def test_mini_resnet_is_resnet50s_design_in_miniature():
+    """Strided stem, one bottleneck block per stage with the stride on the 3x3, out = 4 x
+    mid channels, zero-gamma last BN, projection shortcuts, no BN decay (the sweep's
+    add_weight_decay decays conv and linear W only)."""
+    from chainer_ext.optimizer_hooks import add_weight_decay
+    numpy.random.seed(0)
+    net = MiniResNet(n_class=10, widths=(8, 16, 32), stem_channels=16, in_channels=1)
+    assert net.conv1.stride == (2, 2) and net.conv1.W.shape == (16, 1, 3, 3)
+    in_ch = 16
+    for k, mid in enumerate((8, 16, 32)):
+        (block,) = getattr(net, 'res{}'.format(k + 2))
+        assert isinstance(block, BottleneckBlock)
+        stride = 1 if k == 0 else 2
+        assert block.conv2.stride == (stride, stride) and block.conv1.stride == (1, 1)
+        assert block.conv1.W.shape == (mid, in_ch, 1, 1)
+        assert block.conv3.W.shape == (4 * mid, mid, 1, 1)
+        assert (block.last_bn.gamma.array == 0).all()
+        assert block.shortcut.conv.stride == (stride, stride)
+        in_ch = 4 * mid
+    x = numpy.zeros((2, 1, 28, 28), numpy.float32)
+    with chainer.using_config('train', False):
+        assert net(x).shape == (2, 10)
+    # One update with zero gradients moves only what weight decay reaches.
+    model = L.Classifier(net)
+    optimizer = chainer.optimizers.SGD(lr=1.0)
+    optimizer.setup(model)
+    assert add_weight_decay(model, rate=0.5) == 1 + 4 * 3 + 1   # stem, 4 per block, fc W
+    before = {name: p.array.copy() for name, p in model.namedparams()}
+    for p in model.params():
+        p.grad = numpy.zeros_like(p.array)
+    optimizer.update()
+    for name, p in model.namedparams():
+        is_weight = name.endswith('/W')   # convolutions and the classifier
+        numpy.testing.assert_allclose(p.array, before[name] * (0.5 if is_weight else 1.0),
+                                      err_msg=name)

@@ -1,16 +1,25 @@
 """The paper's claim in miniature: top-1 against total batch size for each recipe (Sections 1-2, A).
 
-    python -m chainer_ext.experiments.large_batch [--quick] [--out DIR] [--jobs N]
+    python -m chainer_ext.experiments.large_batch [--data {digits,fashion-mnist}] [--quick]
+                                                  [--out DIR] [--jobs N]
 
-Trains He et al.'s ResNet-8 on scikit-learn's 8x8 digits with 32 images per worker
-and 2 to 32 workers (total batch 64 to 1,024), the same epoch budget for every run,
-for the paper's recipe, Goyal et al.'s, You et al.'s (LARS) and one-at-a-time ablations
-of the paper's.  Workers are emulated in one process
+``--data digits`` (the default) trains He et al.'s ResNet-8 on scikit-learn's 8x8 digits
+with 2 to 32 workers (total batch 64 to 1,024), the learning-rate rules taking that
+batch.  ``--data fashion-mnist`` trains a bottleneck ResNet in miniature
+(:class:`models.MiniResNet`) on 10,000 Fashion-MNIST images with 1 to 16 workers (32 to
+512), the rules taking the ImageNet batch of the same share of the data
+(:func:`chainer_ext.optimizers.schedules.imagenet_equivalent_batch`: 256 stands for the paper's
+32,768), and, as a control, the rules at the absolute batch 256; at 256 also the three
+ablations and a 90-epoch run of each main recipe (the paper's 3,510 updates).  32 images
+per worker, the same epoch budget for every run (but the 90-epoch ones), for the
+paper's recipe, Goyal et al.'s, You et al.'s (LARS) and one-at-a-time ablations of the
+paper's.  Workers are emulated in one process
 (:mod:`chainer_ext.experiments.emulated_workers`).  Writes ``results.json`` (one record
 per run), ``table.md`` (mean +- sd, and per-seed differences from the paper's recipe),
 ``facts.md`` (time, train/validation gap, BLAS threads) and ``top1_vs_batch.png``;
 finished runs in ``runs.jsonl`` or an earlier ``results.json`` are kept, so an
-interrupted or extended sweep trains only what is missing.
+interrupted or extended sweep trains only what is missing.  A run that diverges is
+recorded (``finite`` false, its top-1) like any other.
 """
 import argparse
 import collections
@@ -49,6 +58,7 @@ from chainer_ext.extensions import EpochSchedule
 from chainer_ext.extensions.bn_stats_allreduce import batch_normalization_links
 from chainer_ext.optimizer_hooks import add_weight_decay
 from models import CifarResNet
+from models import MiniResNet
 
 PROG = 'python -m chainer_ext.experiments.large_batch'
 RESULTS_JSON = 'results.json'
@@ -73,8 +83,6 @@ OPTIMIZER_HYPERPARAMETERS = {
 }
 #: The recipe every other is compared with, seed by seed.
 REFERENCE_RECIPE = 'paper'
-#: Pixels of random translation (the digits' only augmentation).
-MAX_SHIFT = 1
 #: Points of each run's hyperparameter trace kept in the results.
 TRACE_POINTS = 21
 
@@ -105,9 +113,29 @@ RECIPES = collections.OrderedDict((r.name, r) for r in (
            "the paper's with moving-average BN instead of the last batch"),
 ))
 
-#: The sweep: total batch sizes, seeds and the epoch budget of every run.
+#: The digits sweep: total batch sizes, seeds and the epoch budget of every run.
 FULL = dict(batches=(64, 128, 256, 512, 1024), seeds=(0, 1, 2), epochs=30)
 QUICK = dict(batches=(64, 256), seeds=(0,), epochs=2)
+#: The Fashion-MNIST sweep: 1,000 training images per class, the ``recipes`` of Table 1
+#: at every batch, then the ``extra`` groups (:func:`plan_keys`): the control (rules at
+#: the absolute batch), the ablations, and 90-epoch runs.  Sized to 3 h with --jobs 2 on
+#: an idle 2-core machine (EXPERIMENTS.md).
+MAIN_RECIPES = ('paper', 'goyal', 'lars')
+ABLATIONS = ('no-rmsprop-warmup', 'goyal-lr', 'moving-average-bn')
+FASHION_FULL = dict(batches=(32, 64, 128, 256, 512), seeds=(0, 1, 2), epochs=30,
+                    train_per_class=1000, recipes=MAIN_RECIPES, extra=(
+                        dict(group='control', batches=(256,), recipes=MAIN_RECIPES,
+                             rules='absolute'),
+                        dict(group='ablations', batches=(256,), recipes=ABLATIONS),
+                        dict(group='90 epochs', batches=(256,), recipes=MAIN_RECIPES,
+                             seeds=(0,), epochs=90)))
+FASHION_QUICK = dict(batches=(64, 256), seeds=(0,), epochs=2, train_per_class=100,
+                     recipes=MAIN_RECIPES, extra=(
+                         dict(group='control', batches=(256,), recipes=MAIN_RECIPES,
+                              rules='absolute'),
+                         dict(group='ablations', batches=(256,), recipes=ABLATIONS),
+                         dict(group='90 epochs', batches=(256,), recipes=MAIN_RECIPES,
+                              seeds=(0,), epochs=3)))
 
 
 def alpha_sgd_one(epoch):
@@ -126,7 +154,7 @@ def recipe_schedules(recipe, total_batch, epochs):
     return result
 
 
-def load_digits(val_fraction=0.2, split_seed=0):
+def load_digits(plan=None, data_dir=None, val_fraction=0.2, split_seed=0):
     """``(x_train, t_train, x_val, t_val)``: ink in [0, 1], shape (N, 1, 8, 8), with the
     demo's stratified split."""
     from sklearn.datasets import load_digits as sklearn_digits
@@ -140,6 +168,65 @@ def load_digits(val_fraction=0.2, split_seed=0):
     return x[train_idx], t[train_idx], x[val_idx], t[val_idx]
 
 
+def load_fashion_mnist(plan, data_dir=None):
+    """``(x_train, t_train, x_val, t_val)``: grey level in [0, 1], shape (N, 1, 28, 28);
+    ``plan['train_per_class']`` training images of each class
+    (:func:`~chainer_ext.datasets.fashion_mnist.stratified_subset`), the 10,000 test
+    images for validation, from ``data_dir`` (default Debian's folder)."""
+    from chainer_ext.datasets import fashion_mnist
+    x_train, t_train, x_val, t_val = fashion_mnist.load(
+        data_dir, train_per_class=plan['train_per_class'])
+    return (numpy.float32(1 / 255.0) * x_train[:, None], t_train,
+            numpy.float32(1 / 255.0) * x_val[:, None], t_val)
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """One data set of the sweep: its loader and network, how the learning-rate rules
+    take the batch, augmentation, plans and what the write-up calls it."""
+    name: str
+    load: object          # f(plan, data_dir=None) -> (x_train, t_train, x_val, t_val)
+    network: object       # f(n_class) -> predictor
+    model: str            # results.json's description of network and data
+    batch_rule: str       # 'absolute' or 'imagenet-equivalent'
+    max_shift: int        # pixels of random translation of training images
+    flip: bool            # random horizontal flips of training images
+    full: dict
+    quick: dict
+    out: str              # default --out
+    title: str            # the plot's
+
+
+def digits_network(n_class):
+    return CifarResNet(n=1, n_class=n_class, in_channels=1)
+
+
+def fashion_network(n_class):
+    return MiniResNet(n_class=n_class, in_channels=1)
+
+
+DATA = collections.OrderedDict((d.name, d) for d in (
+    SweepData('digits', load_digits, digits_network,
+              'CifarResNet(n=1) (ResNet-8, widths 16/32/64), 8x8 grey digits',
+              'absolute', 1, False, FULL, QUICK, os.path.join('result', 'large_batch'),
+              'ResNet-8 on 8x8 digits, same epoch budget for every run'),
+    SweepData('fashion-mnist', load_fashion_mnist, fashion_network,
+              'MiniResNet (bottleneck blocks, mid widths 8/16/32, stem 16 of stride 2), '
+              '28x28 grey Fashion-MNIST',
+              'imagenet-equivalent', 2, True, FASHION_FULL, FASHION_QUICK,
+              os.path.join('result', 'fashion_mnist'),
+              'bottleneck ResNet on Fashion-MNIST (10,000 images), learning-rate rules '
+              'at the ImageNet-equivalent batch'),
+))
+
+
+def rule_batch(data, total_batch, n_train):
+    """The batch ``data``'s learning-rate rules take for ``total_batch``."""
+    if data.batch_rule == 'absolute':
+        return total_batch
+    return schedules.imagenet_equivalent_batch(total_batch, n_train)
+
+
 def standardize(x, mean, std):
     """``(x - mean) / std`` in float32."""
     return (x - numpy.float32(mean)) / numpy.float32(std)
@@ -147,12 +234,14 @@ def standardize(x, mean, std):
 
 class ShiftedImages(chainer.dataset.DatasetMixin):
     """``(image, label)`` pairs; training images move by up to ``max_shift`` pixels,
-    filled with background, then every image is standardised by ``mean``, ``std``."""
+    filled with background, and with ``flip`` are mirrored with probability 1/2, then
+    every image is standardised by ``mean``, ``std``."""
 
-    def __init__(self, x, t, mean, std, max_shift=0, seed=0):
+    def __init__(self, x, t, mean, std, max_shift=0, seed=0, flip=False):
         self.x, self.t = x, t
         self.mean, self.std = numpy.float32(mean), numpy.float32(std)
         self.max_shift = max_shift
+        self.flip = flip
         self.rng = numpy.random.RandomState(seed)
 
     def __len__(self):
@@ -166,6 +255,8 @@ class ShiftedImages(chainer.dataset.DatasetMixin):
             padded = numpy.pad(image, ((0, 0), (s, s), (s, s)))
             h, w = image.shape[1:]
             image = padded[:, s + dy:s + dy + h, s + dx:s + dx + w]
+        if self.flip and self.rng.randint(2):
+            image = image[:, :, ::-1]
         return standardize(image, self.mean, self.std), self.t[i]
 
 
@@ -196,28 +287,36 @@ class HyperparameterTrace(object):
                 for t, lr, alpha, lr_rms in (self.rows[k] for k in keep)]
 
 
-def top1(model, x, t):
-    """Top-1 accuracy of ``model.predictor`` in test mode."""
+def top1(model, x, t, chunk=1000):
+    """Top-1 accuracy of ``model.predictor`` in test mode, ``chunk`` images at a time."""
     with chainer.using_config('train', False), chainer.no_backprop_mode():
-        y = model.predictor(x).array
-    return float((y.argmax(axis=1) == t).mean())
+        right = sum(int((model.predictor(x[k:k + chunk]).array.argmax(axis=1) ==
+                         t[k:k + chunk]).sum()) for k in range(0, len(t), chunk))
+    return right / float(len(t))
 
 
-def train_one(recipe_name, total_batch, seed, epochs, data=None):
-    """Train one run; returns its record (top-1 and what reached the optimizer and BN)."""
+def train_one(recipe_name, total_batch, seed, epochs, lr_batch=None, data=None,
+              dataset='digits'):
+    """Train one run; returns its record (top-1 and what reached the optimizer and BN).
+
+    ``lr_batch`` is the batch the learning-rate rules take (default ``total_batch``);
+    ``data`` the arrays of ``dataset`` (loaded with its full plan when not given).
+    """
     recipe = RECIPES[recipe_name]
+    spec = DATA[dataset]
     if total_batch % B_LOCAL:
         raise ValueError('total batch {} is not a multiple of {} images per worker'.format(
             total_batch, B_LOCAL))
-    x_train, t_train, x_val, t_val = data if data is not None else load_digits()
+    x_train, t_train, x_val, t_val = data if data is not None else spec.load(spec.full)
     mean, std = float(x_train.mean()), float(x_train.std())
     n_train = len(t_train)
+    lr_batch = total_batch if lr_batch is None else lr_batch
 
     numpy.random.seed(seed)  # Chainer's initializers draw from NumPy's global generator
-    model = L.Classifier(CifarResNet(n=1, n_class=int(t_train.max()) + 1, in_channels=1))
+    model = L.Classifier(spec.network(int(t_train.max()) + 1))
     if recipe.bn == 'last_batch':
         use_last_batch_statistics(model)
-    plan = recipe_schedules(recipe, total_batch, epochs)
+    plan = recipe_schedules(recipe, lr_batch, epochs)
     start = {attr: schedule(0.0) for attr, schedule in plan.items()}
     optimizer = update_rule(recipe.optimizer,
                             **OPTIMIZER_HYPERPARAMETERS[recipe.optimizer], **start)
@@ -227,7 +326,8 @@ def train_one(recipe_name, total_batch, seed, epochs, data=None):
     trace = HyperparameterTrace()
     optimizer.add_hook(trace)
 
-    train = ShiftedImages(x_train, t_train, mean, std, MAX_SHIFT, seed=seed)
+    train = ShiftedImages(x_train, t_train, mean, std, spec.max_shift, seed=seed,
+                          flip=spec.flip)
     order = chainer.iterators.ShuffleOrderSampler(numpy.random.RandomState(seed))
     iterator = chainer.iterators.SerialIterator(train, total_batch, shuffle=None,
                                                 order_sampler=order)
@@ -253,13 +353,15 @@ def train_one(recipe_name, total_batch, seed, epochs, data=None):
         top1=top1(model, val, t_val), train_top1=top1(model, seen, t_train),
         finite=bool(finite), seconds=round(seconds, 2),
         blas_threads=blas_setup.describe()['threads'],
-        eta_base=schedules.eta_base(total_batch),
+        lr_batch=lr_batch, eta_base=schedules.eta_base(lr_batch),
         bn_decay=sorted({float(link.decay) for _, link in batch_normalization_links(model)}),
         trace=trace.thinned(total_batch, n_train))
 
 
 def run_key(record):
-    return (record['recipe'], record['total_batch'], record['seed'], record['epochs'])
+    """``(recipe, total batch, seed, epochs, batch of the learning-rate rules)``."""
+    return (record['recipe'], record['total_batch'], record['seed'], record['epochs'],
+            record.get('lr_batch', record['total_batch']))
 
 
 def read_finished(path):
@@ -296,28 +398,65 @@ def finished_runs(out):
     return done
 
 
-def plan_problem(out, plan):
-    """Why ``out`` cannot take a sweep of ``plan`` (its results.json is of another plan,
-    whose runs would be dropped from it), or None."""
+def plan_problem(out, plan, data_name='digits'):
+    """Why ``out`` cannot take a sweep of ``plan`` on ``data_name`` (its results.json is of
+    another plan or data set, whose runs would be dropped from it), or None."""
     path = os.path.join(out, RESULTS_JSON)
     try:
         with open(path) as f:
-            old = json.load(f)['plan']
+            result = json.load(f)
+        old = result['plan']
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if result.get('data', 'digits') != data_name:
+        return '{} holds a sweep on {}, not {}; use another --out'.format(
+            path, result.get('data', 'digits'), data_name)
     if old.get('epochs') != plan['epochs']:
         return ('{} holds a sweep of {} epochs per run, not {}; use another --out'.format(
             path, old.get('epochs'), plan['epochs']))
     return None
 
 
-def in_plan(records, plan):
-    """The records of ``plan``'s batches, seeds and epochs, in batch, recipe, seed order."""
-    keep = [r for r in records if r['total_batch'] in plan['batches'] and
-            r['seed'] in plan['seeds'] and r['epochs'] == plan['epochs'] and
-            r['recipe'] in RECIPES]
-    return sorted(keep, key=lambda r: (r['total_batch'], list(RECIPES).index(r['recipe']),
-                                       r['seed']))
+def plan_keys(data, plan, n_train, recipes=tuple(RECIPES)):
+    """The run keys (:func:`run_key`) of ``plan`` for ``recipes``: its ``batches`` x
+    ``recipes`` (default all) x ``seeds`` with the rules at ``data``'s batch
+    (:func:`rule_batch`), in batch, recipe, seed order, then each group of its ``extra``
+    alike, with the group's own ``seeds`` and ``epochs`` where given, and the rules at
+    the batch itself where its ``rules`` is ``'absolute'``."""
+    keys = []
+    for group in (plan,) + tuple(plan.get('extra', ())):
+        for b in group['batches']:
+            lr_batch = b if group.get('rules') == 'absolute' else rule_batch(data, b, n_train)
+            keys += [(r, b, s, group.get('epochs', plan['epochs']), lr_batch)
+                     for r in RECIPES if r in recipes and r in group.get('recipes', RECIPES)
+                     for s in group.get('seeds', plan['seeds'])]
+    return keys
+
+
+def in_plan(records, keys):
+    """The records whose run key is among ``keys``, in the order of ``keys``."""
+    order = {key: k for k, key in enumerate(keys)}
+    return sorted((r for r in records if run_key(r) in order), key=lambda r: order[run_key(r)])
+
+
+def is_control(record, data, n_train):
+    """Whether ``record``'s rules took another batch than ``data``'s rule gives."""
+    return record.get('lr_batch', record['total_batch']) != rule_batch(
+        data, record['total_batch'], n_train)
+
+
+def split_records(records, data, plan, n_train):
+    """``(main, control, longer)``: the runs of the plan's epochs with the rules at
+    ``data``'s batch, those with the rules at the batch itself, and runs of other lengths."""
+    main, control, longer = [], [], []
+    for r in records:
+        if r['epochs'] != plan['epochs']:
+            longer.append(r)
+        elif is_control(r, data, n_train):
+            control.append(r)
+        else:
+            main.append(r)
+    return main, control, longer
 
 
 def _worker_init(jobs):
@@ -339,13 +478,16 @@ class Interrupted(Exception):
                     self.kept, self.wanted, self.runs_path, self.dropped))
 
 
-def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print):
-    """Run every (recipe, batch, seed) of ``plan`` not yet done in ``out``
+def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print, data=None, arrays=None):
+    """Run every run of ``plan`` (:func:`plan_keys`) on ``data`` (default: digits; its
+    ``arrays`` loaded for ``plan`` when not given) not yet done in ``out``
     (:func:`finished_runs`); returns every record of the plan there, of any recipe."""
+    data = data or DATA['digits']
+    arrays = arrays if arrays is not None else data.load(plan)
+    n_train = len(arrays[1])
     os.makedirs(out, exist_ok=True)
     runs_path = os.path.join(out, RUNS_JSONL)
-    wanted = [(r, b, s, plan['epochs']) for b in plan['batches'] for r in recipes
-              for s in plan['seeds']]
+    wanted = plan_keys(data, plan, n_train, recipes)
     done = finished_runs(out)
     todo = [key for key in wanted if key not in done]
     if len(todo) < len(wanted):
@@ -353,12 +495,12 @@ def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print):
             len(wanted) - len(todo), len(wanted), out, RESULTS_JSON, RUNS_JSONL))
     running = 0
     try:
-        data = load_digits()
         context = multiprocessing.get_context('spawn')
         pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
                                                       initializer=_worker_init,
                                                       initargs=(jobs,))
-        futures = {pool.submit(train_one, *key, data=data): key for key in todo}
+        futures = {pool.submit(train_one, *key, data=arrays, dataset=data.name): key
+                   for key in todo}
         running = min(jobs, len(todo))
         for count, future in enumerate(concurrent.futures.as_completed(futures), 1):
             record = future.result()
@@ -366,16 +508,19 @@ def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print):
                 f.write(json.dumps(record) + '\n')
             done[run_key(record)] = record
             running = min(jobs, len(todo) - count)
-            log('[{}/{}] {:>18} batch {:>5} seed {}: top-1 {:.1%} ({:.0f} s)'.format(
-                count, len(todo), record['recipe'], record['total_batch'], record['seed'],
-                record['top1'], record['seconds']))
+            log('[{}/{}] {:>18} batch {:>5}{} seed {}: top-1 {:.1%}{} ({:.0f} s)'.format(
+                count, len(todo), record['recipe'], record['total_batch'],
+                '' if data.batch_rule == 'absolute' else ' (rules at {:>6})'.format(
+                    record['lr_batch']),
+                record['seed'], record['top1'], '' if record['finite'] else ', not finite',
+                record['seconds']))
         pool.shutdown()
     except KeyboardInterrupt:
         for worker in multiprocessing.active_children():  # the pool's: stop them now
             worker.terminate()
         kept = sum(key in done for key in wanted)
         raise Interrupted(kept, len(wanted), running, runs_path)
-    return in_plan(done.values(), plan)
+    return in_plan(done.values(), plan_keys(data, plan, n_train))
 
 
 def summarize(records):
@@ -401,11 +546,14 @@ def format_table(summary):
     for recipe, row in summary.items():
         cells = []
         for b in batches:
-            mean, sd, n = row.get(b, (float('nan'),) * 3)
-            cells.append('{:.1f} ± {:.1f}'.format(100 * mean, 100 * sd) if n > 1
-                         else '{:.1f}'.format(100 * mean))
-        drop = 100 * (row[batches[0]][0] - row[batches[-1]][0])
-        lines.append('| {} | {} | {:+.1f} |'.format(recipe, ' | '.join(cells), -drop))
+            mean, sd, n = row.get(b, (float('nan'), float('nan'), 0))
+            cells.append('' if not n else '{:.1f} ± {:.1f}'.format(100 * mean, 100 * sd)
+                         if n > 1 else '{:.1f}'.format(100 * mean))
+        if batches[0] in row and batches[-1] in row:
+            drop = '{:+.1f}'.format(-100 * (row[batches[0]][0] - row[batches[-1]][0]))
+        else:
+            drop = ''
+        lines.append('| {} | {} | {} |'.format(recipe, ' | '.join(cells), drop))
     return '\n'.join(lines) + '\n'
 
 
@@ -462,13 +610,100 @@ def format_paired(paired, reference=REFERENCE_RECIPE):
 
 
 def format_batch_share(batches, n_train):
-    """One line: each total batch as a share of the training set, and the paper's."""
+    """One line: each total batch as a share of the training set, and the paper's; one
+    decimal, two where the smallest share is below 1 %."""
     paper = paper_numbers.HEADLINE['total_batch'], paper_numbers.IMAGENET_TRAIN
+    decimals = 1 if 100.0 * min(batches) / n_train >= 1 else 2
     return ('Total batch as a share of the {:,} training images: {}; the paper\'s '
             '{:,} of ImageNet\'s {:,}: {:.2f} %.\n'.format(
-                n_train, ', '.join('{} = {:.1f} %'.format(b, 100.0 * b / n_train)
+                n_train, ', '.join('{} = {:.{}f} %'.format(b, 100.0 * b / n_train, decimals)
                                    for b in batches),
                 paper[0], paper[1], 100.0 * paper[0] / paper[1]))
+
+
+def format_rule_batches(batches, n_train):
+    """One line: the batch the learning-rate rules take for each total batch, with the
+    eta_base and LARS peak and warm-up it gives."""
+    cells = []
+    for b in batches:
+        big = schedules.imagenet_equivalent_batch(b, n_train)
+        gamma, warmup = schedules.lars_peak(big)
+        cells.append('{} → {:,} (η_base {:g}, LARS γ {:g} after {:g} warm-up epochs of '
+                     '90)'.format(b, big, schedules.eta_base(big), gamma, warmup))
+    return ('Learning-rate rules at the ImageNet-equivalent batch (total batch × {}): '
+            '{}.\n'.format(schedules.imagenet_equivalent_batch(1, n_train), '; '.join(cells)))
+
+
+def format_control(main, control, reference_seeds):
+    """Markdown: at each control batch, per recipe, top-1 with the rules at the
+    ImageNet-equivalent batch and at the absolute batch, and their per-seed difference."""
+    top1 = {}
+    for kind, records in (('equivalent', main), ('absolute', control)):
+        for r in records:
+            top1[kind, r['recipe'], r['total_batch'], r['seed']] = r['top1']
+    lines = ['Control: the same runs with the learning-rate rules at the absolute batch. '
+             'Validation top-1 (%), mean ± sd over seeds {}; the difference is equivalent '
+             'minus absolute on the same seed, in points: mean (per seed) k/n.'.format(
+                 list(reference_seeds)), '',
+             '| recipe | batch | rules at the equivalent batch | rules at the batch itself '
+             '| equivalent − absolute |', '|---|---|---|---|---|']
+    for recipe, batch in sorted({(r['recipe'], r['total_batch']) for r in control},
+                                key=lambda rb: (rb[1], list(RECIPES).index(rb[0]))):
+        cells = []
+        for kind in ('equivalent', 'absolute'):
+            values = [v for (k, rc, b, _), v in sorted(top1.items())
+                      if (k, rc, b) == (kind, recipe, batch)]
+            cells.append(_mean_sd(values))
+        diffs = [top1['equivalent', recipe, batch, s] - top1['absolute', recipe, batch, s]
+                 for s in reference_seeds if ('equivalent', recipe, batch, s) in top1 and
+                 ('absolute', recipe, batch, s) in top1]
+        if diffs:
+            k, n = sign_agreement(diffs)
+            cells.append('{:+.1f} ({}) {}/{}'.format(
+                100 * math.fsum(diffs) / n, ', '.join('{:+.1f}'.format(100 * d) for d in diffs),
+                k, n))
+        else:
+            cells.append('')
+        lines.append('| {} | {} | {} |'.format(recipe, batch, ' | '.join(cells)))
+    return '\n'.join(lines) + '\n'
+
+
+def _mean_sd(values):
+    """``'mean ± sd'`` in percent (sd with ddof 1), ``'mean'`` for one value, '' for none."""
+    if not values:
+        return ''
+    if len(values) == 1:
+        return '{:.1f}'.format(100 * values[0])
+    return '{:.1f} ± {:.1f}'.format(100 * float(numpy.mean(values)),
+                                    100 * float(numpy.std(values, ddof=1)))
+
+
+def format_longer(longer, main):
+    """Markdown: the runs of another length beside the run of the same recipe, batch,
+    seed and rules in the main plan."""
+    short = {(r['recipe'], r['total_batch'], r['seed'], r.get('lr_batch')): r for r in main}
+    lines = ['Longer runs: validation top-1 (%), beside the same recipe, batch, seed and '
+             'rules in the table above.', '',
+             '| recipe | batch | seed | epochs | updates | top-1 | top-1 at {} epochs |'.format(
+                 main[0]['epochs'] if main else ''), '|---|---|---|---|---|---|---|']
+    for r in sorted(longer, key=lambda r: (r['total_batch'], list(RECIPES).index(r['recipe']),
+                                           r['seed'], r['epochs'])):
+        other = short.get((r['recipe'], r['total_batch'], r['seed'], r.get('lr_batch')))
+        lines.append('| {} | {} | {} | {} | {:,} | {:.1f} | {} |'.format(
+            r['recipe'], r['total_batch'], r['seed'], r['epochs'], r['updates'],
+            100 * r['top1'], '' if other is None else '{:.1f}'.format(100 * other['top1'])))
+    return '\n'.join(lines) + '\n'
+
+
+def format_nonfinite(records):
+    """One line: the runs whose weights were not finite at the end, with their top-1."""
+    bad = [r for r in records if not r.get('finite', True)]
+    if not bad:
+        return 'Every run ended with finite weights.\n'
+    return 'Runs whose weights were not finite at the end (diverged): {}.\n'.format('; '.join(
+        '{} batch {} (rules at {:,}) seed {}: top-1 {:.1f} %'.format(
+            r['recipe'], r['total_batch'], r.get('lr_batch', r['total_batch']), r['seed'],
+            100 * r['top1']) for r in bad))
 
 
 def _clock(seconds):
@@ -523,8 +758,9 @@ def format_facts(result):
     return '\n'.join(lines) + '\n'
 
 
-def plot(summary, path):
-    """Top-1 against total batch size (log scale), one line per recipe, ± sd bars."""
+def plot(summary, path, title=None, control=None):
+    """Top-1 against total batch size (log scale), one line per recipe, ± sd bars;
+    ``control`` (a :func:`summarize` of the control runs) as open markers."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -536,12 +772,18 @@ def plot(summary, path):
         style = '-' if recipe in ('paper', 'goyal', 'lars') else '--'
         ax.errorbar(batches, means, yerr=sds, fmt='o' + style, capsize=3, label=recipe,
                     linewidth=2 if style == '-' else 1)
+    for recipe, row in (control or {}).items():
+        ax.errorbar(list(row), [100 * row[b][0] for b in row],
+                    yerr=[100 * row[b][1] if row[b][2] > 1 else 0.0 for b in row],
+                    fmt='s', mfc='none', capsize=3,
+                    label='{}, rules at the batch itself'.format(recipe))
     ax.set_xscale('log', base=2)
+    batches = sorted({b for row in summary.values() for b in row})
     ax.set_xticks(batches)
     ax.set_xticklabels([str(b) for b in batches])
     ax.set_xlabel('total batch size (32 images per worker)')
     ax.set_ylabel('validation top-1 (%)')
-    ax.set_title('ResNet-8 on 8x8 digits, same epoch budget for every run')
+    ax.set_title(title or DATA['digits'].title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -577,38 +819,59 @@ def sweep_history(out, records, command, seconds):
     return history
 
 
-def table_md(records, plan, n_train):
-    """``table.md``: mean ± sd, the batch's share of the data, paired differences."""
-    summary = summarize(records)
-    batches = sorted({rec['total_batch'] for rec in records})
-    return ('Validation top-1 (%), mean ± sd over seeds {}, {} epochs per run.\n\n'.format(
+def table_md(records, plan, n_train, data_name='digits'):
+    """``table.md``: mean ± sd, the batch's share of the data, paired differences; with
+    the rules at the ImageNet-equivalent batch also the batches they took, the control
+    runs and the runs that diverged."""
+    data = DATA[data_name]
+    main, control, longer = split_records(records, data, plan, n_train)
+    summary = summarize(main)
+    batches = sorted({rec['total_batch'] for rec in main})
+    text = ('Validation top-1 (%), mean ± sd over seeds {}, {} epochs per run.\n\n'.format(
         list(plan['seeds']), plan['epochs']) + format_table(summary) + '\n' +
-        format_batch_share(batches, n_train) + '\n' + format_paired(paired_differences(records)))
+        format_batch_share(batches, n_train) + '\n')
+    if data.batch_rule == 'absolute':
+        return text + format_paired(paired_differences(main))
+    text += (format_rule_batches(batches, n_train) + '\n' +
+             format_paired(paired_differences(main)) + '\n')
+    if control:
+        text += format_control(main, control, plan['seeds']) + '\n'
+    if longer:
+        text += format_longer(longer, main) + '\n'
+    return text + format_nonfinite(records)
 
 
-def write_outputs(out, plan, records, command, seconds):
-    n_train = len(load_digits()[1])
+def write_outputs(out, plan, records, command, seconds, data=None, n_train=None):
+    data = data or DATA['digits']
+    n_train = n_train if n_train is not None else len(data.load(plan)[1])
+    extra = {} if data.name == 'digits' else dict(data=data.name, batch_rule=data.batch_rule)
     result = dict(
         sweeps=sweep_history(out, records, command, seconds), plan=plan, b_local=B_LOCAL,
-        n_train=n_train, model='CifarResNet(n=1) (ResNet-8, widths 16/32/64), 8x8 grey digits',
+        n_train=n_train, model=data.model, **extra,
         recipes={name: asdict(r) for name, r in RECIPES.items()}, records=records)
     paths = {name: os.path.join(out, name)
              for name in (RESULTS_JSON, TABLE_MD, FACTS_MD, PLOT_PNG)}
     atomic_files.write_json(paths[RESULTS_JSON], result, indent=1)
     with open(paths[TABLE_MD], 'w') as f:
-        f.write(table_md(records, plan, n_train))
+        f.write(table_md(records, plan, n_train, data.name))
     with open(paths[FACTS_MD], 'w') as f:
         f.write(format_facts(result))
-    plot(summarize(records), paths[PLOT_PNG])
+    main, control, _ = split_records(records, data, plan, n_train)
+    plot(summarize(main), paths[PLOT_PNG], data.title,
+         summarize(control) if control else None)
     return paths
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0])
+    p.add_argument('--data', choices=list(DATA), default='digits',
+                   help='data set, network and batch rule of the sweep (default digits)')
+    p.add_argument('--data-dir', help="with --data fashion-mnist: the folder of its IDX files "
+                   "(default Debian's, /usr/share/datasets/fashion-mnist)")
     p.add_argument('--quick', action='store_true',
                    help='a tiny sweep (2 batch sizes, 1 seed, 2 epochs) for tests')
-    p.add_argument('--out', default=os.path.join('result', 'large_batch'),
-                   help='output folder (default result/large_batch)')
+    p.add_argument('--out', help='output folder (default result/large_batch, '
+                   'result/fashion_mnist with --data fashion-mnist)')
     p.add_argument('--jobs', type=int, default=None,
                    help='runs in parallel (default: CPU cores available)')
     p.add_argument('--recipes', default=','.join(RECIPES),
@@ -629,20 +892,29 @@ def main(argv=None):
     if jobs < 1:
         print('{}: --jobs must be >= 1, got {}'.format(PROG, jobs), file=sys.stderr)
         return 2
-    plan = QUICK if args.quick else FULL
-    problem = plan_problem(args.out, plan)
+    data = DATA[args.data]
+    out = args.out or data.out
+    plan = data.quick if args.quick else data.full
+    problem = plan_problem(out, plan, data.name)
     if problem:
         print('{}: --out: {}'.format(PROG, problem), file=sys.stderr)
         return 2
+    from chainer_ext.datasets.fashion_mnist import IdxError
+    try:
+        arrays = data.load(plan, args.data_dir)
+    except IdxError as e:
+        print('{}: --data {}: {}'.format(PROG, data.name, e), file=sys.stderr)
+        return 2
+    n_train = len(arrays[1])
     command = ' '.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
     started = time.time()
     try:
-        records = sweep(plan, args.out, jobs, recipes)
+        records = sweep(plan, out, jobs, recipes, data=data, arrays=arrays)
     except Interrupted as e:
         print('{}: {}'.format(PROG, e.line()), file=sys.stderr)
         return 128 + signal.SIGINT
-    paths = write_outputs(args.out, plan, records, command, time.time() - started)
-    print(format_table(summarize(records)), end='')
+    paths = write_outputs(out, plan, records, command, time.time() - started, data, n_train)
+    print(format_table(summarize(split_records(records, data, plan, n_train)[0])), end='')
     print('wrote {} in {:.0f} s'.format(', '.join(paths.values()), time.time() - started))
     return 0
 

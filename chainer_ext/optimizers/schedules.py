@@ -9,6 +9,8 @@ Bad arguments raise ``ValueError`` naming the value.
 """
 import math
 
+from chainer_ext.paper_numbers import IMAGENET_TRAIN
+
 #: Length of the paper's (and Goyal et al.'s) training run, in epochs.
 REFERENCE_EPOCHS = 90
 #: Learning rate and batch size of the linear scaling rule's reference (Goyal et al.).
@@ -59,6 +61,20 @@ def eta_base(total_batch):
     """A.2, Goyal et al.'s linear scaling rule: eta_base = 0.1 * b_total / 256."""
     _check_positive('total_batch', total_batch)
     return REFERENCE_LR * total_batch / REFERENCE_BATCH
+
+
+def imagenet_equivalent_batch(total_batch, n_train):
+    """The ImageNet total batch that takes the same share of its training set per update
+    as ``total_batch`` takes of ``n_train`` images: ``total_batch`` times the ratio of the
+    sets, rounded (128 for 10,000 images: batch 256 is the paper's 32,768, Section 4).
+
+    Given to the learning-rate rules instead of ``total_batch`` (A.2's
+    eta_base = 0.1 * b / 256 and :func:`lars_peak`), a run on a small data set takes the
+    steps, and has the SGD noise scale eta * N / B, of the ImageNet run it stands for.
+    """
+    _check_positive('total_batch', total_batch)
+    _check_positive('n_train', n_train)
+    return total_batch * int(round(IMAGENET_TRAIN / n_train))
 
 
 def slow_start_lr(epoch, eta_base, total_epochs=REFERENCE_EPOCHS):
