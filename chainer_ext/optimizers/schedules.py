@@ -9,7 +9,7 @@ Bad arguments raise ``ValueError`` naming the value.
 """
 import math
 
-from chainer_ext.paper_numbers import IMAGENET_TRAIN
+from chainer_ext.paper.numbers import IMAGENET_TRAIN
 
 #: Length of the paper's (and Goyal et al.'s) training run, in epochs.
 REFERENCE_EPOCHS = 90
