@@ -182,3 +182,14 @@ def test_a_subset_larger_than_a_class_is_refused_before_any_file(tmp_path):
     assert proc.stderr.splitlines() == [
         '{}: error: --train-per-class 6001: class 0 has 6,000 training images'.format(PROG)]
     assert not out.exists()
+
+
+def test_a_bad_flag_is_one_line(tmp_path):
+    """A flag argparse refuses says so in one line, as the trainer's flags do, not with the
+    usage block first."""
+    out = tmp_path / 'fm'
+    proc = run('--out', str(out), '--train-per-class', '0')
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        '{}: error: --train-per-class must be a positive integer, got 0'.format(PROG)]
+    assert not out.exists()

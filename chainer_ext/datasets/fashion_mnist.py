@@ -12,7 +12,6 @@ same images every time); validation is always the 10,000 test images.  The lists
 written together or not at all.  A missing folder, a truncated file, a wrong magic number
 or counts that disagree stop it with one line naming the package or the file (exit 2).
 """
-import argparse
 import gzip
 import os
 import struct
@@ -190,7 +189,7 @@ def export(out, data_dir=DEBIAN_DIR, train_per_class=None):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0])
+    p = flag_types.OneLineParser(prog=PROG, description=__doc__.split('\n')[0])
     p.add_argument('--out', required=True, help='folder for train/, val/, train.txt, val.txt')
     p.add_argument('--data-dir', default=DEBIAN_DIR,
                    help='folder of the four gzipped IDX files (default: Debian\'s, {})'.format(
