@@ -3,23 +3,16 @@
     python -m chainer_ext.experiments.large_batch [--data {digits,fashion-mnist}] [--quick]
                                                   [--out DIR] [--jobs N]
 
-``--data digits`` (the default) trains He et al.'s ResNet-8 on scikit-learn's 8x8 digits
-with 2 to 32 workers (total batch 64 to 1,024), the learning-rate rules taking that
-batch.  ``--data fashion-mnist`` trains a bottleneck ResNet in miniature
-(:class:`models.MiniResNet`) on 10,000 Fashion-MNIST images with 1 to 16 workers (32 to
-512), the rules taking the ImageNet batch of the same share of the data
-(:func:`chainer_ext.optimizers.schedules.imagenet_equivalent_batch`: 256 stands for the paper's
-32,768), and, as a control, the rules at the absolute batch 256; at 256 also the three
-ablations and a 90-epoch run of each main recipe (the paper's 3,510 updates).  32 images
-per worker, the same epoch budget for every run (but the 90-epoch ones), for the
-paper's recipe, Goyal et al.'s, You et al.'s (LARS) and one-at-a-time ablations of the
-paper's.  Workers are emulated in one process
-(:mod:`chainer_ext.experiments.emulated_workers`).  Writes ``results.json`` (one record
-per run), ``table.md`` (mean +- sd, and per-seed differences from the paper's recipe),
-``facts.md`` (time, train/validation gap, BLAS threads) and ``top1_vs_batch.png``;
-finished runs in ``runs.jsonl`` or an earlier ``results.json`` are kept, so an
-interrupted or extended sweep trains only what is missing.  A run that diverges is
-recorded (``finite`` false, its top-1) like any other.
+``--data digits`` (default): He et al.'s ResNet-8 on scikit-learn's 8x8 digits, total
+batch 64 to 1,024, the learning-rate rules taking that batch.  ``--data fashion-mnist``:
+:class:`models.MiniResNet` on 10,000 Fashion-MNIST images, batch 32 to 512, the rules
+taking the ImageNet batch of the same share of the data (256 stands for the paper's
+32,768), with the absolute-batch control, the ablations and 90-epoch runs at 256.  32
+images per emulated worker (:mod:`chainer_ext.experiments.emulated_workers`), for the
+paper's recipe, Goyal et al.'s, You et al.'s (LARS) and ablations of the paper's.  Writes
+``results.json``, ``table.md``, ``facts.md`` and ``top1_vs_batch.png``; finished runs are
+kept, so an interrupted or extended sweep trains only what is missing, and a run that
+diverges is recorded like any other (why and how: docs/DESIGN.md).
 """
 import argparse
 import collections
@@ -880,7 +873,7 @@ def build_parser():
 
 
 def main(argv=None):
-    blas_setup.ensure_kernel()  # may re-execute this process
+    kernel = blas_setup.ensure_kernel(warn=False)  # may re-execute this process
     args = build_parser().parse_args(argv)
     recipes = [r for r in args.recipes.split(',') if r]
     unknown = [r for r in recipes if r not in RECIPES]
@@ -906,6 +899,8 @@ def main(argv=None):
         print('{}: --data {}: {}'.format(PROG, data.name, e), file=sys.stderr)
         return 2
     n_train = len(arrays[1])
+    if kernel['warning']:  # once the flags and --out are accepted: a refusal stays one line
+        print(kernel['warning'], file=sys.stderr, flush=True)
     command = ' '.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
     started = time.time()
     try:
