@@ -80,7 +80,7 @@ def test_the_conclusion_follows_from_the_hand_numbers():
            'within 15%'.format(implied, 100 * share, 100 * (t / 897.9 - 1)))
     assert threshold == ('Within 15% only at or below 176.9 images/s, i.e. with the PCIe card '
                          'at least 9.3% slower than the SXM2 (the full clock derating is 12.3%).')
-    text = pcie_derating.range_text()
+    text = pcie_derating.range_text(pcie_derating.verdict_range())
     assert threshold in text
     assert end in text
 
