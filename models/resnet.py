@@ -30,6 +30,12 @@ def _bn(channels, zero_gamma=False):
         initial_beta=initializers.Zero())
 
 
+def _classifier(in_channels, n_class):
+    """The last layer of every network here: N(0, 0.01) weights and a zero bias."""
+    return L.Linear(in_channels, n_class, initialW=initializers.Normal(0.01),
+                    initial_bias=initializers.Zero())
+
+
 class _Shortcut(chainer.Chain):
     """Projection shortcut: 1x1 convolution (with the block's stride) + BN."""
 
@@ -163,9 +169,7 @@ class ResNet(chainer.Chain):
                 stage = Stage(block, n, in_ch, mid, out_ch, 1 if k == 0 else 2)
                 setattr(self, 'res{}'.format(k + 2), stage)
                 in_ch = out_ch
-            self.fc = L.Linear(in_ch, n_class,
-                               initialW=initializers.Normal(0.01),
-                               initial_bias=initializers.Zero())
+            self.fc = _classifier(in_ch, n_class)
 
     @property
     def stages(self):
@@ -204,7 +208,18 @@ class ResNet18(ResNet):
         super(ResNet18, self).__init__(BasicBlock, (2, 2, 2, 2), 1, n_class)
 
 
-class CifarResNet(chainer.Chain):
+class _SmallResNet(chainer.Chain):
+    """The sweeps' networks: a stem ``conv1``/``bn1``, stages ``res2``, ``res3``, ...,
+    global average pooling and the classifier ``fc``."""
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        for k in range(self.n_stages):
+            h = getattr(self, 'res{}'.format(k + 2))(h)
+        return self.fc(F.mean(h, axis=(2, 3)))
+
+
+class CifarResNet(_SmallResNet):
     """He et al.'s small-image ResNet (6n + 2 layers, 2016, Section 4.2) for the batch-size sweep.
 
     3x3 convolution to ``widths[0]`` channels, three stages of ``n`` basic blocks
@@ -230,18 +245,11 @@ class CifarResNet(chainer.Chain):
                 stage = Stage(BasicBlock, n, in_ch, width, width, 1 if k == 0 else 2)
                 setattr(self, 'res{}'.format(k + 2), stage)
                 in_ch = width
-            self.fc = L.Linear(in_ch, n_class, initialW=initializers.Normal(0.01),
-                               initial_bias=initializers.Zero())
+            self.fc = _classifier(in_ch, n_class)
         self.n_stages = len(widths)
 
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        for k in range(self.n_stages):
-            h = getattr(self, 'res{}'.format(k + 2))(h)
-        return self.fc(F.mean(h, axis=(2, 3)))
 
-
-class MiniResNet(chainer.Chain):
+class MiniResNet(_SmallResNet):
     """ResNet-50's design in miniature, for the batch-size sweep on Fashion-MNIST.
 
     A strided 3x3 stem (ResNet-50's 7x7/2 convolution and max-pool, for 28x28 images),
@@ -268,12 +276,5 @@ class MiniResNet(chainer.Chain):
                 stage = Stage(BottleneckBlock, 1, in_ch, mid, 4 * mid, 1 if k == 0 else 2)
                 setattr(self, 'res{}'.format(k + 2), stage)
                 in_ch = 4 * mid
-            self.fc = L.Linear(in_ch, n_class, initialW=initializers.Normal(0.01),
-                               initial_bias=initializers.Zero())
+            self.fc = _classifier(in_ch, n_class)
         self.n_stages = len(widths)
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        for k in range(self.n_stages):
-            h = getattr(self, 'res{}'.format(k + 2))(h)
-        return self.fc(F.mean(h, axis=(2, 3)))
