@@ -55,12 +55,12 @@ def test_large_batch_runs_one_job_per_owned_core_by_default(monkeypatch, tmp_pat
     from chainer_ext.experiments import large_batch
     seen = []
 
-    def sweep(plan, out, jobs, recipes):
+    def sweep(plan, out, jobs, recipes, **data):
         seen.append(jobs)
         raise _Stop
 
     monkeypatch.setattr(cores, 'allowed', lambda: frozenset({3, 5, 7}))
-    monkeypatch.setattr(large_batch.blas_setup, 'ensure_kernel', lambda: None)
+    monkeypatch.setattr(large_batch.blas_setup, 'ensure_kernel', lambda **kw: {'warning': None})
     monkeypatch.setattr(large_batch, 'sweep', sweep)
     with pytest.raises(_Stop):
         large_batch.main(['--quick', '--out', str(tmp_path)])

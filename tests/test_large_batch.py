@@ -601,7 +601,7 @@ def test_the_fashion_sweep_without_the_package_says_how_to_get_it(tmp_path, monk
     from chainer_ext.datasets import fashion_mnist
     missing = str(tmp_path / 'no-package')
     monkeypatch.setattr(fashion_mnist, 'DEBIAN_DIR', missing)   # as where it is not installed
-    monkeypatch.setattr(large_batch.blas_setup, 'ensure_kernel', lambda: None)
+    monkeypatch.setattr(large_batch.blas_setup, 'ensure_kernel', lambda **kw: {'warning': None})
     out = tmp_path / 'out'
     assert large_batch.main(['--data', 'fashion-mnist', '--out', str(out)]) == 2
     assert capsys.readouterr().err.splitlines() == [
