@@ -2,7 +2,7 @@
 ProgressBar and PlotReports (:func:`training_reporters`), the log made to follow a resumed
 snapshot (:func:`restore_log`), and the closing lines (:func:`final_summary`).
 
-The comparison with the paper, afterwards, is :mod:`chainer_ext.report`.
+The comparison with the paper, afterwards, is :mod:`chainer_ext.paper.report`.
 """
 import json
 import os
@@ -28,7 +28,7 @@ TRAINING_PLOTS = ('loss.png', 'accuracy.png', 'lr.png', 'alpha_sgd.png')
 def training_reporters(optimizer, log_interval=0, plots=True):
     """Rank 0's reporting extensions of a training run, as ``(extension, trigger)``.
 
-    LogReport writes the ``log`` that :mod:`chainer_ext.report` reads (every epoch, or every
+    LogReport writes the ``log`` that :mod:`chainer_ext.paper.report` reads (every epoch, or every
     ``log_interval`` iterations); PrintReport, ProgressBar and PNG plots follow it.
     """
     from chainer.training import extensions

@@ -1,7 +1,7 @@
 """The constants of the cost model of the paper's machine (MN-1), each with its source.
 
 The one place they live.  None is tuned to reproduce the paper's 897.9 s: the point of
-:mod:`chainer_ext.cost_model` is to see what the published hardware figures predict, and
+:mod:`chainer_ext.paper.cost_model.model` is to see what the published hardware figures predict, and
 where they fall short.  ``python -m chainer_ext.cost_model --paper`` prints them as a table.
 """
 from chainer_ext.paper import numbers as paper

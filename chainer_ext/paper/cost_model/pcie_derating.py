@@ -1,6 +1,6 @@
 """The cost model's 90-epoch verdict over the range the PCIe derating allows (Section 3, Hardware).
 
-The single-GPU speed of :mod:`chainer_ext.cost_model` (195 images/s) was measured on a
+The single-GPU speed of :mod:`chainer_ext.paper.cost_model.model` (195 images/s) was measured on a
 Tesla P100 SXM2; MN-1's P100s are the PCIe model: the same chip at a lower clock (FP32
 peaks 9.3 against 10.6 TFLOPS) with the same 732 GB/s memory, so their speed lies
 between the clock-derated 171 images/s (all of training bound by the clock) and 195

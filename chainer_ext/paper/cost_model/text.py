@@ -1,7 +1,7 @@
 """The cost model's text: the markdown tables and paragraphs that ``python -m
 chainer_ext.cost_model`` prints and that the report's cost-model section holds.
 
-Every number in them is MODELLED by :mod:`chainer_ext.cost_model` (but the paper's,
+Every number in them is MODELLED by :mod:`chainer_ext.paper.cost_model.model` (but the paper's,
 labelled "paper", and a run's, labelled "measured").
 """
 import json
