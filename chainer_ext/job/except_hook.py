@@ -81,11 +81,19 @@ def end_together(timeout=60.0, every=0.05):
     if world is None:
         return
     mpi = sys.modules['mpi4py.MPI']
-    if world[1] > 1:
-        request = mpi.COMM_WORLD.Ibarrier()
-        deadline = time.monotonic() + timeout
-        while not request.Test():
-            if time.monotonic() > deadline:
-                return
-            time.sleep(every)
+    if world[1] > 1 and not wait_for_all(mpi.COMM_WORLD, every, timeout):
+        return
     mpi.Finalize()
+
+
+def wait_for_all(mpi_comm, every=0.05, timeout=None):
+    """Return True once every rank of ``mpi_comm`` (an mpi4py communicator) has called
+    it: a non-blocking barrier tested every ``every`` seconds, so that waiting ranks do
+    not spin; False if ``timeout`` seconds passed first."""
+    request = mpi_comm.Ibarrier()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not request.Test():
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True

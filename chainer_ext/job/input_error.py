@@ -10,6 +10,7 @@ two collectives.
 import sys
 import time
 
+from chainer_ext.job import except_hook
 from chainer_ext import datasets
 from chainer_ext.extensions import multi_node_snapshot as snapshots
 from chainer_ext.job.mpiexec import rank_from_env
@@ -70,7 +71,7 @@ def rank0_then_bcast(comm, compute, status=1, poll=None):
     """
     if poll is not None:
         if comm.rank != 0:
-            _wait_for_barrier(comm, poll)
+            except_hook.wait_for_all(comm.mpi_comm, poll)
         compute = _then_barrier(comm, compute)
     message = None
     if comm.rank == 0:
@@ -95,22 +96,6 @@ def _then_barrier(comm, compute):
         finally:
             comm.mpi_comm.Ibarrier().Wait()
     return run
-
-
-def _wait_for_barrier(comm, every):
-    wait_for_all(comm, every)
-
-
-def wait_for_all(comm, every=0.05, timeout=None):
-    """Return once every rank has called it (a barrier that tests a non-blocking one
-    every ``every`` seconds); False if ``timeout`` seconds passed first."""
-    request = comm.mpi_comm.Ibarrier()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not request.Test():
-        if deadline is not None and time.monotonic() > deadline:
-            return False
-        time.sleep(every)
-    return True
 
 
 def agree_on_problems(comm, problems, status=2):

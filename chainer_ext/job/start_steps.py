@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import sys
 
+from chainer_ext.job import except_hook
 from chainer_ext.job import input_error
 from chainer_ext import datasets
 from chainer_ext.job import output_lock
@@ -77,7 +78,7 @@ class OutputFolder(object):
         that rank 0 has released --out's lock whichever rank made the folder."""
         made, self.made = self.made, []
         if together and self.comm is not None:  # every rank, whether it made one or not
-            input_error.wait_for_all(self.comm, timeout=60.0)
+            except_hook.wait_for_all(self.comm.mpi_comm, timeout=60.0)
         for folder in made:
             try:
                 os.rmdir(folder)
