@@ -20,7 +20,7 @@ import sys
 import chainer_ext  # noqa: F401  (compatibility stand-ins before chainer loads)
 
 LIMIT = 64 * 2 ** 20
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(chainer_ext.__file__)))
+REPO = chainer_ext.REPO
 # Imported by Chainer, ChainerMN and this project on the GPU path.
 BINARY = ('mpi4py', 'pillow', 'protobuf')
 PURE = ('filelock', 'six', 'typing_extensions', 'packaging')

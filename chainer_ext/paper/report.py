@@ -495,7 +495,7 @@ def plot_scaling(out_dir):
 
 def experiments_md(out):
     """Where the batch-size sweep's results are, linked relative to ``out``, with its table."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(chainer_ext.__file__)))
+    root = chainer_ext.REPO
     page = os.path.join(root, EXPERIMENTS_MD)
     table = os.path.join(root, EXPERIMENTS_TABLE)
     if not os.path.exists(page):
