@@ -119,7 +119,7 @@ def schedule_check(run, summary=None):
               for key in ('lr', 'alpha_sgd')}
     if not any(logged.values()):
         return {'available': False, 'reason': 'the log has no lr or alpha_sgd entries'}
-    per_update = b / float(math.ceil(n_train / float(world)))
+    per_update = b / float(cost_model.shard_size(world, n_train))
     alpha_fn = recipe.get('alpha_sgd')
     rows, prev = [], 0
     lr_abs = lr_rel = a_abs = 0.0
