@@ -32,6 +32,13 @@ def weights(out):
         return {k: f[k] for k in f.files}
 
 
+def assert_same_weights(expected, out):
+    """The final weights of run ``out`` equal those of run ``expected`` (atol 1e-6)."""
+    a, b = weights(expected), weights(out)
+    for k in a:
+        numpy.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-6, err_msg=k)
+
+
 @pytest.fixture(scope='module')
 def first_run(tmp_path_factory):
     """The uninterrupted reference run (shared by the tests of this module)."""
@@ -122,9 +129,7 @@ def test_resume_auto_skips_partial_snapshots(first_run, tmp_path):
                    timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert 'resumed from {} (iteration 6)'.format(os.path.join(snaps, 'epoch-1')) in proc.stdout
-    a, c = weights(out), weights(out3)
-    for k in a:
-        numpy.testing.assert_allclose(c[k], a[k], rtol=0, atol=1e-6, err_msg=k)
+    assert_same_weights(out, out3)
 
 
 def test_resume_auto_without_snapshots_starts_fresh(tiny_imagenet, tmp_path):
@@ -179,9 +184,7 @@ def test_resume_older_snapshot_in_place_sets_newer_aside(first_run, tmp_path):
     assert 'newer snapshots epoch-2 set aside' in proc.stdout
     names = sorted(os.listdir(os.path.join(out4, 'snapshots')))
     assert names == ['.superseded-epoch-2', 'epoch-1', 'epoch-2']
-    a, d = weights(out), weights(out4)
-    for k in a:
-        numpy.testing.assert_allclose(d[k], a[k], rtol=0, atol=1e-6, err_msg=k)
+    assert_same_weights(out, out4)
 
 
 def test_moving_average_baseline_without_validation_averages_bn_over_ranks(
@@ -420,9 +423,7 @@ def test_a_max_iterations_stop_leaves_a_snapshot_that_resume_continues(first_run
                    timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert 'resumed from {} (iteration 4)'.format(os.path.join(snaps, 'iter-4')) in proc.stdout
-    a, b = weights(reference), weights(out)
-    for k in a:
-        numpy.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-6, err_msg=k)
+    assert_same_weights(reference, out)
 
 
 def test_a_second_main_in_one_process_raises_and_the_process_lives(tiny_imagenet, tmp_path):
