@@ -364,6 +364,14 @@ def test_cli_json_and_measured(tmp_path):
     proc = _cli('--json')
     data = json.loads(proc.stdout)
     assert data['comparison']['modelled']['n'] == 1024
+    # the file's verdict on the time is the table's: at the speed the paper implies
+    implied = pcie_derating.verdict_range()['implied']
+    assert data['comparison']['check']['time'] == [
+        pytest.approx(implied['relative_time_error']), False]
+    assert data['comparison']['check']['time_images_per_s'] == pytest.approx(
+        implied['images_per_s'])
+    assert data['comparison']['relative_time_error'] == pytest.approx(
+        cm.paper_comparison()['relative_time_error'])
     assert len(data['scaling']) == 9
     path = tmp_path / 'm.json'
     path.write_text(json.dumps(bench_scaling_json()))

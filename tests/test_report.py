@@ -192,6 +192,13 @@ def test_single_run_report(tmp_path):
     assert '## Cost model (MODELLED)' in md
     assert 'MODELLED' in md and '897.9 ± 3.3 s' in md
     assert data['cost_model']['paper_comparison']['modelled']['n'] == 1024
+    # report.json's verdict on the 90-epoch time is the one its table prints
+    time_row = table_rows(md, '| criterion | tolerance |')[0]
+    assert time_row[0] == '90-epoch time'
+    error, within = data['cost_model']['paper_comparison']['check']['time']
+    assert time_row[2].startswith('{:+.1f}% at the {:.0f} images/s'.format(
+        100 * error, data['cost_model']['paper_comparison']['check']['time_images_per_s']))
+    assert time_row[3] == {True: 'yes', False: 'NO'}[within] == 'NO'
 
     for name in report.PLOTS.values():
         assert_png(str(d / name))

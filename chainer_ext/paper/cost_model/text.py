@@ -109,6 +109,26 @@ def _growth_row(label, t):
         label, 1e3 * t1, 1e3 * tg, 1e3 * tn, 1e3 * (tg - t1), 1e3 * (tn - tg))
 
 
+def stated_check(cmp, derating=None):
+    """The verdicts the text states: ``cmp['check']`` (each criterion's ``(difference,
+    within)``) with the 90-epoch time's taken at the single-GPU speed the paper implies
+    when ``derating`` (:func:`chainer_ext.paper.cost_model.pcie_derating.verdict_range`'s
+    answer for the same machine) is given, and ``time_images_per_s``: the speed the
+    time's verdict is at."""
+    check = dict(cmp['check'], time_images_per_s=cmp['images_per_s'])
+    if derating is not None:
+        at = derating['implied']
+        check.update(time=(at['relative_time_error'], at['within']),
+                     time_images_per_s=at['images_per_s'])
+    return check
+
+
+def comparison_as_stated(cmp, derating=None):
+    """``cmp`` for a JSON file beside the text: its ``check`` is :func:`stated_check`'s,
+    so the file and the table give the same verdicts."""
+    return dict(cmp, check=stated_check(cmp, derating))
+
+
 def target_check_text(cmp, derating=None):
     """Whether the model comes within the tolerances of the paper, and if not, why.
 
@@ -117,17 +137,15 @@ def target_check_text(cmp, derating=None):
     paper implies, which the derating's text below states too; without, it is the
     model's own at its speed.
     """
-    p, c = cmp['paper'], cmp['check']
+    p, c = cmp['paper'], stated_check(cmp, derating)
     yes = {True: 'yes', False: 'NO'}
     n, t_model, t_paper = p['workers'], cmp['t_iter_by_n'], cmp['paper_t_iter_by_n']
     g = sorted(t_model)[1]
     time_error, time_ok = c['time']
     time_cell = '{:+.1f}%'.format(100 * time_error)
     if derating is not None:
-        at = derating['implied']
-        time_error, time_ok = at['relative_time_error'], at['within']
         time_cell = '{:+.1f}% at the {:.0f} images/s the paper implies ({:+.1f}% ' \
-            'clock-derated)'.format(100 * time_error, at['images_per_s'],
+            'clock-derated)'.format(100 * time_error, c['time_images_per_s'],
                                     100 * derating['derated']['relative_time_error'])
     lines = [
         '| criterion | tolerance | model - paper | within |', '|---|---|---|---|',
@@ -280,7 +298,8 @@ def report_section(runs, bench=None):
              '### MODELLED: the paper\'s set-up (1024 P100, InfiniBand FDR)', '',
              format_paper_comparison(cmp), '', discrepancy_text(cmp), '',
              target_check_text(cmp, derating), '', pcie_derating.range_text(derating)]
-    data = {'paper_comparison': dict(cmp), 'derating_range': derating}
+    data = {'paper_comparison': comparison_as_stated(cmp, derating),
+            'derating_range': derating}
     if not bench:
         lines += ['', 'No benchmark of this machine given (`--bench FILE`, the JSON of '
                   'bench/bench_scaling.py), so the model is not calibrated locally; '
@@ -372,9 +391,10 @@ def main(argv=None):
         kw['inter_latency'] = args.inter_latency_us * 1e-6
     m = paper_machine(**kw)
     if args.json:
-        print(json.dumps({'comparison': paper_comparison(m),
-                          'derating_range': (pcie_derating.verdict_range(m)
-                                             if args.images_per_s is None else None),
+        cmp = paper_comparison(m)
+        derating = pcie_derating.verdict_range(m) if args.images_per_s is None else None
+        print(json.dumps({'comparison': comparison_as_stated(cmp, derating),
+                          'derating_range': derating,
                           'scaling': scaling_table(m),
                           'constants': PAPER_CONSTANTS}, indent=1, default=str))
     else:
