@@ -94,7 +94,8 @@ def load_data(args, comm):
         checks.check_images_exist(comm, (train_all, train_idx), (val_all, val_idx))
         train = datasets.ImageNetDataset(train_all.subset(train_idx), args.root, args.insize,
                                          train=True, min_area=args.min_area)
-        val = multi_node_evaluator.centre_crops(val_all.subset(val_idx), args.root, args.insize)
+        val = datasets.ImageNetDataset(val_all.subset(val_idx), args.root, args.insize,
+                                       train=False)
     facts = dict(n_class=n_class, n_train=len(train_all), n_val=len(val_all),
                  train_list=None if args.synthetic else train_all.identity())
     return (datasets.EpochSeededDataset(train, seed=rank_seed(args.seed, comm.rank)),

@@ -5,17 +5,15 @@ on the whole set (Section 4).
 once in float64 (``sum(value * n) / sum(n)``); accuracies are summed as whole counts, so the
 figures are exact ratios of integers whatever the ranks and batch sizes.  ChainerMN's
 ``create_multi_node_evaluator`` averages per-rank means instead, wrong for unequal shards.
-:func:`make_evaluator` and :func:`centre_crops` are what the trainer's per-epoch validation
-and ``python -m chainer_ext.evaluate`` share, so a saved model evaluates to the trainer's
-figures exactly.
+:func:`make_evaluator` is what the trainer's per-epoch validation and ``python -m
+chainer_ext.evaluate`` share (with the centre crops of ``ImageNetDataset(..., train=False)``),
+so a saved model evaluates to the trainer's figures exactly.
 """
 import numpy
 
 import chainer
 from chainer.dataset import convert
 from chainer.training import extensions
-
-from chainer_ext import datasets
 
 
 def _scalar(key, value):
@@ -133,12 +131,6 @@ def make_evaluator(iterator, classifier, comm, device=None):
     """The multi-node evaluator of loss, top-1 and top-5 (exact counts) of ``classifier``."""
     return MultiNodeEvaluator(iterator, classifier, comm, device=device,
                               eval_func=ClassifierScores(classifier), counted=COUNTED)
-
-
-def centre_crops(pairs, root, insize):
-    """Validation examples of ``pairs`` (an ImageList or its subset): the resize and
-    centre crop to ``insize`` px of :class:`~chainer_ext.datasets.ImageNetDataset`."""
-    return datasets.ImageNetDataset(pairs, root, insize, train=False)
 
 
 def counts(result, n, prefix='validation/main/'):

@@ -157,9 +157,9 @@ def evaluate(args, comm, gpus):
     """Check the input, evaluate on every rank; returns the results (rank 0 prints)."""
     import chainer
     import chainer.links as L
-    from chainer_ext.datasets import scatter as data_parallel
-    from chainer_ext.extensions import multi_node_evaluator as validation
-    from chainer_ext.datasets.reproducible_order import EpochSeededDataset
+    from chainer_ext import datasets
+    from chainer_ext.datasets import scatter
+    from chainer_ext.extensions import multi_node_evaluator
     from models import archs
 
     input_error.agree_on_problems(comm, path_problems(args, gpus), status=2)
@@ -176,7 +176,7 @@ def evaluate(args, comm, gpus):
         problems = e.problems
     input_error.agree_on_problems(comm, problems, status=2)
     pairs = read_val(args, comm, n_class)
-    idx = data_parallel.shard_indices(len(pairs), comm, train=False)
+    idx = scatter.shard_indices(len(pairs), comm, train=False)
     try:
         checks.check_images_exist(comm, (pairs, idx))
     except InputError as e:
@@ -187,14 +187,14 @@ def evaluate(args, comm, gpus):
     chainer.serializers.load_npz(npz_file, model.predictor, path=prefix)
     if device >= 0:
         model.to_gpu(device)
-    val = EpochSeededDataset(validation.centre_crops(pairs.subset(idx), args.root, insize),
-                             seed=0)
+    val = datasets.EpochSeededDataset(
+        datasets.ImageNetDataset(pairs.subset(idx), args.root, insize, train=False), seed=0)
     iterator = chainer.iterators.SerialIterator(val, args.batchsize or val_batchsize,
                                                 repeat=False, shuffle=False)
-    evaluator = validation.make_evaluator(iterator, model, comm, device=device)
+    evaluator = multi_node_evaluator.make_evaluator(iterator, model, comm, device=device)
     evaluator.name = 'validation'  # the name a trainer gives it: the log's keys
     result = evaluator()
-    out = validation.counts(result, len(pairs))
+    out = multi_node_evaluator.counts(result, len(pairs))
     out.update(weights=args.weights, config=config, arch=arch, n_class=n_class,
                insize=insize, val=os.path.abspath(args.val), root=os.path.abspath(args.root),
                n=len(pairs), ranks=comm.size,
