@@ -317,14 +317,52 @@ def test_sweep_history_keeps_the_first_sweeps_record_and_adds_new_runs_only(tmp_
     with open(str(tmp_path / 'results.json'), 'w') as f:   # a file of before the history
         json.dump(dict(command='first', elapsed_s=12.5, blas={'kernel': 'Haswell'},
                        records=old), f)
-    same = large_batch.sweep_history(str(tmp_path), old, 'again', 1.0)
+    same = large_batch.sweep_history(str(tmp_path), old, 'again', 1.0, 0)
     assert same == [dict(command='first', elapsed_s=12.5, new_runs=2,
                          parent_blas={'kernel': 'Haswell'})]
     grown = large_batch.sweep_history(str(tmp_path), old + [record('lars', 64, 0, 0.7)],
-                                      'more', 3.04)
+                                      'more', 3.04, 1)
     assert len(grown) == 2 and grown[0] == same[0]
     assert (grown[1]['command'], grown[1]['elapsed_s'], grown[1]['new_runs']) == ('more', 3.0, 1)
     assert len(grown[1]['loadavg']) == 3 and grown[1]['cores'] >= 1
+
+
+def test_runs_of_an_interrupted_sweep_are_not_counted_in_the_next_ones_wall_clock(tmp_path):
+    """Runs that runs.jsonl kept from a sweep stopped before results.json get an entry
+    of their own, without a wall-clock; the sweep that finishes counts only its own."""
+    old = [record('paper', 64, 0, 0.9)]
+    kept = [record('goyal', 64, 0, 0.8), record('lars', 64, 0, 0.7)]
+    with open(str(tmp_path / 'results.json'), 'w') as f:
+        json.dump(dict(sweeps=[dict(command='first', elapsed_s=12.5, new_runs=1)],
+                       records=old), f)
+    history = large_batch.sweep_history(str(tmp_path), old + kept + [record('paper', 128, 0, 0.6)],
+                                        'resumed', 30.0, 1)
+    assert [(h['command'], h['elapsed_s'], h['new_runs']) for h in history] == [
+        ('first', 12.5, 1), (None, None, 2), ('resumed', 30.0, 1)]
+    facts = large_batch.format_facts(dict(sweeps=history, records=old + kept))
+    assert ('- 2 runs kept in `runs.jsonl` by earlier sweeps into this folder, stopped before '
+            'they wrote `results.json`: their wall-clock is not recorded') in facts
+    assert '`resumed`: 1 new runs in 30.0 s' in facts
+
+
+def test_a_sweep_resumed_from_runs_jsonl_alone_records_what_it_trained(quick_sweep, tmp_path):
+    out, _ = quick_sweep
+    with open(os.path.join(out, 'runs.jsonl')) as f:
+        paper = [line for line in f if json.loads(line)['recipe'] == 'paper']
+    assert len(paper) == len(large_batch.QUICK['batches'])
+    with open(str(tmp_path / 'runs.jsonl'), 'w') as f:   # as a stopped sweep leaves it
+        f.writelines(paper)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'chainer_ext.experiments.large_batch', '--quick', '--out',
+         str(tmp_path), '--recipes', 'paper,goyal', '--jobs', '2'], cwd=ROOT,
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with open(str(tmp_path / 'results.json')) as f:
+        sweeps = json.load(f)['sweeps']
+    assert [(s['command'] is None, s['new_runs']) for s in sweeps] == [(True, 2), (False, 2)]
+    assert sweeps[1]['command'].endswith('--recipes paper,goyal --jobs 2')
+    with open(str(tmp_path / 'facts.md')) as f:
+        assert f.read().startswith('- 2 runs kept in `runs.jsonl` by earlier sweeps')
 
 
 @pytest.mark.parametrize('name', ['large_batch', 'fashion_mnist'])

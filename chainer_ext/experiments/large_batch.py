@@ -474,7 +474,8 @@ class Interrupted(Exception):
 def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print, data=None, arrays=None):
     """Run every run of ``plan`` (:func:`plan_keys`) on ``data`` (default: digits; its
     ``arrays`` loaded for ``plan`` when not given) not yet done in ``out``
-    (:func:`finished_runs`); returns every record of the plan there, of any recipe."""
+    (:func:`finished_runs`); returns every record of the plan there, of any recipe, and
+    how many of them this call trained."""
     data = data or DATA['digits']
     arrays = arrays if arrays is not None else data.load(plan)
     n_train = len(arrays[1])
@@ -513,7 +514,7 @@ def sweep(plan, out, jobs, recipes=tuple(RECIPES), log=print, data=None, arrays=
             worker.terminate()
         kept = sum(key in done for key in wanted)
         raise Interrupted(kept, len(wanted), running, runs_path)
-    return in_plan(done.values(), plan_keys(data, plan, n_train))
+    return in_plan(done.values(), plan_keys(data, plan, n_train)), len(todo)
 
 
 def summarize(records):
@@ -711,6 +712,11 @@ def format_facts(result):
     records = result['records']
     lines = []
     for sweep_ in result.get('sweeps', []):
+        if sweep_.get('command') is None:
+            lines.append('- {} runs {}: their wall-clock is not recorded (each run\'s own '
+                         '`seconds` is).'.format(sweep_['new_runs'],
+                                                 sweep_.get('note', EARLIER_RUNS)))
+            continue
         kernel = (sweep_.get('parent_blas') or {}).get('kernel')
         where = ', '.join([str(sweep_[k]) for k in ('date', 'cpu') if sweep_.get(k)] + (
             ['OpenBLAS kernel ' + kernel] if kernel else []))
@@ -784,11 +790,18 @@ def plot(summary, path, title=None, control=None):
     plt.close(fig)
 
 
-def sweep_history(out, records, command, seconds):
-    """The ``sweeps`` of ``results.json``: those of the one in ``out``, plus this one if it
-    added runs (an older file's single ``command``/``elapsed_s``/``blas`` becomes the first).
-    ``parent_blas`` is this process's BLAS, which trains nothing; each record has its
-    worker's threads."""
+#: What ``facts.md`` says of runs that no recorded sweep trained.
+EARLIER_RUNS = ('kept in `runs.jsonl` by earlier sweeps into this folder, stopped before they '
+                'wrote `results.json`')
+
+
+def sweep_history(out, records, command, seconds, trained):
+    """The ``sweeps`` of ``results.json``: those of the one in ``out``, then, for the
+    ``records`` it lacks that this sweep did not train (``trained`` of them it did),
+    one entry with no command or wall-clock (:data:`EARLIER_RUNS`), then this one if it
+    trained runs (an older file's single ``command``/``elapsed_s``/``blas`` becomes the
+    first).  ``parent_blas`` is this process's BLAS, which trains nothing; each record has
+    its worker's threads."""
     history, before = [], set()
     path = os.path.join(out, RESULTS_JSON)
     if os.path.exists(path):
@@ -802,9 +815,12 @@ def sweep_history(out, records, command, seconds):
         except (ValueError, KeyError, TypeError):
             history, before = [], set()
     new = sum(1 for rec in records if run_key(rec) not in before)
-    if new:
+    if new > trained:
+        history.append(dict(command=None, elapsed_s=None, new_runs=new - trained,
+                            note=EARLIER_RUNS))
+    if trained:
         history.append(dict(
-            command=command, elapsed_s=round(seconds, 1), new_runs=new,
+            command=command, elapsed_s=round(seconds, 1), new_runs=trained,
             date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d'),
             cpu=run_info.cpu_model(), cores=cores.of_process(),
             loadavg=[round(x, 2) for x in os.getloadavg()],
@@ -834,12 +850,14 @@ def table_md(records, plan, n_train, data_name='digits'):
     return text + format_nonfinite(records)
 
 
-def write_outputs(out, plan, records, command, seconds, data=None, n_train=None):
+def write_outputs(out, plan, records, command, seconds, trained, data=None, n_train=None):
+    """Write results.json, table.md, facts.md and the plot of ``records`` into ``out``;
+    ``trained`` of them were trained by this sweep, in ``seconds``."""
     data = data or DATA['digits']
     n_train = n_train if n_train is not None else len(data.load(plan)[1])
     extra = {} if data.name == 'digits' else dict(data=data.name, batch_rule=data.batch_rule)
     result = dict(
-        sweeps=sweep_history(out, records, command, seconds), plan=plan, b_local=B_LOCAL,
+        sweeps=sweep_history(out, records, command, seconds, trained), plan=plan, b_local=B_LOCAL,
         n_train=n_train, model=data.model, **extra,
         recipes={name: asdict(r) for name, r in RECIPES.items()}, records=records)
     paths = {name: os.path.join(out, name)
@@ -904,11 +922,12 @@ def main(argv=None):
     command = ' '.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
     started = time.time()
     try:
-        records = sweep(plan, out, jobs, recipes, data=data, arrays=arrays)
+        records, trained = sweep(plan, out, jobs, recipes, data=data, arrays=arrays)
     except Interrupted as e:
         print('{}: {}'.format(PROG, e.line()), file=sys.stderr)
         return 128 + signal.SIGINT
-    paths = write_outputs(out, plan, records, command, time.time() - started, data, n_train)
+    paths = write_outputs(out, plan, records, command, time.time() - started, trained, data,
+                          n_train)
     print(format_table(summarize(split_records(records, data, plan, n_train)[0])), end='')
     print('wrote {} in {:.0f} s'.format(', '.join(paths.values()), time.time() - started))
     return 0
