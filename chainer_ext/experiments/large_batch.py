@@ -26,6 +26,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -782,7 +783,8 @@ def plot(summary, path, title=None, control=None):
     ax.set_xticklabels([str(b) for b in batches])
     ax.set_xlabel('total batch size (32 images per worker)')
     ax.set_ylabel('validation top-1 (%)')
-    ax.set_title(title or DATA['digits'].title, fontsize=10)
+    # Two lines where one would run past the figure's edges.
+    ax.set_title(textwrap.fill(title or DATA['digits'].title, 80), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
