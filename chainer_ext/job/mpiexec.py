@@ -71,9 +71,34 @@ def mpi_env(extra=None):
     return env
 
 
-def run_mpi(n, argv, timeout=600, mca=None, env=None, cwd=None):
-    """Run ``argv`` on ``n`` ranks; return the CompletedProcess (text output)."""
-    return subprocess.run(
-        mpiexec_command(n, argv, mca=mca), env=mpi_env(env), cwd=cwd,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL)
+#: What ``mpiexec`` prints when its own PMIx server could not start.  That happens in
+#: ``PMIx_server_init``, before any rank exists, so nothing of the program ran.  Open MPI
+#: 5.0.11 did it once in a CI run of this project's tests, on a healthy machine (exit 213).
+LAUNCH_FAILURES = ("The PMIx server's listener thread failed to start",)
+
+
+def launch_failure(output):
+    """The message of :data:`LAUNCH_FAILURES` in ``output`` (``mpiexec`` stopped before
+    starting any rank), or None."""
+    return next((message for message in LAUNCH_FAILURES if message in output), None)
+
+
+def run_mpi(n, argv, timeout=600, mca=None, env=None, cwd=None, tries=3):
+    """Run ``argv`` on ``n`` ranks; return the CompletedProcess (text output).
+
+    A launch that failed before any rank started (:func:`launch_failure`) is made again,
+    up to ``tries`` launches in all, saying so on stderr; any other result, success or
+    failure of the program, is returned as it is.
+    """
+    command = mpiexec_command(n, argv, mca=mca)
+    for launch in range(1, tries + 1):
+        proc = subprocess.run(
+            command, env=mpi_env(env), cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            timeout=timeout, stdin=subprocess.DEVNULL)
+        failure = launch_failure(proc.stdout) if proc.returncode != 0 else None
+        if failure is None or launch == tries:
+            return proc
+        print('mpiexec -n {} stopped before starting any rank (exit {}: {}); launching again '
+              '({} of {})'.format(n, proc.returncode, failure, launch + 1, tries),
+              file=sys.stderr, flush=True)
