@@ -73,7 +73,7 @@ def mpi_env(extra=None):
 
 #: What ``mpiexec`` prints when its own PMIx server could not start.  That happens in
 #: ``PMIx_server_init``, before any rank exists, so nothing of the program ran.  Open MPI
-#: 5.0.11 did it once in a CI run of this project's tests, on a healthy machine (exit 213).
+#: 5.0.11 can do it, rarely, on a healthy machine (exit 213).
 LAUNCH_FAILURES = ("The PMIx server's listener thread failed to start",)
 
 
