@@ -90,10 +90,10 @@ def run_mpi(n, argv, timeout=600, mca=None, env=None, cwd=None, tries=3):
     up to ``tries`` launches in all, saying so on stderr; any other result, success or
     failure of the program, is returned as it is.
     """
-    command = mpiexec_command(n, argv, mca=mca)
+    command, environment = mpiexec_command(n, argv, mca=mca), mpi_env(env)
     for launch in range(1, tries + 1):
         proc = subprocess.run(
-            command, env=mpi_env(env), cwd=cwd,
+            command, env=environment, cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             timeout=timeout, stdin=subprocess.DEVNULL)
         failure = launch_failure(proc.stdout) if proc.returncode != 0 else None
